@@ -1,10 +1,9 @@
+// Command ionixsnow turns IONIX action items into ServiceNow incidents through a NATS
+// JetStream stream. Run `ionixsnow help` for the subcommands.
 package main
-import (
- _ "github.com/nats-io/nats.go/jetstream"
- _ "github.com/nats-io/nats-server/v2/server"
- _ "golang.org/x/oauth2"
- _ "github.com/rs/zerolog"
- _ "github.com/cenkalti/backoff/v4"
- _ "gopkg.in/yaml.v3"
-)
-func main(){}
+
+import "os"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/servicenow"
+)
+
+func runConsume(e *env, args []string) int {
+	fs := e.flagSet("consume", "[--config FILE]")
+	cfgPath := fs.String("config", "", "YAML config `file`")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{ServiceNow: true})
+	if !ok {
+		return code
+	}
+	log := newLogger(cfg.Log, e.stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	conn, err := connectNATS(cfg.NATS, log, true)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot reach NATS")
+		return exitFailed
+	}
+	defer conn.Close()
+	snow, err := servicenow.New(serviceNowConfig(cfg), log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow consume: %v\n", err)
+		return exitUsage
+	}
+	c, err := newPipeline(ctx, conn, cfg, snow, log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot set up the consumer")
+		return exitFailed
+	}
+	if err := snow.Authenticate(ctx); err != nil {
+		log.Warn().Err(err).Msg("no ServiceNow token yet; items wait on the stream until ServiceNow accepts them")
+	}
+	log.Info().Str("stream", cfg.NATS.Stream).Str("consumer", cfg.NATS.Consumer).
+		Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("consuming")
+	if err := c.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("consumer stopped")
+		return exitFailed
+	}
+	s := c.Stats()
+	log.Info().Int64("created", s.Created).Int64("updated", s.Updated).Int64("filtered", s.Filtered()).
+		Int64("dead_lettered", s.DeadLettered).Msg("stopped")
+	return exitOK
+}
+
+func serviceNowConfig(cfg config.Config) servicenow.Config {
+	s := cfg.ServiceNow
+	return servicenow.Config{
+		InstanceURL:  s.InstanceURL,
+		ClientID:     s.ClientID,
+		ClientSecret: s.ClientSecret,
+		Username:     s.Username,
+		Password:     s.Password,
+		RefreshToken: s.RefreshToken,
+		ImportTable:  s.ImportTable,
+		Timeout:      s.Timeout,
+	}
+}
+
+// newPipeline ensures the topology and builds the consumer over it.
+func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp consumer.Importer, log zerolog.Logger) (*consumer.Consumer, error) {
+	topo, err := ensureTopology(ctx, conn.js, topologyOptions(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return consumer.New(consumer.Deps{
+		Consumer:    topo.Consumer,
+		Importer:    imp,
+		Ledger:      consumer.NewLedger(topo.Tickets),
+		DeadLetters: consumer.NewDeadLetters(conn.js, topo.Names),
+		Log:         log,
+	}, consumer.Options{
+		Concurrency:    cfg.Consumer.Concurrency,
+		Filter:         filterOf(cfg),
+		Mapping:        mappingOf(cfg),
+		ResolveOnClose: cfg.Consumer.ResolveOnClose,
+		MaxBackoff:     cfg.Consumer.MaxBackoff,
+	})
+}

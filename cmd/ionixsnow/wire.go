@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/topology"
+)
+
+func osLookupEnv(k string) (string, bool) { return os.LookupEnv(k) }
+
+// loadConfig loads and validates the configuration; on failure it prints every
+// problem and returns exitUsage.
+func (e *env) loadConfig(path string, needs config.Needs) (config.Config, int, bool) {
+	cfg, err := config.LoadFor(path, e.lookupEnv, needs)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow: configuration problems:\n%s\n", indent(err.Error()))
+		return cfg, exitUsage, false
+	}
+	return cfg, 0, true
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// newLogger builds the logger of the log section: JSON, or console on a terminal.
+func newLogger(c config.Log, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(c.Level)
+	if err != nil || c.Level == "" {
+		level = zerolog.InfoLevel
+	}
+	out := w
+	if c.Format == "console" || (c.Format == "auto" || c.Format == "") && isTerminal(w) {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// natsConn is a connection to NATS, and the embedded server behind it if one was
+// started for it.
+type natsConn struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	server *embedded.Server
+}
+
+func (c *natsConn) Close() {
+	if c.nc != nil {
+		_ = c.nc.Drain()
+		c.nc.Close()
+	}
+	if c.server != nil {
+		c.server.Stop()
+	}
+}
+
+// connectNATS connects to nats.url, or with no url to the embedded server: an
+// already running one on nats.embedded_listen (another ionixsnow process), or else
+// one started here over nats.store_dir.
+func connectNATS(cfg config.NATS, log zerolog.Logger, startEmbedded bool) (*natsConn, error) {
+	url := cfg.URL
+	var srv *embedded.Server
+	if url == "" {
+		url = "nats://" + cfg.EmbeddedListen
+		if nc, err := dial(url, cfg, log); err == nil {
+			return finishConn(nc, nil)
+		}
+		if !startEmbedded {
+			return nil, fmt.Errorf("no nats.url configured and no embedded server listening on %s", cfg.EmbeddedListen)
+		}
+		dir, err := filepath.Abs(cfg.StoreDir)
+		if err != nil {
+			return nil, fmt.Errorf("nats.store_dir: %w", err)
+		}
+		srv, err = embedded.Start(embedded.Options{Listen: cfg.EmbeddedListen, StoreDir: dir})
+		if err != nil {
+			return nil, err
+		}
+		log.Info().Str("listen", srv.URL()).Str("store_dir", dir).Msg("started embedded JetStream server")
+		url = srv.URL()
+	}
+	nc, err := dial(url, cfg, log)
+	if err != nil {
+		if srv != nil {
+			srv.Stop()
+		}
+		return nil, err
+	}
+	return finishConn(nc, srv)
+}
+
+func finishConn(nc *nats.Conn, srv *embedded.Server) (*natsConn, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		if srv != nil {
+			srv.Stop()
+		}
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &natsConn{nc: nc, js: js, server: srv}, nil
+}
+
+func dial(url string, cfg config.NATS, log zerolog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("ionixsnow"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.Timeout(5 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// redactURL drops any user info from a NATS URL list before it is shown.
+func redactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "[redacted]" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// topologyOptions derives the JetStream topology from the configuration.
+func topologyOptions(cfg config.Config) topology.Options {
+	names := topology.DefaultNames()
+	names.Stream = cfg.NATS.Stream
+	names.Consumer = cfg.NATS.Consumer
+	return topology.Options{
+		Names:          names,
+		Replicas:       cfg.NATS.Replicas,
+		FilterSubjects: filterOf(cfg).FilterSubjects(names.SubjectPrefix),
+	}
+}
+
+func filterOf(cfg config.Config) mapping.Filter {
+	return mapping.Filter{Categories: cfg.Filter.Categories, UrgencyThreshold: cfg.Filter.UrgencyThreshold}
+}
+
+func mappingOf(cfg config.Config) mapping.Options {
+	o := mapping.DefaultOptions()
+	o.FieldPrefix = cfg.ServiceNow.FieldPrefix
+	o.CategoryOverrides = cfg.ServiceNow.CategoryOverrides
+	o.ImpactOverrides = cfg.ServiceNow.ImpactOverrides
+	return o
+}
+
+// ensureTopology creates the topology, waiting briefly for a JetStream server that is
+// still starting.
+func ensureTopology(ctx context.Context, js jetstream.JetStream, o topology.Options) (*topology.Topology, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		t, err := topology.Ensure(ctx, js, o)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, jetstream.ErrJetStreamNotEnabled) && !errors.Is(err, nats.ErrTimeout) {
+			return t, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package config
+
+import "time"
+
+// Config is the whole configuration of ionixsnow. The yaml tags are the key
+// names in the file; the environment variable of a key is derived from them
+// (IONIXSNOW_<SECTION>_<KEY>). Fields tagged secret:"true" are secrets: they
+// may be given as <key>_file and are never printed.
+//
+// Config marshals (String, GoString, MarshalYAML, MarshalJSON) with its
+// secrets redacted, so printing or logging a Config is safe.
+type Config struct {
+	NATS       NATS       `yaml:"nats"`
+	ServiceNow ServiceNow `yaml:"servicenow"`
+	Filter     Filter     `yaml:"filter"`
+	Cap        Cap        `yaml:"cap"`
+	Consumer   Consumer   `yaml:"consumer"`
+	IONIX      IONIX      `yaml:"ionix"`
+	HTTP       HTTP       `yaml:"http"`
+	Log        Log        `yaml:"log"`
+}
+
+// NATS is the connection to NATS JetStream and the names of the stream and
+// the durable consumer. An empty URL means an embedded, in-process server
+// listening on EmbeddedListen and storing under StoreDir.
+type NATS struct {
+	URL            string `yaml:"url"` // comma-separated nats://, tls://, ws:// or wss:// URLs; empty = embedded server
+	CredsFile      string `yaml:"creds_file"`
+	EmbeddedListen string `yaml:"embedded_listen"`
+	StoreDir       string `yaml:"store_dir"`
+	Stream         string `yaml:"stream"`
+	Consumer       string `yaml:"consumer"`
+	Replicas       int    `yaml:"replicas"`
+}
+
+// ServiceNow is the customer's instance, its OAuth credentials (password
+// grant with Username/Password, or refresh-token grant with RefreshToken) and
+// the import set table the records go to.
+type ServiceNow struct {
+	InstanceURL  string        `yaml:"instance_url"` // after Load: without a trailing slash
+	ClientID     string        `yaml:"client_id"`
+	ClientSecret string        `yaml:"client_secret" secret:"true"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password" secret:"true"`
+	RefreshToken string        `yaml:"refresh_token" secret:"true"`
+	ImportTable  string        `yaml:"import_table"`
+	FieldPrefix  string        `yaml:"field_prefix"`
+	Timeout      time.Duration `yaml:"timeout"`
+	// CategoryOverrides maps an IONIX category (type) to the ServiceNow
+	// category sent instead. Keys are as written; categories compare
+	// case-insensitively (Load refuses two keys differing only in case).
+	CategoryOverrides map[string]string `yaml:"category_overrides"`
+	// ImpactOverrides maps an IONIX category to the impact sent ("1", "2"
+	// or "3"), overriding the default of SPEC §4.
+	ImpactOverrides map[string]string `yaml:"impact_overrides"`
+}
+
+// Filter selects the action items that are sent. Empty Categories means all.
+type Filter struct {
+	Categories       []string `yaml:"categories"`
+	UrgencyThreshold float64  `yaml:"urgency_threshold"`
+}
+
+// Cap is the global budget: at most MaxPerWindow import requests in any
+// sliding Window, summed over all replicas.
+type Cap struct {
+	MaxPerWindow int           `yaml:"max_per_window"`
+	Window       time.Duration `yaml:"window"`
+}
+
+// Consumer tunes the pull consumer.
+type Consumer struct {
+	Concurrency    int           `yaml:"concurrency"`
+	ResolveOnClose bool          `yaml:"resolve_on_close"`
+	MaxBackoff     time.Duration `yaml:"max_backoff"`
+}
+
+// IONIX is the IONIX API the poller reads.
+type IONIX struct {
+	APIURL       string        `yaml:"api_url"` // after Load: without a trailing slash
+	Token        string        `yaml:"token" secret:"true"`
+	Account      string        `yaml:"account"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// HTTP is the listener for /metrics, /healthz and /readyz; empty Listen
+// disables it.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures logging. Level is trace, debug, info, warn or error; Format
+// is auto (console on a terminal, JSON otherwise), json or console. Load
+// lower-cases both.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Needs are the requirements of a command beyond general consistency, for
+// ValidateFor and LoadFor: consume and doctor need ServiceNow credentials,
+// poll needs the IONIX token and account, publish needs neither.
+type Needs struct {
+	ServiceNow bool // instance_url, client_id, client_secret, and username+password or refresh_token
+	IONIX      bool // api_url, token, account
+}
+
+// Default returns the defaults of SPEC §7.
+func Default() Config {
+	return Config{
+		NATS: NATS{
+			EmbeddedListen: "127.0.0.1:4222",
+			StoreDir:       "./data/nats",
+			Stream:         "IONIX_ACTION_ITEMS",
+			Consumer:       "servicenow",
+			Replicas:       1,
+		},
+		ServiceNow: ServiceNow{
+			ImportTable: "u_ionix_action_item",
+			FieldPrefix: "u_",
+			Timeout:     30 * time.Second,
+		},
+		Filter:   Filter{UrgencyThreshold: 1},
+		Cap:      Cap{MaxPerWindow: 1000, Window: time.Hour},
+		Consumer: Consumer{Concurrency: 4, MaxBackoff: 5 * time.Minute},
+		IONIX: IONIX{
+			APIURL:       "https://api.portal.ionix.io",
+			PollInterval: 15 * time.Minute,
+		},
+		HTTP: HTTP{Listen: "127.0.0.1:9090"},
+		Log:  Log{Level: "info", Format: "auto"},
+	}
+}

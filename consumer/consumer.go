@@ -1,0 +1,232 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/servicenow"
+)
+
+// Importer posts one import record to ServiceNow. *servicenow.Client implements it.
+type Importer interface {
+	Import(ctx context.Context, record map[string]string) (servicenow.Result, error)
+}
+
+// Options tune the consumer. Zero values take the defaults.
+type Options struct {
+	// Concurrency is how many messages are held and posted at once (default 4).
+	Concurrency int
+	Filter      mapping.Filter
+	Mapping     mapping.Options
+	// ResolveOnClose re-posts a ticketed item with state Resolved on its closing event.
+	ResolveOnClose bool
+	// MaxBackoff caps the redelivery delay after a failed post (default 5m).
+	MaxBackoff time.Duration
+	// FetchWait is how long one pull request waits for messages (default 2s).
+	FetchWait time.Duration
+	// DrainTimeout bounds how long Run waits for in-flight posts after its context
+	// ends (default 30s); posts still running then are cancelled and their messages
+	// redelivered later.
+	DrainTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Concurrency < 1 {
+		o.Concurrency = 4
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.FetchWait <= 0 {
+		o.FetchWait = 2 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	return o
+}
+
+// Deps are the parts the consumer works with.
+type Deps struct {
+	Consumer    jetstream.Consumer
+	Importer    Importer
+	Ledger      *Ledger
+	DeadLetters *DeadLetters
+	Budget      Budget // nil means Unlimited
+	Log         zerolog.Logger
+}
+
+// Consumer pulls action-item events and turns them into ServiceNow incidents.
+type Consumer struct {
+	d     Deps
+	o     Options
+	stats Stats
+	now   func() time.Time
+}
+
+// New returns a consumer; it does nothing until Run.
+func New(d Deps, o Options) (*Consumer, error) {
+	var missing []error
+	if d.Consumer == nil {
+		missing = append(missing, errors.New("consumer: no JetStream consumer"))
+	}
+	if d.Importer == nil {
+		missing = append(missing, errors.New("consumer: no ServiceNow importer"))
+	}
+	if d.Ledger == nil {
+		missing = append(missing, errors.New("consumer: no ticket ledger"))
+	}
+	if d.DeadLetters == nil {
+		missing = append(missing, errors.New("consumer: no dead-letter stream"))
+	}
+	if err := errors.Join(missing...); err != nil {
+		return nil, err
+	}
+	if d.Budget == nil {
+		d.Budget = Unlimited{}
+	}
+	return &Consumer{d: d, o: o.withDefaults(), now: time.Now}, nil
+}
+
+// Stats returns the consumer's counters.
+func (c *Consumer) Stats() Snapshot { return c.stats.Snapshot() }
+
+// Run fetches and handles messages until ctx ends, then stops fetching, lets the
+// posts in flight finish (up to DrainTimeout) and returns nil. Messages fetched but
+// not started are negatively acknowledged so another replica can take them at once.
+func (c *Consumer) Run(ctx context.Context) error {
+	slots := make(chan struct{}, c.o.Concurrency)
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	for ctx.Err() == nil {
+		if err := c.fetchOnce(ctx, work, slots, &wg); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.d.Log.Warn().Err(err).Msg("fetch failed; retrying")
+			sleep(ctx, time.Second)
+		}
+	}
+	c.drain(&wg, cancelWork)
+	return nil
+}
+
+// fetchOnce takes the free worker slots, asks the budget for as many sends, pulls at
+// most that many messages and hands each to a worker. Unused slots and grants are
+// given back when the pull ends.
+func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+	free, err := takeSlots(ctx, slots)
+	if err != nil {
+		return err
+	}
+	granted, err := c.d.Budget.Acquire(ctx, free)
+	if err != nil {
+		giveSlots(slots, free)
+		return fmt.Errorf("budget: %w", err)
+	}
+	giveSlots(slots, free-granted)
+	fctx, cancel := context.WithTimeout(ctx, c.o.FetchWait)
+	defer cancel()
+	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchContext(fctx))
+	if err != nil {
+		c.giveBack(slots, granted)
+		return fmt.Errorf("fetch: %w", err)
+	}
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+			c.giveBack(slots, 1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer giveSlots(slots, 1)
+			if !c.handle(work, msg) {
+				c.releaseGrant(work, 1)
+			}
+		}()
+	}
+	c.giveBack(slots, granted-got)
+	if err := batch.Error(); err != nil && !isFetchEnd(err) {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+func (c *Consumer) giveBack(slots chan struct{}, n int) {
+	if n <= 0 {
+		return
+	}
+	giveSlots(slots, n)
+	c.releaseGrant(context.Background(), n)
+}
+
+func (c *Consumer) releaseGrant(ctx context.Context, n int) {
+	if err := c.d.Budget.Release(ctx, n); err != nil {
+		c.d.Log.Warn().Err(err).Int("grants", n).Msg("could not return unused budget")
+	}
+}
+
+func (c *Consumer) drain(wg *sync.WaitGroup, cancelWork context.CancelFunc) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(c.o.DrainTimeout):
+		c.d.Log.Warn().Dur("drain_timeout", c.o.DrainTimeout).Msg("posts still in flight at shutdown; cancelling them (their messages will be redelivered)")
+		cancelWork()
+		<-done
+	}
+}
+
+// isFetchEnd tells the normal ends of a pull (expiry, our own deadline) from failures.
+func isFetchEnd(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, jetstream.ErrNoMessages)
+}
+
+// takeSlots blocks for one free slot, then takes every other free one.
+func takeSlots(ctx context.Context, slots chan struct{}) (int, error) {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n := 1
+	for n < cap(slots) {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+func giveSlots(slots chan struct{}, n int) {
+	for range n {
+		<-slots
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

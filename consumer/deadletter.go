@@ -1,0 +1,80 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ionix/ionixsnow/topology"
+)
+
+// maxReasonLen bounds the reason kept in a header and in TermWithReason.
+const maxReasonLen = 512
+
+// DeadLetters stores messages that cannot become incidents in the dead-letter stream,
+// with the original body and headers plus the reason, subject and stream sequence.
+type DeadLetters struct {
+	js    jetstream.JetStream
+	names topology.Names
+	now   func() time.Time
+}
+
+// NewDeadLetters returns a dead-letter writer for the given topology names.
+func NewDeadLetters(js jetstream.JetStream, names topology.Names) *DeadLetters {
+	return &DeadLetters{js: js, names: names, now: time.Now}
+}
+
+// Store publishes a dead letter for msg, which was delivered from the main stream at
+// stream sequence seq. The dead letter's message id is derived from the stream and
+// sequence, so storing the same message twice (a crash before Term) keeps one copy.
+func (d *DeadLetters) Store(ctx context.Context, msg jetstream.Msg, seq uint64, reason string) error {
+	reason = shortReason(reason)
+	dl := nats.NewMsg(d.names.DLQSubject(dlqToken(msg.Subject(), d.names.SubjectPrefix)))
+	for k, vs := range msg.Headers() {
+		if k == topology.HeaderMsgID {
+			continue
+		}
+		for _, v := range vs {
+			dl.Header.Add(k, v)
+		}
+	}
+	dl.Header.Set(topology.HeaderDLQReason, reason)
+	dl.Header.Set(topology.HeaderDLQSubject, msg.Subject())
+	dl.Header.Set(topology.HeaderDLQStreamSeq, strconv.FormatUint(seq, 10))
+	dl.Header.Set(topology.HeaderDLQFailedAt, d.now().UTC().Format(time.RFC3339))
+	dl.Data = msg.Data()
+	id := fmt.Sprintf("dlq:%s:%d", d.names.Stream, seq)
+	if _, err := d.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("store dead letter of sequence %d: %w", seq, err)
+	}
+	return nil
+}
+
+// dlqToken keeps the event and category of the original subject, so dead letters can
+// be listed by category: ionix.action_items.opened.pki -> opened.pki.
+func dlqToken(subject, prefix string) string {
+	rest, ok := strings.CutPrefix(subject, prefix+".")
+	if !ok || rest == "" {
+		return "unknown"
+	}
+	return rest
+}
+
+func shortReason(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= maxReasonLen {
+		return s
+	}
+	cut := maxReasonLen
+	for cut > 0 && !utf8RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,0 +1,220 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/servicenow"
+	"github.com/ionix/ionixsnow/topology"
+)
+
+// handle decides the fate of one message and reports whether it spent a send grant
+// (made an import request).
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) (posted bool) {
+	c.stats.received.Add(1)
+	meta, err := msg.Metadata()
+	if err != nil {
+		c.d.Log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminating it")
+		_ = msg.Term()
+		return false
+	}
+	log := c.d.Log.With().Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivered", meta.NumDelivered).Logger()
+
+	item, err := ionix.Decode(msg.Data())
+	if err != nil {
+		c.deadLetter(ctx, log, msg, meta, "invalid action item: "+err.Error())
+		return false
+	}
+	log = log.With().Str("action_item", item.ID).Logger()
+	ev, ok := eventOf(msg)
+	if !ok {
+		c.deadLetter(ctx, log, msg, meta, "unknown event "+quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())
+		return false
+	}
+	if pass, reason := c.o.Filter.Allows(item); !pass {
+		c.countFiltered(reason)
+		log.Debug().Str("reason", reason).Float64("urgency", item.Urgency).Str("category", item.Type).Msg("filtered")
+		c.ack(ctx, log, msg)
+		return false
+	}
+	if ev == ionix.EventClosed {
+		return c.handleClosed(ctx, log, msg, item)
+	}
+
+	fingerprint := item.Fingerprint()
+	// A first delivery cannot be in the ledger under this fingerprint unless the same
+	// item was published again after the duplicate window; coalesce makes that post
+	// an update. Only redeliveries pay for a ledger lookup.
+	if meta.NumDelivered > 1 {
+		t, found, err := c.d.Ledger.Get(ctx, item.ID)
+		if err != nil {
+			log.Warn().Err(err).Msg("ledger unavailable; will retry the message")
+			c.retryLater(log, msg, meta, nil)
+			return false
+		}
+		if found && t.Fingerprint == fingerprint {
+			c.stats.duplicates.Add(1)
+			log.Info().Str("incident", t.Number).Msg("redelivery already ticketed; acknowledging without a post")
+			c.ack(ctx, log, msg)
+			return false
+		}
+	}
+	record, err := mapping.ToRecord(item, c.o.Mapping)
+	if err != nil {
+		c.deadLetter(ctx, log, msg, meta, "cannot map action item: "+err.Error())
+		return false
+	}
+	c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint})
+	return true
+}
+
+// handleClosed acts on a closing event: with ResolveOnClose, a ticketed item is
+// re-posted as Resolved; anything else is acknowledged and counted.
+func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, item ionix.ActionItem) bool {
+	if !c.o.ResolveOnClose {
+		c.stats.filteredClosed.Add(1)
+		log.Debug().Msg("closing event ignored (resolve_on_close is off)")
+		c.ack(ctx, log, msg)
+		return false
+	}
+	meta, _ := msg.Metadata()
+	t, found, err := c.d.Ledger.Get(ctx, item.ID)
+	if err != nil {
+		log.Warn().Err(err).Msg("ledger unavailable; will retry the message")
+		c.retryLater(log, msg, meta, nil)
+		return false
+	}
+	if !found || t.Status == StatusResolved {
+		c.stats.filteredClosed.Add(1)
+		log.Info().Bool("ticketed", found).Msg("closing event needs no post")
+		c.ack(ctx, log, msg)
+		return false
+	}
+	closedAt := c.now()
+	if ts, err := time.Parse(time.RFC3339, item.LastClosedAt); err == nil {
+		closedAt = ts
+	}
+	record := mapping.ClosingRecord(item, c.o.Mapping, closedAt)
+	c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: t.Fingerprint, Status: StatusResolved})
+	return true
+}
+
+// post sends the record and settles the message by the outcome: ledger and ack on
+// success, dead letter when ServiceNow rejects the item, delayed redelivery otherwise.
+func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket) {
+	res, err := c.d.Importer.Import(ctx, record)
+	switch {
+	case err == nil:
+	case errors.Is(err, servicenow.ErrRejected):
+		c.deadLetter(ctx, log, msg, meta, "rejected by ServiceNow: "+err.Error())
+		return
+	default:
+		c.stats.failed.Add(1)
+		c.retryLater(log, msg, meta, err)
+		return
+	}
+	log = log.With().Str("incident", res.Number).Logger()
+	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
+	if t.Status == "" {
+		t.Status = res.Status
+	}
+	switch {
+	case t.Status == StatusResolved:
+		c.stats.resolved.Add(1)
+	case res.Status == "updated":
+		c.stats.updated.Add(1)
+	default:
+		c.stats.created.Add(1)
+	}
+	if err := c.d.Ledger.Put(ctx, id, t); err != nil {
+		// Not acked: the redelivery posts again and coalesce turns it into an update.
+		log.Warn().Err(err).Msg("ServiceNow accepted the item but the ledger write failed; it will be re-posted as an update")
+		c.retryLater(log, msg, meta, nil)
+		return
+	}
+	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
+	c.ack(ctx, log, msg)
+}
+
+// retryLater returns the message for redelivery after a delay that grows with its
+// delivery count (or ServiceNow's Retry-After), capped at MaxBackoff.
+func (c *Consumer) retryLater(log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+	delay := c.redeliveryDelay(meta.NumDelivered, cause)
+	if cause != nil {
+		ev := log.Warn().Err(cause).Dur("retry_in", delay)
+		var se *servicenow.Error
+		if errors.As(cause, &se) && se.Fix != "" {
+			ev = ev.Str("fix", se.Fix)
+		}
+		ev.Msg("ServiceNow did not accept the item; it stays on the stream")
+	}
+	if err := msg.NakWithDelay(delay); err != nil {
+		log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
+	}
+}
+
+func (c *Consumer) redeliveryDelay(delivered uint64, cause error) time.Duration {
+	d := time.Second
+	for i := uint64(1); i < delivered && d < c.o.MaxBackoff; i++ {
+		d *= 2
+	}
+	var se *servicenow.Error
+	if errors.As(cause, &se) && se.RetryAfter > d {
+		d = se.RetryAfter
+	}
+	return min(d, c.o.MaxBackoff)
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string) {
+	if err := c.d.DeadLetters.Store(ctx, msg, meta.Sequence.Stream, reason); err != nil {
+		log.Error().Err(err).Str("reason", reason).Msg("could not store dead letter; the message stays on the stream")
+		c.retryLater(log, msg, meta, nil)
+		return
+	}
+	c.stats.deadLettered.Add(1)
+	log.Warn().Str("reason", reason).Msg("dead-lettered")
+	if err := msg.TermWithReason(shortReason(reason)); err != nil {
+		log.Warn().Err(err).Msg("terminate failed; the redelivery will be dead-lettered again under the same id")
+	}
+}
+
+func (c *Consumer) ack(ctx context.Context, log zerolog.Logger, msg jetstream.Msg) {
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be recognised by the ledger")
+	}
+}
+
+func (c *Consumer) countFiltered(reason string) {
+	switch reason {
+	case "category":
+		c.stats.filteredCategory.Add(1)
+	default:
+		c.stats.filteredUrgency.Add(1)
+	}
+}
+
+// eventOf reads the event from the Ionix-Event header, or else from the subject
+// (<prefix>.<event>.<category>).
+func eventOf(msg jetstream.Msg) (ionix.Event, bool) {
+	ev := msg.Headers().Get(topology.HeaderEvent)
+	if ev == "" {
+		parts := strings.Split(msg.Subject(), ".")
+		if len(parts) >= 2 {
+			ev = parts[len(parts)-2]
+		}
+	}
+	switch ionix.Event(ev) {
+	case ionix.EventOpened, ionix.EventClosed:
+		return ionix.Event(ev), true
+	}
+	return "", false
+}
+
+func quote(s string) string { return "\"" + s + "\"" }

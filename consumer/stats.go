@@ -1,0 +1,49 @@
+package consumer
+
+import "sync/atomic"
+
+// Stats counts what the consumer did with the messages it received. It is safe for
+// concurrent use; read it with Snapshot.
+type Stats struct {
+	received, created, updated, resolved, duplicates, deadLettered, failed atomic.Int64
+	filteredCategory, filteredUrgency, filteredClosed                      atomic.Int64
+}
+
+// Snapshot is a copy of the counters at one moment.
+type Snapshot struct {
+	Received int64 `json:"received"`
+	// Created and Updated count incidents ServiceNow inserted or updated (coalesce).
+	Created int64 `json:"created"`
+	Updated int64 `json:"updated"`
+	// Resolved counts closing events posted with state Resolved.
+	Resolved int64 `json:"resolved"`
+	// Duplicates counts redeliveries already in the ledger, acked without a post.
+	Duplicates int64 `json:"duplicates"`
+	// Filtered counts items acked without a post, by reason.
+	FilteredCategory int64 `json:"filtered_category"`
+	FilteredUrgency  int64 `json:"filtered_urgency"`
+	FilteredClosed   int64 `json:"filtered_closed"`
+	DeadLettered     int64 `json:"dead_lettered"`
+	// Failed counts attempts that failed for a reason that is not the item's fault;
+	// the message was kept for a later attempt.
+	Failed int64 `json:"failed"`
+}
+
+// Filtered is the number of items filtered for any reason.
+func (s Snapshot) Filtered() int64 { return s.FilteredCategory + s.FilteredUrgency + s.FilteredClosed }
+
+// Snapshot returns the current counters.
+func (s *Stats) Snapshot() Snapshot {
+	return Snapshot{
+		Received:         s.received.Load(),
+		Created:          s.created.Load(),
+		Updated:          s.updated.Load(),
+		Resolved:         s.resolved.Load(),
+		Duplicates:       s.duplicates.Load(),
+		FilteredCategory: s.filteredCategory.Load(),
+		FilteredUrgency:  s.filteredUrgency.Load(),
+		FilteredClosed:   s.filteredClosed.Load(),
+		DeadLettered:     s.deadLettered.Load(),
+		Failed:           s.failed.Load(),
+	}
+}

@@ -1,0 +1,359 @@
+package ionix
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// The JSON field names of an action item (SPEC §2).
+const (
+	fieldID            = "id"
+	fieldTitle         = "title"
+	fieldSummary       = "summary"
+	fieldDescription   = "description"
+	fieldAsset         = "asset"
+	fieldAssetType     = "asset_type"
+	fieldType          = "type"
+	fieldUrgency       = "urgency"
+	fieldCurrentState  = "current_state"
+	fieldFirstOpenedAt = "first_opened_at"
+	fieldLastOpenedAt  = "last_opened_at"
+	fieldUpdatedTime   = "updated_time"
+	fieldIsOpen        = "is_open"
+	fieldLastClosedAt  = "last_closed_at"
+	fieldTags          = "tags"
+	fieldCVEs          = "cves"
+)
+
+// Decode parses one action item (one JSON object) and validates it.
+//
+// On failure the error wraps ErrInvalid (it is an *InvalidError) and names
+// every problem found, and the returned item holds whatever could be read
+// (its ID in particular, for logs and dead letters). Decode never panics.
+func Decode(data []byte) (ActionItem, error) {
+	var fields map[string]json.RawMessage
+	if problem := decodeObject(data, &fields); problem != "" {
+		return ActionItem{}, &InvalidError{Problems: []string{problem}}
+	}
+
+	var (
+		item     ActionItem
+		problems []string
+		seen     = make(map[string]bool, len(fields))
+	)
+	problem := func(p string) { problems = append(problems, p) }
+
+	seen[fieldID] = true
+	if id, p := decodeID(fields[fieldID]); p != "" {
+		problem(p)
+	} else {
+		item.ID = id
+	}
+	seen[fieldTitle] = true
+	if title, p := decodeTitle(fields[fieldTitle]); p != "" {
+		problem(p)
+	} else {
+		item.Title = title
+	}
+	seen[fieldType] = true
+	if typ, p := decodeType(fields[fieldType]); p != "" {
+		problem(p)
+	} else {
+		item.Type = typ
+	}
+	seen[fieldUrgency] = true
+	if u, p := decodeUrgency(fields[fieldUrgency]); p != "" {
+		problem(p)
+	} else {
+		item.Urgency = u
+	}
+
+	// Optional text fields: a value of another shape goes to Extra untouched.
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{fieldSummary, &item.Summary},
+		{fieldDescription, &item.Description},
+		{fieldAsset, &item.Asset},
+		{fieldAssetType, &item.AssetType},
+		{fieldCurrentState, &item.CurrentState},
+		{fieldFirstOpenedAt, &item.FirstOpenedAt},
+		{fieldLastOpenedAt, &item.LastOpenedAt},
+		{fieldUpdatedTime, &item.UpdatedTime},
+		{fieldLastClosedAt, &item.LastClosedAt},
+	} {
+		if s, ok := decodeOptionalString(fields[f.name]); ok {
+			*f.dst = s
+			seen[f.name] = true
+		}
+	}
+	if b, ok := decodeOptionalBool(fields[fieldIsOpen]); ok {
+		item.IsOpen = b
+		seen[fieldIsOpen] = true
+	}
+	seen[fieldTags] = true
+	item.Tags = decodeLabels(fields[fieldTags], "name", "label", "value", "tag")
+	seen[fieldCVEs] = true
+	item.CVEs = decodeLabels(fields[fieldCVEs], "id", "cve", "name")
+
+	for name, raw := range fields {
+		if seen[name] {
+			continue
+		}
+		if item.Extra == nil {
+			item.Extra = make(map[string]json.RawMessage)
+		}
+		item.Extra[name] = compactJSON(raw)
+	}
+
+	if len(problems) == 0 {
+		problems = item.problems() // blank values that decoded fine
+	}
+	if len(problems) > 0 {
+		return item, &InvalidError{ID: item.ID, Problems: problems}
+	}
+	return item, nil
+}
+
+// decodeObject unmarshals data into fields, or says why it is not one JSON object.
+func decodeObject(data []byte, fields *map[string]json.RawMessage) string {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return "empty input, want a JSON object"
+	}
+	if !json.Valid(trimmed) {
+		return "not valid JSON"
+	}
+	if trimmed[0] != '{' {
+		return "not a JSON object (got " + jsonKind(trimmed) + ")"
+	}
+	if err := json.Unmarshal(trimmed, fields); err != nil {
+		return "not a JSON object: " + err.Error()
+	}
+	return ""
+}
+
+// jsonKind names the kind of a valid JSON value for messages.
+func jsonKind(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func isNull(raw json.RawMessage) bool {
+	return bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}
+
+// decodeID reads "id": a string, or a JSON number kept as its literal text.
+func decodeID(raw json.RawMessage) (string, string) {
+	if raw == nil || isNull(raw) {
+		return "", "missing id"
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return "", "id is not a string"
+		}
+		if strings.TrimSpace(s) == "" {
+			return "", "empty id"
+		}
+		return s, ""
+	case '{', '[', 't', 'f':
+		return "", "id is not a string (got " + jsonKind(raw) + ")"
+	}
+	return string(raw), "" // a number: its literal text is the id
+}
+
+// decodeTitle reads "title": {"label": "..."} or a plain string.
+func decodeTitle(raw json.RawMessage) (string, string) {
+	if raw == nil || isNull(raw) {
+		return "", "missing title"
+	}
+	var s string
+	switch raw[0] {
+	case '"':
+		if json.Unmarshal(raw, &s) != nil {
+			return "", "title is not a string"
+		}
+	case '{':
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return "", "title is not an object"
+		}
+		label, ok := obj["label"]
+		if !ok || isNull(label) {
+			return "", "title has no label"
+		}
+		if json.Unmarshal(label, &s) != nil {
+			return "", "title label is not a string (got " + jsonKind(label) + ")"
+		}
+	default:
+		return "", "title is neither a string nor an object with a label (got " + jsonKind(raw) + ")"
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", "empty title"
+	}
+	return s, ""
+}
+
+// decodeType reads "type", the category.
+func decodeType(raw json.RawMessage) (string, string) {
+	if raw == nil || isNull(raw) {
+		return "", "missing type"
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", "type is not a string (got " + jsonKind(raw) + ")"
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", "empty type"
+	}
+	return s, ""
+}
+
+// decodeUrgency reads "urgency": {"urgency": 9.3} or a plain JSON number.
+// A numeric string such as "9.3" is rejected: it is not a number.
+func decodeUrgency(raw json.RawMessage) (float64, string) {
+	if raw == nil {
+		return 0, "missing urgency"
+	}
+	if raw[0] == '{' {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return 0, "urgency is not an object"
+		}
+		inner, ok := obj["urgency"]
+		if !ok {
+			return 0, `urgency object has no "urgency" field`
+		}
+		raw = inner
+	}
+	if isNull(raw) {
+		return 0, "urgency is null"
+	}
+	switch raw[0] {
+	case '"', '{', '[', 't', 'f':
+		return 0, "urgency is not a number (got " + jsonKind(raw) + ")"
+	}
+	text := string(raw)
+	u, err := strconv.ParseFloat(text, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, "urgency is not a number"
+	} // on ErrRange u is ±Inf (reported below as out of range) or a tiny number near 0
+
+	if p := urgencyProblem(u, text); p != "" {
+		return 0, p
+	}
+	return u + 0, "" // + 0 turns -0 into 0
+}
+
+// decodeOptionalString reads an optional text field; ok is false when the
+// value is of another shape and must be kept in Extra.
+func decodeOptionalString(raw json.RawMessage) (string, bool) {
+	if raw == nil || isNull(raw) {
+		return "", true
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// decodeOptionalBool reads an optional boolean; ok is false when the value is
+// of another shape and must be kept in Extra.
+func decodeOptionalBool(raw json.RawMessage) (*bool, bool) {
+	if raw == nil || isNull(raw) {
+		return nil, true
+	}
+	var b bool
+	if json.Unmarshal(raw, &b) != nil {
+		return nil, false
+	}
+	return &b, true
+}
+
+// decodeLabels reads a lenient list of labels (tags, CVEs): an array or a
+// single value; each element a string (kept as is), an object (its first
+// non-blank string field among keys, else its compact JSON), or any other
+// value (its compact JSON text). Nulls and blank strings are skipped.
+func decodeLabels(raw json.RawMessage, keys ...string) []string {
+	if raw == nil || isNull(raw) {
+		return nil
+	}
+	var elems []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
+		elems = []json.RawMessage{raw}
+	}
+	var labels []string
+	for _, elem := range elems {
+		if label := labelOf(elem, keys); strings.TrimSpace(label) != "" {
+			labels = append(labels, label)
+		}
+	}
+	return labels
+}
+
+func labelOf(raw json.RawMessage, keys []string) string {
+	if len(raw) == 0 || isNull(raw) {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	case '{':
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) == nil {
+			for _, key := range keys {
+				var s string
+				if v, ok := obj[key]; ok && len(v) > 0 && v[0] == '"' &&
+					json.Unmarshal(v, &s) == nil && strings.TrimSpace(s) != "" {
+					return s
+				}
+			}
+		}
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil {
+		compact.Reset()
+		compact.Write(raw)
+	}
+	return strings.ToValidUTF8(compact.String(), "\uFFFD")
+}
+
+// compactJSON returns a valid JSON value in the canonical form
+// encoding/json writes it: compact, with <, >, &, U+2028 and U+2029 inside
+// strings escaped. Extra keeps values in this form so that they come back
+// byte for byte after json.Marshal, which escapes the same way.
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil {
+		return append(json.RawMessage(nil), raw...)
+	}
+	var escaped bytes.Buffer
+	json.HTMLEscape(&escaped, compact.Bytes())
+	return escaped.Bytes()
+}

@@ -1,0 +1,18 @@
+package topology
+
+// Message headers of the wire contract (SPEC §2, §3).
+const (
+	// HeaderMsgID is the JetStream de-duplication id: <id>:<event>:<fingerprint>.
+	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderEvent is the action-item event: opened or closed.
+	HeaderEvent = "Ionix-Event"
+
+	// HeaderDLQReason says why a message was dead-lettered.
+	HeaderDLQReason = "Ionix-Dlq-Reason"
+	// HeaderDLQSubject is the subject the message had on the main stream.
+	HeaderDLQSubject = "Ionix-Dlq-Subject"
+	// HeaderDLQStreamSeq is the message's sequence on the main stream.
+	HeaderDLQStreamSeq = "Ionix-Dlq-Stream-Seq"
+	// HeaderDLQFailedAt is when the message was dead-lettered (RFC 3339).
+	HeaderDLQFailedAt = "Ionix-Dlq-Failed-At"
+)
