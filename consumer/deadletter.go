@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -26,7 +28,7 @@ type DeadLetters struct {
 
 // NewDeadLetters returns a dead-letter writer for the given topology names.
 func NewDeadLetters(js jetstream.JetStream, names topology.Names) *DeadLetters {
-	return &DeadLetters{js: js, names: names, now: time.Now}
+	return &DeadLetters{js: js, names: names.WithDefaults(), now: time.Now}
 }
 
 // Store publishes a dead letter for msg, which was delivered from the main stream at
@@ -78,3 +80,54 @@ func shortReason(s string) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// DeadLetter is one stored dead letter, as `dlq list` shows it.
+type DeadLetter struct {
+	StreamSeq uint64    `json:"stream_seq"` // sequence on the main stream
+	Subject   string    `json:"subject"`    // subject on the main stream
+	ID        string    `json:"id"`         // action item id, when the body had one
+	Reason    string    `json:"reason"`
+	FailedAt  time.Time `json:"failed_at"`
+	DLQSeq    uint64    `json:"dlq_seq"` // sequence in the dead-letter stream
+}
+
+// List returns up to limit dead letters, oldest first (limit <= 0: all).
+func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error) {
+	s, err := d.js.Stream(ctx, d.names.DLQStream)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	var out []DeadLetter
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		out = append(out, deadLetterOf(m))
+	}
+	return out, nil
+}
+
+func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
+	dl := DeadLetter{
+		Subject: m.Header.Get(topology.HeaderDLQSubject),
+		Reason:  m.Header.Get(topology.HeaderDLQReason),
+		DLQSeq:  m.Sequence,
+	}
+	dl.StreamSeq, _ = strconv.ParseUint(m.Header.Get(topology.HeaderDLQStreamSeq), 10, 64)
+	dl.FailedAt, _ = time.Parse(time.RFC3339, m.Header.Get(topology.HeaderDLQFailedAt))
+	if item, _ := ionix.Decode(m.Data); item.ID != "" {
+		dl.ID = item.ID
+	}
+	return dl
+}

@@ -29,7 +29,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) (posted bool) 
 
 	item, err := ionix.Decode(msg.Data())
 	if err != nil {
-		c.deadLetter(ctx, log, msg, meta, "invalid action item: "+err.Error())
+		c.deadLetter(ctx, log, msg, meta, err.Error())
 		return false
 	}
 	log = log.With().Str("action_item", item.ID).Logger()

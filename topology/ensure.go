@@ -41,7 +41,7 @@ func (o Options) replicas() int {
 // Ensure creates or updates the stream, dead-letter stream, durable consumer and the
 // ticket and budget buckets. It is safe to call from many processes at once.
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) (*Topology, error) {
-	o.Names = o.Names.withDefaults()
+	o.Names = o.Names.WithDefaults()
 	t := &Topology{Names: o.Names}
 	var err error
 	if t.Stream, err = EnsureStream(ctx, js, o); err != nil {
@@ -64,7 +64,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) (*Topology, 
 
 // StreamConfig is the configuration of the action-item stream.
 func StreamConfig(o Options) jetstream.StreamConfig {
-	n := o.Names.withDefaults()
+	n := o.Names.WithDefaults()
 	return jetstream.StreamConfig{
 		Name:        n.Stream,
 		Description: "IONIX action-item events (opened, closed)",
@@ -89,7 +89,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o Options) (jetst
 // EnsureDLQ creates or updates the dead-letter stream. Dead letters are kept until an
 // operator purges or re-drives them, so it has no age limit.
 func EnsureDLQ(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Stream, error) {
-	n := o.Names.withDefaults()
+	n := o.Names.WithDefaults()
 	cfg := jetstream.StreamConfig{
 		Name:        n.DLQStream,
 		Description: "ionixsnow dead letters: action items that could not become incidents",
@@ -108,7 +108,7 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, o Options) (jetstrea
 
 // ConsumerConfig is the configuration of the durable pull consumer.
 func ConsumerConfig(o Options) jetstream.ConsumerConfig {
-	n := o.Names.withDefaults()
+	n := o.Names.WithDefaults()
 	filters := o.FilterSubjects
 	if len(filters) == 0 {
 		filters = []string{n.StreamSubjects()}

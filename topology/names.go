@@ -38,10 +38,11 @@ type Names struct {
 
 // DefaultNames returns the names of SPEC §3.
 func DefaultNames() Names {
-	return Names{}.withDefaults()
+	return Names{}.WithDefaults()
 }
 
-func (n Names) withDefaults() Names {
+// WithDefaults fills the empty names with the defaults.
+func (n Names) WithDefaults() Names {
 	set := func(v *string, def string) {
 		if *v == "" {
 			*v = def
@@ -59,9 +60,9 @@ func (n Names) withDefaults() Names {
 }
 
 // StreamSubjects is the subject filter of the action-item stream.
-func (n Names) StreamSubjects() string { return n.withDefaults().SubjectPrefix + ".>" }
+func (n Names) StreamSubjects() string { return n.WithDefaults().SubjectPrefix + ".>" }
 
 // DLQSubject is the subject a dead letter of the given category token is stored under.
 func (n Names) DLQSubject(categoryToken string) string {
-	return n.withDefaults().DLQSubjectPrefix + "." + categoryToken
+	return n.WithDefaults().DLQSubjectPrefix + "." + categoryToken
 }

@@ -44,7 +44,8 @@ func runDemo(e *env, args []string) int {
 	fs := e.flagSet("demo", "[--count N] [--json] [--verbose]")
 	count := fs.Int("count", 20, "number of sample action items")
 	asJSON := fs.Bool("json", false, "print only the summary, as JSON")
-	verbose := fs.Bool("verbose", false, "show the pipeline's logs")
+	verbose := fs.Bool("verbose", false, "show the pipeline's logs (on stderr)")
+	threshold := fs.Float64("urgency-threshold", 4, "send only items with an IONIX urgency at least this (1-10)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -52,7 +53,7 @@ func runDemo(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "ionixsnow demo: --count must be 1..100000, not %d\n", *count)
 		return exitUsage
 	}
-	logCfg := config.Log{Level: "warn", Format: "auto"}
+	logCfg := config.Log{Level: "error", Format: "auto"}
 	if *verbose {
 		logCfg.Level = "info"
 	}
@@ -60,7 +61,11 @@ func runDemo(e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d, err := startDemo(ctx, log)
+	if *threshold < 1 || *threshold > 10 {
+		fmt.Fprintf(e.stderr, "ionixsnow demo: --urgency-threshold must be 1..10, not %g\n", *threshold)
+		return exitUsage
+	}
+	d, err := startDemo(ctx, log, *threshold)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ionixsnow demo: %v\n", err)
 		return exitFailed
@@ -74,7 +79,7 @@ func runDemo(e *env, args []string) int {
 	if *asJSON {
 		_ = json.NewEncoder(e.stdout).Encode(sum)
 	} else {
-		d.print(e.stdout, *count, sum)
+		d.print(ctx, e.stdout, *count, sum)
 	}
 	if sum.Failed > 0 {
 		return exitFailed
@@ -94,7 +99,7 @@ type demo struct {
 	log  zerolog.Logger
 }
 
-func startDemo(ctx context.Context, log zerolog.Logger) (*demo, error) {
+func startDemo(ctx context.Context, log zerolog.Logger, threshold float64) (*demo, error) {
 	d := &demo{log: log, sim: emulator.New(emulator.Options{})}
 	var err error
 	if d.dir, err = os.MkdirTemp("", "ionixsnow-demo-*"); err != nil {
@@ -116,6 +121,7 @@ func startDemo(ctx context.Context, log zerolog.Logger) (*demo, error) {
 
 	d.cfg = config.Default()
 	d.cfg.NATS.URL = srv.URL()
+	d.cfg.Filter.UrgencyThreshold = threshold
 	d.cfg.ServiceNow.InstanceURL = "http://" + ln.Addr().String()
 	d.cfg.ServiceNow.ClientID, d.cfg.ServiceNow.ClientSecret = "ionix", "ionix"
 	d.cfg.ServiceNow.Username, d.cfg.ServiceNow.Password = "ionix", "ionix"
@@ -242,8 +248,9 @@ func mostUrgentBelow(items []ionix.ActionItem, limit float64) ionix.ActionItem {
 
 var priorityNames = map[string]string{"1": "1 - Critical", "2": "2 - High", "3": "3 - Moderate", "4": "4 - Low", "5": "5 - Planning"}
 
-func (d *demo) print(w io.Writer, count int, sum demoSummary) {
-	fmt.Fprintf(w, "ionixsnow demo: %d sample IONIX action items -> embedded NATS JetStream -> ServiceNow emulator\n\n", count)
+func (d *demo) print(ctx context.Context, w io.Writer, count int, sum demoSummary) {
+	fmt.Fprintf(w, "ionixsnow demo: %d sample IONIX action items -> embedded NATS JetStream -> ServiceNow emulator\n", count)
+	fmt.Fprintf(w, "filter: IONIX urgency >= %g, all categories\n\n", d.cfg.Filter.UrgencyThreshold)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NUMBER\tPRIORITY\tIMPACT/URGENCY\tCATEGORY\tSHORT DESCRIPTION")
 	for _, in := range d.sim.Incidents() {
@@ -257,4 +264,11 @@ func (d *demo) print(w io.Writer, count int, sum demoSummary) {
 	fmt.Fprintf(w, "\npublished %d, filtered %d, created %d, updated %d, dead-lettered %d, failed %d\n",
 		sum.Published, sum.Filtered, sum.Created, sum.Updated, sum.DeadLettered, sum.Failed)
 	fmt.Fprintf(w, "ServiceNow saw %d import requests; filtered items were never sent.\n", d.sim.ImportCount())
+	dls, err := consumer.NewDeadLetters(d.conn.js, topologyOptions(d.cfg).Names).List(ctx, 10)
+	if err != nil {
+		fmt.Fprintf(w, "dead letters: %v\n", err)
+	}
+	for _, dl := range dls {
+		fmt.Fprintf(w, "dead letter (stream seq %d, %s): %s\n", dl.StreamSeq, dl.Subject, dl.Reason)
+	}
 }
