@@ -1,0 +1,316 @@
+package servicenow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// DefaultEarlyExpiry is how long before its expiry a token is renewed.
+const DefaultEarlyExpiry = time.Minute
+
+// maxResponseBody bounds what is read of a response.
+const maxResponseBody = 16 << 20
+
+// Operations, as named in [Error.Op].
+const (
+	OpAuthenticate  = "authenticate"
+	OpImport        = "import"
+	OpFindIncidents = "find incidents"
+	OpFieldLengths  = "read field lengths"
+)
+
+// Client talks to one ServiceNow instance. Create it with [New]; it is safe
+// for concurrent use.
+type Client struct {
+	cfg     Config
+	log     zerolog.Logger
+	hc      *http.Client
+	now     func() time.Time
+	secrets *secrets
+	auth    *authenticator
+}
+
+// Option configures a [Client].
+type Option func(*options)
+
+type options struct {
+	hc          *http.Client
+	now         func() time.Time
+	earlyExpiry time.Duration
+}
+
+// WithHTTPClient makes the client use hc (its transport, TLS settings,
+// proxies). The client works on a copy that does not follow redirects.
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+
+// WithClock sets the clock by which tokens expire (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithEarlyExpiry sets how long before its expiry a token is renewed
+// (default [DefaultEarlyExpiry]).
+func WithEarlyExpiry(d time.Duration) Option { return func(o *options) { o.earlyExpiry = d } }
+
+// New validates cfg (see [Config.Validate]) and returns a client. It does
+// not contact ServiceNow; call [Client.Authenticate] for that.
+func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := options{now: time.Now, earlyExpiry: DefaultEarlyExpiry}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var hc http.Client
+	if o.hc != nil {
+		hc = *o.hc
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	c := &Client{
+		cfg:     cfg,
+		log:     log.With().Str("component", "servicenow").Logger(),
+		hc:      &hc,
+		now:     o.now,
+		secrets: newSecrets(cfg.ClientSecret, cfg.Password, cfg.RefreshToken),
+	}
+	c.auth = newAuthenticator(c, o.earlyExpiry)
+	return c, nil
+}
+
+// InstanceURL returns the instance's base URL, without a trailing slash.
+func (c *Client) InstanceURL() string { return c.cfg.InstanceURL }
+
+// ImportTable returns the staging table records are posted to.
+func (c *Client) ImportTable() string { return c.cfg.ImportTable }
+
+// Authenticate obtains a new token now, whether or not one is held. It is
+// used at start-up and by doctor to prove the credentials.
+func (c *Client) Authenticate(ctx context.Context) error {
+	c.auth.drop()
+	_, err := c.auth.token(ctx)
+	return err
+}
+
+// HasToken reports whether the client holds an unexpired token.
+func (c *Client) HasToken() bool {
+	_, ok := c.auth.current()
+	return ok
+}
+
+// response is what the client keeps of an HTTP response.
+type response struct {
+	status      int
+	header      http.Header
+	contentType string
+	body        []byte
+}
+
+// do sends an API request with a token. On 401 it drops the token,
+// authenticates again and retries once. It returns an *Error only for
+// failures without a response (network, authentication); the caller
+// classifies the response.
+func (c *Client) do(ctx context.Context, op, method, path string, query url.Values, body []byte) (*response, error) {
+	u := c.cfg.InstanceURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	for attempt := 1; ; attempt++ {
+		tok, err := c.auth.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		resp, err := c.send(ctx, method, u, body, tok)
+		if err != nil {
+			c.log.Debug().Str("op", op).Str("method", method).Str("path", path).
+				Dur("duration", time.Since(start)).Str("error", c.secrets.redact(err.Error())).Msg("request failed")
+			return nil, c.networkError(op, err)
+		}
+		c.log.Debug().Str("op", op).Str("method", method).Str("path", path).Int("status", resp.status).
+			Dur("duration", time.Since(start)).Msg("request")
+		if resp.status == http.StatusUnauthorized && attempt == 1 {
+			c.log.Info().Str("op", op).Msg("ServiceNow refused the token; authenticating again")
+			c.auth.invalidate(tok)
+			continue
+		}
+		return resp, nil
+	}
+}
+
+func (c *Client) send(ctx context.Context, method, u string, body []byte, token string) (*response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "ionixsnow")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if err != nil {
+		return nil, err
+	}
+	return &response{
+		status:      resp.StatusCode,
+		header:      resp.Header,
+		contentType: resp.Header.Get("Content-Type"),
+		body:        b,
+	}, nil
+}
+
+// networkError is a failure without a response: transient.
+func (c *Client) networkError(op string, err error) *Error {
+	msg := c.secrets.redact(err.Error())
+	e := &Error{Class: ClassTransient, Op: op, Message: msg, Err: err}
+	if msg != err.Error() {
+		// Keep no cause whose text would carry a secret.
+		e.Err = nil
+		for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
+			if errors.Is(err, target) {
+				e.Err = target
+			}
+		}
+	}
+	return e
+}
+
+// responseError builds the error of a failed response of class class.
+func (c *Client) responseError(op string, resp *response, class Class) *Error {
+	e := &Error{
+		Class:      class,
+		Op:         op,
+		StatusCode: resp.status,
+		Message:    c.secrets.redact(serverMessage(resp)),
+		RetryAfter: retryAfter(resp.header, c.now()),
+	}
+	if class == ClassConfiguration {
+		e.Fix = fixFor(op, resp)
+	}
+	return e
+}
+
+// fixFor names the setup step that fixes a configuration problem.
+func fixFor(op string, resp *response) string {
+	switch {
+	case resp.status >= 300 && resp.status <= 399:
+		if loc := resp.header.Get("Location"); loc != "" {
+			if u, err := url.Parse(loc); err == nil {
+				return fixRedirect + " to " + u.Redacted()
+			}
+		}
+		return fixRedirect
+	case resp.status == http.StatusUnauthorized:
+		return fixUnauthorized
+	case resp.status == http.StatusForbidden && op == OpImport:
+		return fixImportForbidden
+	case resp.status == http.StatusForbidden:
+		return fixReadForbidden
+	case resp.status == http.StatusNotFound && op == OpImport:
+		return fixImportTable
+	}
+	return fixURL
+}
+
+// errorBody is ServiceNow's REST error body.
+type errorBody struct {
+	Error struct {
+		Message string `json:"message"`
+		Detail  any    `json:"detail"`
+	} `json:"error"`
+	Status string `json:"status"`
+}
+
+// serverMessage is what a response says went wrong, for an error message.
+func serverMessage(resp *response) string {
+	if isHTML(resp.contentType) {
+		msg := "HTML page instead of JSON (instance hibernating, or not a ServiceNow API URL)"
+		if t := htmlTitle(resp.body); t != "" {
+			msg += ": " + t
+		}
+		return msg
+	}
+	var eb errorBody
+	if json.Unmarshal(resp.body, &eb) == nil && eb.Error.Message != "" {
+		msg := eb.Error.Message
+		if d := fmt.Sprint(eb.Error.Detail); eb.Error.Detail != nil && d != "" && d != msg {
+			msg += ": " + d
+		}
+		return msg
+	}
+	if s := strings.TrimSpace(string(resp.body)); s != "" {
+		return clip(s, 200)
+	}
+	return http.StatusText(resp.status)
+}
+
+// htmlTitle returns the <title> of an HTML page, if short.
+func htmlTitle(body []byte) string {
+	s := string(body[:min(len(body), 4096)])
+	lower := strings.ToLower(s)
+	i := strings.Index(lower, "<title>")
+	if i < 0 {
+		return ""
+	}
+	rest := s[i+len("<title>"):]
+	j := strings.Index(strings.ToLower(rest), "</title>")
+	if j < 0 {
+		return ""
+	}
+	return clip(strings.Join(strings.Fields(rest[:j]), " "), 100)
+}
+
+// clip cuts s to at most n bytes on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// retryAfter parses Retry-After (seconds or an HTTP date); 0 when absent.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
