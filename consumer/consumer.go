@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -106,14 +107,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	var wg sync.WaitGroup
+	// Pull failures (NATS restarting, a consumer leader moving) are retried with a
+	// capped exponential backoff, reset by the next pull that works.
+	retry := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(250*time.Millisecond),
+		backoff.WithMaxInterval(min(c.o.MaxBackoff, 30*time.Second)),
+		backoff.WithMaxElapsedTime(0))
 	for ctx.Err() == nil {
-		if err := c.fetchOnce(ctx, work, slots, &wg); err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			c.d.Log.Warn().Err(err).Msg("fetch failed; retrying")
-			sleep(ctx, time.Second)
+		err := c.fetchOnce(ctx, work, slots, &wg)
+		if err == nil {
+			retry.Reset()
+			continue
 		}
+		if ctx.Err() != nil {
+			break
+		}
+		wait := retry.NextBackOff()
+		c.d.Log.Warn().Err(err).Dur("retry_in", wait).Msg("pull failed; retrying")
+		sleep(ctx, wait)
 	}
 	c.drain(&wg, cancelWork)
 	return nil

@@ -33,7 +33,7 @@ type rig struct {
 	pub  *publisher.Publisher
 }
 
-func newRig(t *testing.T, filter mapping.Filter) *rig {
+func newRig(t *testing.T, filter mapping.Filter, simOpts emulator.Options) *rig {
 	t.Helper()
 	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -56,7 +56,7 @@ func newRig(t *testing.T, filter mapping.Filter) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sim := emulator.New(emulator.Options{})
+	sim := emulator.New(simOpts)
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)
 	snow, err := servicenow.New(servicenow.Config{
@@ -162,7 +162,7 @@ func incidentOf(t *testing.T, sim *emulator.Server, id string) emulator.Incident
 
 func TestEndToEndIncidentsFiltersAndRedelivery(t *testing.T) {
 	filter := mapping.Filter{Categories: []string{"vulnerability", "PKI", "dns", "Cloud"}, UrgencyThreshold: 5}
-	r := newRig(t, filter)
+	r := newRig(t, filter, emulator.Options{})
 
 	sent := []ionix.ActionItem{
 		item("vuln-1", "CVE-2024-3400 on vpn.example.net", "Vulnerability", 9.6, "2024-05-01T23:30:00-05:00"),
@@ -228,7 +228,7 @@ func TestEndToEndIncidentsFiltersAndRedelivery(t *testing.T) {
 }
 
 func TestInvalidItemIsDeadLetteredAndTheRestFlows(t *testing.T) {
-	r := newRig(t, mapping.Filter{UrgencyThreshold: 1})
+	r := newRig(t, mapping.Filter{UrgencyThreshold: 1}, emulator.Options{})
 	c := r.start(t, r.topo.Consumer, mapping.Filter{UrgencyThreshold: 1})
 	ctx := context.Background()
 	bad := []byte(`{"id":"bad-1","title":"Urgency out of range","type":"DNS","urgency":11}`)
@@ -322,4 +322,47 @@ func (m *lossyMsg) DoubleAck(ctx context.Context) error {
 		return m.Nak()
 	}
 	return m.Msg.DoubleAck(ctx)
+}
+
+// TestRepostWithoutLedgerEntryUpdatesNeverDuplicates covers the crash window between
+// ServiceNow accepting an item and the ledger recording it (and replays): the same
+// item arrives again as a first delivery, with no ledger entry to stop it. Coalesce
+// on correlation_id must turn the post into an update — or, on an instance that
+// answers "ignored" for a row that changes nothing, into no change — never a second
+// incident and never a dead letter.
+func TestRepostWithoutLedgerEntryUpdatesNeverDuplicates(t *testing.T) {
+	for _, tt := range []struct {
+		name            string
+		ignoreUnchanged bool
+	}{{"instance answers updated", false}, {"instance answers ignored", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, mapping.Filter{UrgencyThreshold: 1}, emulator.Options{IgnoreUnchanged: tt.ignoreUnchanged})
+			c := r.start(t, r.topo.Consumer, mapping.Filter{UrgencyThreshold: 1})
+			it := item("crash-1", "Exposed Jenkins on ci.example.com", "Vulnerability", 9.1, "2024-03-03T03:03:03Z")
+			r.publish(t, it)
+			r.waitDrained(t)
+			// The same body again without a de-duplication id, as a replay or a
+			// publisher re-run after the duplicate window would store it.
+			raw, _ := json.Marshal(it)
+			msg := nats.NewMsg(ionix.Subject("", ionix.EventOpened, it.Type))
+			msg.Header.Set(topology.HeaderEvent, string(ionix.EventOpened))
+			msg.Data = raw
+			if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+			r.waitDrained(t)
+
+			in := incidentOf(t, r.sim, "crash-1")
+			if n := importsOf(r.sim, "ionix:crash-1"); n != 2 {
+				t.Errorf("ServiceNow saw %d imports, want 2", n)
+			}
+			s := c.Stats()
+			if s.DeadLettered != 0 || s.Created != 1 || s.Updated+s.Unchanged != 1 {
+				t.Errorf("stats = %+v, want 1 created, 1 updated or unchanged, no dead letter", s)
+			}
+			if tt.ignoreUnchanged && (s.Unchanged != 1 || in.Updates != 0) {
+				t.Errorf("unchanged = %d, incident updates = %d; want 1 and 0", s.Unchanged, in.Updates)
+			}
+		})
+	}
 }

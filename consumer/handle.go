@@ -112,6 +112,9 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	res, err := c.d.Importer.Import(ctx, record)
 	switch {
 	case err == nil:
+	case unchanged(res):
+		// A coalesced re-post that changes nothing: the incident already holds
+		// exactly what we sent.
 	case errors.Is(err, servicenow.ErrRejected):
 		c.deadLetter(ctx, log, msg, meta, "rejected by ServiceNow: "+err.Error())
 		return
@@ -130,6 +133,8 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		c.stats.resolved.Add(1)
 	case res.Status == "updated":
 		c.stats.updated.Add(1)
+	case unchanged(res):
+		c.stats.unchanged.Add(1)
 	default:
 		c.stats.created.Add(1)
 	}
@@ -141,6 +146,13 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	c.ack(ctx, log, msg)
+}
+
+// unchanged tells a re-post that ServiceNow ignored because the incident it coalesced
+// on already holds the same values ("ignored", "No field values changed", with the
+// incident's sys_id) from an item the transform refused (no incident named).
+func unchanged(res servicenow.Result) bool {
+	return res.Status == "ignored" && res.SysID != "" && res.Number != ""
 }
 
 // retryLater returns the message for redelivery after a delay that grows with its

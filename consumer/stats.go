@@ -5,8 +5,8 @@ import "sync/atomic"
 // Stats counts what the consumer did with the messages it received. It is safe for
 // concurrent use; read it with Snapshot.
 type Stats struct {
-	received, created, updated, resolved, duplicates, deadLettered, failed atomic.Int64
-	filteredCategory, filteredUrgency, filteredClosed                      atomic.Int64
+	received, created, updated, unchanged, resolved, duplicates, deadLettered, failed atomic.Int64
+	filteredCategory, filteredUrgency, filteredClosed                                 atomic.Int64
 }
 
 // Snapshot is a copy of the counters at one moment.
@@ -15,6 +15,9 @@ type Snapshot struct {
 	// Created and Updated count incidents ServiceNow inserted or updated (coalesce).
 	Created int64 `json:"created"`
 	Updated int64 `json:"updated"`
+	// Unchanged counts re-posts ServiceNow ignored because the incident already held
+	// the same values (coalesce).
+	Unchanged int64 `json:"unchanged"`
 	// Resolved counts closing events posted with state Resolved.
 	Resolved int64 `json:"resolved"`
 	// Duplicates counts redeliveries already in the ledger, acked without a post.
@@ -38,6 +41,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Received:         s.received.Load(),
 		Created:          s.created.Load(),
 		Updated:          s.updated.Load(),
+		Unchanged:        s.unchanged.Load(),
 		Resolved:         s.resolved.Load(),
 		Duplicates:       s.duplicates.Load(),
 		FilteredCategory: s.filteredCategory.Load(),

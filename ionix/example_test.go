@@ -42,7 +42,8 @@ func ExampleSubject() {
 
 func ExampleMsgID() {
 	item := ionix.ActionItem{ID: "AI-1001", Title: "Expired TLS certificate on mail.example.com", Type: "PKI", Urgency: 7.5}
-	fmt.Println(ionix.MsgID(item, ionix.EventOpened) == ionix.MsgID(item, ionix.EventOpened))
+	again := item // the same item, published again
+	fmt.Println(ionix.MsgID(item, ionix.EventOpened) == ionix.MsgID(again, ionix.EventOpened))
 	changed := item
 	changed.Urgency = 9.1
 	fmt.Println(ionix.MsgID(item, ionix.EventOpened) == ionix.MsgID(changed, ionix.EventOpened))

@@ -10,7 +10,6 @@ import (
 // sampleFinding is the template of one kind of sample action item. %s in the
 // texts is replaced by the asset.
 type sampleFinding struct {
-	typ         string
 	title       string
 	summary     string
 	description string

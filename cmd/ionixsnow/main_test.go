@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -167,17 +169,7 @@ func TestPublishThenConsumeWithExternalServers(t *testing.T) {
 		t.Fatalf("second publish of the same file: exit %d, output:\n%s", code, out)
 	}
 
-	consume := exec.Command(binary, "consume")
-	consume.Env = append(os.Environ(), env...)
-	var logs bytes.Buffer
-	consume.Stdout, consume.Stderr = &logs, &logs
-	if err := consume.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- consume.Wait() }()
-	t.Cleanup(func() { _ = consume.Process.Kill() })
-
+	consume := startConsume(t, "", env)
 	want := 0 // the default urgency threshold is 1
 	for _, it := range sample {
 		if it.Urgency >= 1 {
@@ -187,24 +179,8 @@ func TestPublishThenConsumeWithExternalServers(t *testing.T) {
 	if want == len(sample) {
 		t.Fatal("the sample has no item below the default threshold; the filter goes untested")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(sim.Incidents()) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d incidents after 30s; consume output:\n%s", len(sim.Incidents()), want, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := consume.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("consume after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("consume did not exit within 20s of SIGTERM:\n%s", logs.String())
-	}
+	waitIncidents(t, sim, want, consume)
+	consume.stop(t)
 	if got := len(sim.Incidents()); got != want {
 		t.Errorf("%d incidents, want %d", got, want)
 	}
@@ -214,7 +190,7 @@ func TestPublishThenConsumeWithExternalServers(t *testing.T) {
 		}
 	}
 	for _, s := range []string{secret, password} {
-		if strings.Contains(logs.String(), s) {
+		if strings.Contains(consume.logs.String(), s) {
 			t.Errorf("secret %q appears in the consume output", s)
 		}
 	}
@@ -233,4 +209,146 @@ func runBinary(t *testing.T, env []string, args ...string) (string, int) {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out), 0
+}
+
+// proc is a running ionixsnow process.
+type proc struct {
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan error
+}
+
+func startConsume(t *testing.T, dir string, env []string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, "consume")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return p
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Errorf("consume after SIGTERM: %v\n%s", err, p.logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("consume did not exit within 20s of SIGTERM:\n%s", p.logs.String())
+	}
+}
+
+func waitIncidents(t *testing.T, sim *emulator.Server, want int, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(sim.Incidents()) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d incidents after 30s; consume output:\n%s", len(sim.Incidents()), want, p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConsumeRunsEmbeddedNATSByDefault: with no nats.url, consume runs its own
+// JetStream server over ./data/nats; publish finds it on embedded_listen; a restart
+// keeps the stream and the consumer's position.
+func TestConsumeRunsEmbeddedNATSByDefault(t *testing.T) {
+	sim := emulator.New(emulator.Options{})
+	snow := httptest.NewServer(sim)
+	t.Cleanup(snow.Close)
+	dir := t.TempDir()
+	env := []string{
+		"IONIXSNOW_NATS_EMBEDDED_LISTEN=" + freeAddr(t),
+		"IONIXSNOW_SERVICENOW_INSTANCE_URL=" + snow.URL,
+		"IONIXSNOW_SERVICENOW_CLIENT_ID=ionix", "IONIXSNOW_SERVICENOW_CLIENT_SECRET=ionix",
+		"IONIXSNOW_SERVICENOW_USERNAME=ionix", "IONIXSNOW_SERVICENOW_PASSWORD=ionix",
+		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=127.0.0.1:0",
+	}
+	items := func(ids ...string) string {
+		var b strings.Builder
+		for _, id := range ids {
+			fmt.Fprintf(&b, `{"id":%q,"title":{"label":"Open port on %s.example.com"},"type":"Network","urgency":{"urgency":7.5}}`+"\n", id, id)
+		}
+		return b.String()
+	}
+	publish := func(input string) {
+		t.Helper()
+		cmd := exec.Command(binary, "publish")
+		cmd.Dir, cmd.Env, cmd.Stdin = dir, append(os.Environ(), env...), strings.NewReader(input)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("publish: %v\n%s", err, out)
+		}
+	}
+
+	consume := startConsume(t, dir, env)
+	waitFor(t, 20*time.Second, "consume to start its embedded server", func() bool {
+		return strings.Contains(consume.logs.String(), `"message":"consuming"`)
+	})
+	publish(items("a", "b", "c"))
+	waitIncidents(t, sim, 3, consume)
+	consume.stop(t)
+	if _, err := os.Stat(filepath.Join(dir, "data", "nats", "jetstream")); err != nil {
+		t.Errorf("no JetStream store under ./data/nats: %v", err)
+	}
+
+	consume = startConsume(t, dir, env)
+	waitFor(t, 20*time.Second, "consume to restart", func() bool {
+		return strings.Contains(consume.logs.String(), `"message":"consuming"`)
+	})
+	publish(items("d"))
+	waitIncidents(t, sim, 4, consume)
+	consume.stop(t)
+	if n := sim.ImportCount(); n != 4 {
+		t.Errorf("ServiceNow saw %d imports over the restart, want 4 (nothing re-sent)", n)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
