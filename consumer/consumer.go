@@ -28,8 +28,12 @@ type Options struct {
 	Mapping     mapping.Options
 	// ResolveOnClose re-posts a ticketed item with state Resolved on its closing event.
 	ResolveOnClose bool
-	// MaxBackoff caps the redelivery delay after a failed post (default 5m).
+	// MaxBackoff caps the redelivery delay after a failed post and the interval
+	// between probes while sending is paused (default 5m).
 	MaxBackoff time.Duration
+	// ProbeInterval is the first interval between probes once sending is paused
+	// (default 1s); it doubles after each failed probe up to MaxBackoff.
+	ProbeInterval time.Duration
 	// FetchWait is how long one pull request waits for messages (default 2s).
 	FetchWait time.Duration
 	// DrainTimeout bounds how long Run waits for in-flight posts after its context
@@ -44,6 +48,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = time.Second
 	}
 	if o.FetchWait <= 0 {
 		o.FetchWait = 2 * time.Second
@@ -69,6 +76,7 @@ type Consumer struct {
 	d     Deps
 	o     Options
 	stats Stats
+	brk   *breaker
 	now   func() time.Time
 }
 
@@ -93,8 +101,13 @@ func New(d Deps, o Options) (*Consumer, error) {
 	if d.Budget == nil {
 		d.Budget = Unlimited{}
 	}
-	return &Consumer{d: d, o: o.withDefaults(), now: time.Now}, nil
+	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now}
+	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
+	return c, nil
 }
+
+// Paused reports whether sending is paused (ServiceNow down or misconfigured) and why.
+func (c *Consumer) Paused() PauseState { return c.brk.state() }
 
 // Stats returns the consumer's counters.
 func (c *Consumer) Stats() Snapshot { return c.stats.Snapshot() }
@@ -134,7 +147,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 // most that many messages and hands each to a worker. Unused slots and grants are
 // given back when the pull ends.
 func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
-	free, err := takeSlots(ctx, slots)
+	var free int
+	var err error
+	if c.brk.isOpen() {
+		free, err = c.probeSlot(ctx, slots)
+	} else {
+		free, err = takeSlots(ctx, slots)
+	}
 	if err != nil {
 		return err
 	}
@@ -173,6 +192,30 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 		return fmt.Errorf("fetch: %w", err)
 	}
 	return nil
+}
+
+// probeSlot waits, while sending is paused, until a probe is due and nothing else is
+// in flight, and then takes one slot: the probe is a single message.
+func (c *Consumer) probeSlot(ctx context.Context, slots chan struct{}) (int, error) {
+	for {
+		if _, err := c.brk.admit(ctx, 1); err != nil {
+			return 0, err
+		}
+		for range cap(slots) {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		// A probe that was in flight may have failed meanwhile and moved the next
+		// probe further out.
+		if st := c.brk.state(); !st.Paused || !c.now().Before(st.NextProbeAt) {
+			giveSlots(slots, cap(slots)-1)
+			return 1, nil
+		}
+		giveSlots(slots, cap(slots))
+	}
 }
 
 func (c *Consumer) giveBack(slots chan struct{}, n int) {

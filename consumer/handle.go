@@ -109,12 +109,15 @@ func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jet
 // post sends the record and settles the message by the outcome: ledger and ack on
 // success, dead letter when ServiceNow rejects the item, delayed redelivery otherwise.
 func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket) {
-	res, err := c.d.Importer.Import(ctx, record)
-	switch {
-	case err == nil:
-	case unchanged(res):
+	res, err := c.importKeepingAlive(ctx, msg, record)
+	if unchanged(res) {
 		// A coalesced re-post that changes nothing: the incident already holds
 		// exactly what we sent.
+		err = nil
+	}
+	c.brk.record(err)
+	switch {
+	case err == nil:
 	case errors.Is(err, servicenow.ErrRejected):
 		c.deadLetter(ctx, log, msg, meta, "rejected by ServiceNow: "+err.Error())
 		return
@@ -146,6 +149,30 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	c.ack(ctx, log, msg)
+}
+
+// keepAliveEvery is how often a message is marked in progress while its post runs
+// (a third of the AckWait of 2m, so a slow or rate-limited post keeps its message).
+const keepAliveEvery = 40 * time.Second
+
+// importKeepingAlive posts the record, resetting the message's ack timer while the
+// request takes long (rate limit pauses, slow instances).
+func (c *Consumer) importKeepingAlive(ctx context.Context, msg jetstream.Msg, record map[string]string) (servicenow.Result, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(keepAliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return c.d.Importer.Import(ctx, record)
 }
 
 // unchanged tells a re-post that ServiceNow ignored because the incident it coalesced

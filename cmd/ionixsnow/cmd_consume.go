@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/monitoring"
 	"github.com/ionix/ionixsnow/servicenow"
 )
 
@@ -43,6 +47,15 @@ func runConsume(e *env, args []string) int {
 	if err != nil {
 		log.Error().Err(err).Msg("cannot set up the consumer")
 		return exitFailed
+	}
+	if cfg.HTTP.Listen != "" {
+		mon := monitoring.New(log, readiness(conn, snow, c)...)
+		addr, err := mon.ListenAndServe(ctx, cfg.HTTP.Listen)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot serve /healthz and /readyz")
+			return exitFailed
+		}
+		log.Info().Str("listen", addr.String()).Msg("serving /healthz and /readyz")
 	}
 	if err := snow.Authenticate(ctx); err != nil {
 		log.Warn().Err(err).Msg("no ServiceNow token yet; items wait on the stream until ServiceNow accepts them")
@@ -92,4 +105,29 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 		ResolveOnClose: cfg.Consumer.ResolveOnClose,
 		MaxBackoff:     cfg.Consumer.MaxBackoff,
 	})
+}
+
+// readiness lists what /readyz checks: NATS connected, a ServiceNow token held, and
+// sending not paused by a configuration error.
+func readiness(conn *natsConn, snow *servicenow.Client, c *consumer.Consumer) []monitoring.Check {
+	return []monitoring.Check{
+		{Name: "nats", Err: func() error {
+			if st := conn.nc.Status(); st != nats.CONNECTED {
+				return fmt.Errorf("NATS connection is %s", strings.ToLower(st.String()))
+			}
+			return nil
+		}},
+		{Name: "servicenow_token", Err: func() error {
+			if !snow.HasToken() {
+				return errors.New("no ServiceNow access token held")
+			}
+			return nil
+		}},
+		{Name: "sending", Err: func() error {
+			if p := c.Paused(); p.Paused && p.Configuration {
+				return fmt.Errorf("paused by a ServiceNow configuration problem: %v", p.Cause)
+			}
+			return nil
+		}},
+	}
 }

@@ -1,0 +1,117 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/servicenow"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestBreakerOpensBacksOffAndCloses(t *testing.T) {
+	transient := &servicenow.Error{Class: servicenow.ClassTransient, StatusCode: 503, Message: "down"}
+	config := &servicenow.Error{Class: servicenow.ClassConfiguration, StatusCode: 403, Message: "ACL", Fix: "add the ACL"}
+	rejected := &servicenow.Error{Class: servicenow.ClassPermanent, StatusCode: 400, Message: "bad"}
+	limited := &servicenow.Error{Class: servicenow.ClassTransient, StatusCode: 429, RetryAfter: 90 * time.Second}
+
+	type step struct {
+		advance  time.Duration
+		outcome  error // recorded after advancing
+		paused   bool
+		config   bool
+		nextIn   time.Duration // from now, when paused
+		describe string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"transient failures trip after three in a row", []step{
+			{0, transient, false, false, 0, "one failure does not pause"},
+			{0, transient, false, false, 0, "two do not either"},
+			{0, transient, true, false, time.Second, "the third pauses for the first interval"},
+			{time.Second, transient, true, false, 2 * time.Second, "a failed probe doubles the interval"},
+			{2 * time.Second, transient, true, false, 4 * time.Second, "and again"},
+			{4 * time.Second, nil, false, false, 0, "a successful probe resumes"},
+			{0, transient, false, false, 0, "the count starts over after a success"},
+		}},
+		{"configuration error pauses at once, capped backoff", []step{
+			{0, config, true, true, time.Second, "403 pauses immediately"},
+			{time.Second, config, true, true, 2 * time.Second, ""},
+			{2 * time.Second, config, true, true, 4 * time.Second, ""},
+			{4 * time.Second, config, true, true, 5 * time.Second, "capped at max backoff"},
+			{5 * time.Second, config, true, true, 5 * time.Second, "stays capped"},
+			{5 * time.Second, nil, false, false, 0, "fixed: resumes on its own"},
+		}},
+		{"a rejected item proves ServiceNow is up", []step{
+			{0, config, true, true, time.Second, ""},
+			{time.Second, rejected, false, false, 0, "permanent for the item, fine for the service"},
+		}},
+		{"Retry-After longer than the interval wins", []step{
+			{0, limited, false, false, 0, ""},
+			{0, limited, false, false, 0, ""},
+			{0, limited, true, false, 90 * time.Second, ""},
+		}},
+		{"our own cancellation is not a failure", []step{
+			{0, context.Canceled, false, false, 0, ""},
+			{0, &net.OpError{Op: "dial", Err: context.Canceled}, false, false, 0, ""},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			b := newBreaker(time.Second, 5*time.Second, clk.now, zerolog.Nop())
+			for i, s := range tt.steps {
+				clk.add(s.advance)
+				b.record(s.outcome)
+				st := b.state()
+				if st.Paused != s.paused || st.Configuration != s.config {
+					t.Fatalf("step %d (%s): paused=%v config=%v, want %v %v", i, s.describe, st.Paused, st.Configuration, s.paused, s.config)
+				}
+				if s.paused {
+					if got := st.NextProbeAt.Sub(clk.now()); got != s.nextIn {
+						t.Errorf("step %d (%s): next probe in %s, want %s", i, s.describe, got, s.nextIn)
+					}
+					if !errors.Is(st.Cause, s.outcome) {
+						t.Errorf("step %d: cause = %v", i, st.Cause)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestBreakerAdmitsOneProbeWhenDue(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	b := newBreaker(time.Second, time.Minute, clk.now, zerolog.Nop())
+	if n, err := b.admit(context.Background(), 4); err != nil || n != 4 {
+		t.Fatalf("closed breaker admitted %d (%v), want 4", n, err)
+	}
+	b.record(&servicenow.Error{Class: servicenow.ClassConfiguration, StatusCode: 404})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.admit(ctx, 4); !errors.Is(err, context.Canceled) {
+		t.Fatalf("open breaker before the probe time: %v, want to block until ctx ends", err)
+	}
+	clk.add(time.Second)
+	if n, err := b.admit(context.Background(), 4); err != nil || n != 1 {
+		t.Fatalf("due probe admitted %d (%v), want 1", n, err)
+	}
+}
