@@ -1,6 +1,9 @@
 package consumer
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Budget grants ServiceNow import requests. Every post, retries included, spends one
 // grant; grants that end up unused (fewer messages than granted, filtered items,
@@ -13,8 +16,30 @@ type Budget interface {
 	Release(ctx context.Context, n int) error
 }
 
+// Grant is what one Acquire granted: N sends, stamped At (the time the budget
+// counts them from).
+type Grant struct {
+	N  int
+	At time.Time
+}
+
+// GrantBudget is a Budget that tells its grants apart, so that unused sends are
+// given back exactly: Release(n) alone cannot know which Acquire they came from,
+// and a sliding window must not return a newer stamp for an older grant. A caller
+// that holds the Grant of each fetch should use these two instead of Acquire and
+// Release.
+type GrantBudget interface {
+	Budget
+	// AcquireGrant is Acquire returning the grant.
+	AcquireGrant(ctx context.Context, want int) (Grant, error)
+	// ReleaseGrant gives back n unused sends of g.
+	ReleaseGrant(ctx context.Context, g Grant, n int) error
+}
+
 // Unlimited is a Budget that grants everything at once (the cap switched off).
 type Unlimited struct{}
+
+var _ GrantBudget = Unlimited{}
 
 // Acquire grants want.
 func (Unlimited) Acquire(ctx context.Context, want int) (int, error) {
@@ -26,3 +51,12 @@ func (Unlimited) Acquire(ctx context.Context, want int) (int, error) {
 
 // Release does nothing.
 func (Unlimited) Release(context.Context, int) error { return nil }
+
+// AcquireGrant grants want.
+func (u Unlimited) AcquireGrant(ctx context.Context, want int) (Grant, error) {
+	n, err := u.Acquire(ctx, want)
+	return Grant{N: n, At: time.Now()}, err
+}
+
+// ReleaseGrant does nothing.
+func (Unlimited) ReleaseGrant(context.Context, Grant, int) error { return nil }

@@ -68,29 +68,10 @@ func newRig(t *testing.T, filter mapping.Filter, simOpts emulator.Options) *rig 
 	return &rig{js: js, topo: topo, sim: sim, snow: snow, pub: publisher.New(js, "")}
 }
 
-// start runs a consumer over cons until the test ends.
+// start runs a consumer over cons with the usual options until the test ends.
 func (r *rig) start(t *testing.T, cons jetstream.Consumer, filter mapping.Filter) *consumer.Consumer {
 	t.Helper()
-	c, err := consumer.New(consumer.Deps{
-		Consumer:    cons,
-		Importer:    r.snow,
-		Ledger:      consumer.NewLedger(r.topo.Tickets),
-		DeadLetters: consumer.NewDeadLetters(r.js, r.topo.Names),
-		Log:         zerolog.Nop(),
-	}, consumer.Options{Filter: filter, Mapping: mapping.DefaultOptions(), FetchWait: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return c
+	return r.startWith(t, cons, consumer.Options{Filter: filter, Mapping: mapping.DefaultOptions(), FetchWait: 500 * time.Millisecond})
 }
 
 func (r *rig) publish(t *testing.T, items ...ionix.ActionItem) {
@@ -350,6 +331,7 @@ func TestRepostWithoutLedgerEntryUpdatesNeverDuplicates(t *testing.T) {
 			if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
 				t.Fatal(err)
 			}
+			waitFor(t, 20*time.Second, "the re-post to arrive", func() bool { return c.Stats().Received == 2 })
 			r.waitDrained(t)
 
 			in := incidentOf(t, r.sim, "crash-1")

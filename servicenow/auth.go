@@ -24,6 +24,7 @@ type authenticator struct {
 	timeout            time.Duration
 	username, password string
 	secrets            *secrets
+	gate               *gate
 
 	sem chan struct{} // held while a grant is in flight
 
@@ -51,6 +52,7 @@ func newAuthenticator(c *Client, early time.Duration) *authenticator {
 		username: c.cfg.Username,
 		password: c.cfg.Password,
 		secrets:  c.secrets,
+		gate:     c.gate,
 		sem:      make(chan struct{}, 1),
 		refresh:  c.cfg.RefreshToken,
 	}
@@ -97,10 +99,18 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 		return "", &Error{Class: ClassTransient, Op: OpAuthenticate, Message: ctx.Err().Error(), Err: ctx.Err()}
 	}
 	defer func() { <-a.sem }()
-	if tok, ok := a.current(); ok { // obtained while we waited
-		return tok, nil
+	for {
+		if tok, ok := a.current(); ok { // obtained while we waited
+			return tok, nil
+		}
+		if err := a.gate.wait(ctx); err != nil {
+			return "", &Error{Class: ClassTransient, Op: OpAuthenticate, Message: err.Error(), Err: err}
+		}
+		tok, err := a.grant(ctx)
+		if !isPaused(err) {
+			return tok, err
+		}
 	}
-	return a.grant(ctx)
 }
 
 // grant obtains a token: refresh_token grant when a refresh token is known,
@@ -181,6 +191,14 @@ func rejected(err error) bool {
 // 2xx answer) is a configuration problem; no answer, 5xx, 429 or an HTML
 // page is transient.
 func (a *authenticator) grantError(grantType string, err error) *Error {
+	if pe := (*pausedError)(nil); errors.As(err, &pe) {
+		return &Error{Class: ClassTransient, Op: OpAuthenticate, StatusCode: http.StatusTooManyRequests,
+			Message: pe.Error(), RetryAfter: time.Until(pe.until)}
+	}
+	if he := (*htmlTokenError)(nil); errors.As(err, &he) {
+		return &Error{Class: ClassTransient, Op: OpAuthenticate, StatusCode: he.resp.status,
+			Message: a.secrets.redact(grantType + " grant failed: " + serverMessage(he.resp))}
+	}
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.Response == nil {
 		msg := a.secrets.redact(err.Error())

@@ -306,7 +306,7 @@ func TestTokenEndpointFailures(t *testing.T) {
 		{"hibernating", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			fmt.Fprint(w, "<html><head><title>Instance Hibernating page</title></head></html>")
-		}, ErrTransient, 0, "", 0},
+		}, ErrTransient, 200, "", 0},
 		{"redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://sso.example.com/login", http.StatusFound)
 		}, ErrConfiguration, 302, fixRedirect + " to https://sso.example.com/login", 0},

@@ -28,7 +28,11 @@ const (
 	OpImport        = "import"
 	OpFindIncidents = "find incidents"
 	OpFieldLengths  = "read field lengths"
+	OpProbe         = "probe"
 )
+
+// MsgHibernating is the message of the error for a hibernating instance.
+const MsgHibernating = "instance is hibernating; wake it from the developer portal (https://developer.servicenow.com)"
 
 // Client talks to one ServiceNow instance. Create it with [New]; it is safe
 // for concurrent use.
@@ -39,6 +43,7 @@ type Client struct {
 	now     func() time.Time
 	secrets *secrets
 	auth    *authenticator
+	gate    *gate
 }
 
 // Option configures a [Client].
@@ -77,13 +82,21 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 		hc = *o.hc
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	log = log.With().Str("component", "servicenow").Logger()
+	g := &gate{log: log}
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = &gateTransport{base: base, gate: g}
 
 	c := &Client{
 		cfg:     cfg,
-		log:     log.With().Str("component", "servicenow").Logger(),
+		log:     log,
 		hc:      &hc,
 		now:     o.now,
 		secrets: newSecrets(cfg.ClientSecret, cfg.Password, cfg.RefreshToken),
+		gate:    g,
 	}
 	c.auth = newAuthenticator(c, o.earlyExpiry)
 	return c, nil
@@ -117,22 +130,29 @@ type response struct {
 	body        []byte
 }
 
-// do sends an API request with a token. On 401 it drops the token,
-// authenticates again and retries once. It returns an *Error only for
-// failures without a response (network, authentication); the caller
-// classifies the response.
+// do sends an API request with a token. It waits while a 429 pauses the
+// client. On 401 it drops the token, authenticates again and retries once.
+// It returns an *Error only for failures without a response (network,
+// authentication); the caller classifies the response.
 func (c *Client) do(ctx context.Context, op, method, path string, query url.Values, body []byte) (*response, error) {
 	u := c.cfg.InstanceURL + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
 	for attempt := 1; ; attempt++ {
+		if err := c.gate.wait(ctx); err != nil {
+			return nil, c.networkError(op, err)
+		}
 		tok, err := c.auth.token(ctx)
 		if err != nil {
 			return nil, err
 		}
 		start := time.Now()
 		resp, err := c.send(ctx, method, u, body, tok)
+		if isPaused(err) { // a 429 closed the gate as this request passed it
+			attempt--
+			continue
+		}
 		if err != nil {
 			c.log.Debug().Str("op", op).Str("method", method).Str("path", path).
 				Dur("duration", time.Since(start)).Str("error", c.secrets.redact(err.Error())).Msg("request failed")
@@ -226,11 +246,18 @@ func fixFor(op string, resp *response) string {
 		return fixRedirect
 	case resp.status == http.StatusUnauthorized:
 		return fixUnauthorized
-	case resp.status == http.StatusForbidden && op == OpImport:
+	case resp.status == http.StatusForbidden && (op == OpImport || op == OpProbe):
+		msg := serverMessage(resp)
+		switch {
+		case strings.Contains(msg, "ACL Exception"):
+			return fixImportACL
+		case strings.Contains(msg, "User Not Authorized"), strings.Contains(msg, "API level ACL"):
+			return fixImportRoles
+		}
 		return fixImportForbidden
 	case resp.status == http.StatusForbidden:
 		return fixReadForbidden
-	case resp.status == http.StatusNotFound && op == OpImport:
+	case resp.status == http.StatusNotFound && (op == OpImport || op == OpProbe):
 		return fixImportTable
 	}
 	return fixURL
@@ -248,8 +275,12 @@ type errorBody struct {
 // serverMessage is what a response says went wrong, for an error message.
 func serverMessage(resp *response) string {
 	if isHTML(resp.contentType) {
+		t := htmlTitle(resp.body)
+		if isHibernating(t, resp.body) {
+			return MsgHibernating
+		}
 		msg := "HTML page instead of JSON (instance hibernating, or not a ServiceNow API URL)"
-		if t := htmlTitle(resp.body); t != "" {
+		if t != "" {
 			msg += ": " + t
 		}
 		return msg
@@ -266,6 +297,15 @@ func serverMessage(resp *response) string {
 		return clip(s, 200)
 	}
 	return http.StatusText(resp.status)
+}
+
+// isHibernating reports whether an HTML page is the page of a hibernating
+// instance.
+func isHibernating(title string, body []byte) bool {
+	if strings.Contains(strings.ToLower(title), "hibernat") {
+		return true
+	}
+	return title == "" && strings.Contains(strings.ToLower(string(body[:min(len(body), 4096)])), "hibernating")
 }
 
 // htmlTitle returns the <title> of an HTML page, if short.

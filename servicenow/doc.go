@@ -16,6 +16,24 @@
 // its token, authenticates again and retries once; a second 401 is a
 // configuration problem.
 //
+// # Rate limits
+//
+// When any request (import, read, probe or token request) is answered 429,
+// the whole [Client] pauses: it sends nothing more until Retry-After has
+// passed (X-RateLimit-Reset, or [DefaultRateLimitPause], when there is no
+// Retry-After). Requests wait for the end of the pause, honouring their
+// context; a request that passed the gate just before the 429 arrived is
+// held back, not sent. [Client.PausedUntil] tells when the pause ends and
+// [Client.RateLimit] what the X-RateLimit-* headers last said. The pause
+// runs on the wall clock, not on [WithClock].
+//
+// # Probing
+//
+// [Client.Probe] tells, without creating anything, whether sending would
+// work now: a token, then a GET of a staging row that does not exist
+// through the Import Set API (see its documentation for what it proves and
+// what only an import can).
+//
 // # Outcomes
 //
 // Every failure is an [*Error] of one [Class], decided by [Classify] from the
@@ -23,7 +41,8 @@
 //
 //   - [ClassTransient] ([ErrTransient]): network errors, timeouts, 1xx, 408,
 //     409, 423, 425, 429 (with Retry-After), every 5xx, and an HTML page where
-//     JSON was expected (a hibernating instance answers 200 with HTML).
+//     JSON was expected (a hibernating instance answers 200 with HTML; the
+//     error then says [MsgHibernating]).
 //     Retry with backoff; keep the message.
 //   - [ClassConfiguration] ([ErrConfiguration]): 401 after re-authentication,
 //     403, 404, any other 4xx not listed here, redirects (3xx; the client does

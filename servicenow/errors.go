@@ -195,8 +195,13 @@ const (
 		"or check servicenow.client_id and servicenow.client_secret"
 	fixUnauthorized = "ServiceNow issues tokens but refuses them on the API: check that the user is active " +
 		"and not locked out, and that the OAuth client's token lifetimes are not zero"
-	fixImportForbidden = "give the user the roles ionix_integration and import_transformer (through the group " +
-		"ionix_group) and create the create and write ACLs on the ionix_action_item table"
+	fixImportForbidden = "give the user the roles ionix_integration and import_transformer (integration guide: " +
+		"Creating a Group of Users for the Integration, Adding a User to a Group) and create the create and write " +
+		"ACLs on the ionix_action_item table for the role ionix_integration (integration guide: Creating a New ACL)"
+	fixImportRoles = "give the user the roles import_transformer and ionix_integration through the group ionix_group " +
+		"(integration guide: Creating a Group of Users for the Integration, then Adding a User to a Group)"
+	fixImportACL = "create the create and write ACLs on the ionix_action_item table for the role ionix_integration, " +
+		"and give the user that role (integration guide: Creating a New ACL)"
 	fixReadForbidden = "give the user read access to the incident table (for example the itil role); " +
 		"only doctor and replay --missing-only need it"
 	fixImportTable = "create the inbound web service ionix_action_item (System Web Services > Inbound > " +

@@ -118,7 +118,11 @@ func TestImportAnswers(t *testing.T) {
 		{"hibernating: 200 HTML", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html;charset=UTF-8")
 			fmt.Fprint(w, "<html><head><title>\n  Instance Hibernating page\n</title></head><body>wake up</body></html>")
-		}, ErrTransient, 200, "HTML page instead of JSON (instance hibernating, or not a ServiceNow API URL): Instance Hibernating page", "", 0},
+		}, ErrTransient, 200, MsgHibernating, "", 0},
+		{"other HTML page", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html;charset=UTF-8")
+			fmt.Fprint(w, "<html><head><title>ServiceNow login</title></head></html>")
+		}, ErrTransient, 200, "HTML page instead of JSON (instance hibernating, or not a ServiceNow API URL): ServiceNow login", "", 0},
 		{"rate limited", jsonAnswer(429, `{"error":{"message":"Too Many Requests","detail":"Rate limit exceeded"},"status":"failure"}`,
 			"Retry-After", "17", "X-RateLimit-Limit", "100"), ErrTransient, 429, "Too Many Requests: Rate limit exceeded", "", 17 * time.Second},
 		{"rate limited, Retry-After as a date", jsonAnswer(429, `{}`, "Retry-After", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)),
@@ -131,7 +135,11 @@ func TestImportAnswers(t *testing.T) {
 		{"bad request", jsonAnswer(400, `{"error":{"message":"Exception while reading request","detail":"The payload is not valid JSON."},"status":"failure"}`),
 			ErrRejected, 400, "Exception while reading request: The payload is not valid JSON.", "", 0},
 		{"forbidden", jsonAnswer(403, `{"error":{"message":"Operation Failed","detail":"ACL Exception Insert Failed due to security constraints"},"status":"failure"}`),
-			ErrConfiguration, 403, "Operation Failed: ACL Exception Insert Failed due to security constraints", fixImportForbidden, 0},
+			ErrConfiguration, 403, "Operation Failed: ACL Exception Insert Failed due to security constraints", fixImportACL, 0},
+		{"forbidden: REST endpoint ACL", jsonAnswer(403, `{"error":{"message":"User Not Authorized","detail":"Failed API level ACL Validation"},"status":"failure"}`),
+			ErrConfiguration, 403, "User Not Authorized: Failed API level ACL Validation", fixImportRoles, 0},
+		{"forbidden: other", jsonAnswer(403, `{"error":{"message":"Forbidden"},"status":"failure"}`),
+			ErrConfiguration, 403, "Forbidden", fixImportForbidden, 0},
 		{"redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://acme.service-now.com/api/now/import/u_ionix_action_item", http.StatusMovedPermanently)
 		}, ErrConfiguration, 301, "", fixRedirect + " to https://acme.service-now.com/api/now/import/u_ionix_action_item", 0},

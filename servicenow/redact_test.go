@@ -56,6 +56,35 @@ func TestNoSecretLeaks(t *testing.T) {
 	_, err = c2.FindIncidents(ctx, "ionix:x")
 	note(err)
 
+	// The emulator's faults and the probe.
+	note(c2.Probe(ctx))
+	for _, sw := range []emulator.Config{
+		{Hibernating: true},
+		{Outage: emulator.Outage{Mode: emulator.Outage503}},
+		{Outage: emulator.Outage{Mode: emulator.OutageReset}},
+		{ErrorRate: 1},
+		{DropResponses: 1},
+		{Roles: []string{}},
+		{MissingACLs: []string{emulator.ACLCreate, emulator.ACLIncidentRead}},
+	} {
+		if err := e.emu.SetConfig(sw); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c2.Import(ctx, record("ionix:fault"))
+		note(err)
+		note(c2.Probe(ctx))
+		_, err = c2.FindIncidents(ctx, "ionix:fault")
+		note(err)
+		note(e.client(e.config()).Authenticate(ctx))
+	}
+	_ = e.emu.SetConfig(emulator.Config{RateLimit: emulator.RateLimit{Requests: 1}})
+	c3 := e.client(e.config())
+	for range 2 {
+		_, err := c3.Import(ctx, record("ionix:limited"))
+		note(err)
+	}
+	_ = e.emu.SetConfig(emulator.Config{})
+
 	// A server that echoes the request (headers and body) into its errors.
 	e.setStub(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -97,7 +126,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	if len(secrets) < 8 {
 		t.Fatalf("only %d secrets: the scenario did not run", len(secrets))
 	}
-	if len(errs) < 6 {
+	if len(errs) < 25 {
 		t.Fatalf("only %d errors: %v", len(errs), errs)
 	}
 	reqs, _ := json.Marshal(e.emu.Requests())
@@ -107,10 +136,17 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	simBody, _ := io.ReadAll(sim.Body)
 	sim.Body.Close()
+	simCfg, err := http.Get(e.ts.URL + "/sim/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simCfgBody, _ := io.ReadAll(simCfg.Body)
+	simCfg.Body.Close()
 	places := map[string]string{
 		"log":                  e.logs.String(),
 		"emulator request log": string(reqs),
 		"/sim/requests":        string(simBody),
+		"/sim/config":          string(simCfgBody),
 	}
 	for i, err := range errs {
 		places[fmt.Sprint("error ", i)] = err.Error() + fmt.Sprintf(" %+v %v", err, err)

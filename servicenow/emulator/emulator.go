@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,6 +68,49 @@ type Options struct {
 	// call the server's methods.
 	OnBefore func(row map[string]string) (status, message string)
 
+	// StagingAsCreated gives every staging column the length ServiceNow
+	// gives it when the inbound web service creates the table,
+	// CreatedMaxLength (40), correlation_id and close_notes included: the
+	// instance before the setup step. FieldMaxLength still overrides it.
+	StagingAsCreated bool
+
+	// Roles are the integration user's roles; nil means DefaultRoles
+	// (ionix_integration and import_transformer), an empty non-nil slice no
+	// role. RoleITIL lets the user read incidents, RoleAdmin passes every
+	// check.
+	Roles []string
+
+	// MissingACLs names the ACLs the admin did not create (ACLCreate,
+	// ACLWrite, ACLIncidentRead, ACLDictionaryRead); none by default.
+	MissingACLs []string
+
+	// RateLimit is a rate limit rule; none by default.
+	RateLimit RateLimit
+
+	// Hibernating makes every request (token and API) answer 200 with
+	// HibernatingPage until switched off.
+	Hibernating bool
+
+	// Latency delays every request (token and API) by Latency plus a
+	// uniform random part below LatencyJitter.
+	Latency, LatencyJitter time.Duration
+
+	// ErrorRate is the fraction of import requests answered with
+	// ErrorStatus (default 500) before anything is written. The draws are
+	// deterministic for a Seed and an order of requests.
+	ErrorRate   float64
+	ErrorStatus int
+	Seed        int64
+
+	// Outage makes the instance unreachable (503, or connections reset).
+	Outage Outage
+
+	// DropResponses drops the answers of the next N imports after their
+	// commit: the incident is written, then the connection is closed
+	// without an answer. DropRate does the same for a fraction of imports.
+	DropResponses int
+	DropRate      float64
+
 	// MaxRequests bounds the request log; the oldest records are dropped
 	// first. Default 100000.
 	MaxRequests int
@@ -110,6 +154,9 @@ type Server struct {
 	mux *http.ServeMux
 
 	mu            sync.Mutex
+	cfg           Config     // the switches
+	rng           *rand.Rand // draws of jitter, error and drop rates
+	rateCounts    map[string]*rateCount
 	access        map[string]grant // access token -> grant
 	refresh       map[string]grant // refresh token -> grant
 	incidents     []*Incident      // insertion order
@@ -121,9 +168,18 @@ type Server struct {
 }
 
 // New returns a server with the given options (defaults filled in).
+// Invalid switches (see [Config.Validate]) are replaced by their defaults.
 func New(o Options) *Server {
+	o = o.withDefaults()
+	cfg, err := o.config().normalize(o.Now())
+	if err != nil {
+		cfg = DefaultConfig()
+	}
 	s := &Server{
-		opt:           o.withDefaults(),
+		opt:           o,
+		cfg:           cfg,
+		rng:           newRand(cfg.Seed),
+		rateCounts:    map[string]*rateCount{},
 		mux:           http.NewServeMux(),
 		access:        map[string]grant{},
 		refresh:       map[string]grant{},
@@ -133,17 +189,21 @@ func New(o Options) *Server {
 	}
 	s.mux.HandleFunc("/oauth_token.do", s.handleToken)
 	s.mux.HandleFunc("/api/now/import/{table}", s.authenticated(s.handleImport))
+	s.mux.HandleFunc("/api/now/import/{table}/{sys_id}", s.authenticated(s.handleImportRecord))
 	s.mux.HandleFunc("/api/now/table/{table}", s.authenticated(s.handleTable))
 	s.mux.HandleFunc("/api/now/table/{table}/{sys_id}", s.authenticated(s.handleTableRecord))
 	s.mux.HandleFunc("/sim/requests", s.handleSimRequests)
 	s.mux.HandleFunc("/sim/incidents", s.handleSimIncidents)
+	s.mux.HandleFunc("/sim/config", s.handleSimConfig)
+	s.mux.HandleFunc("/sim/reset", s.handleSimReset)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Requested URI does not represent any resource", "")
 	})
 	return s
 }
 
-// Options returns the options in effect (defaults filled in).
+// Options returns the options the server was created with (defaults filled
+// in); the switches in effect now are [Server.Config].
 func (s *Server) Options() Options { return s.opt }
 
 func (s *Server) now() time.Time { return s.opt.Now() }
@@ -156,12 +216,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &Request{At: s.now(), Method: r.Method, Path: r.URL.Path, Query: redactQuery(r.URL.RawQuery)}
 	sw := &statusWriter{ResponseWriter: w}
-	s.mux.ServeHTTP(sw, r.WithContext(withRecord(r.Context(), rec)))
-	rec.Status = sw.status
-	if rec.Status == 0 {
-		rec.Status = http.StatusOK
+	defer func() {
+		p := recover()
+		switch {
+		case rec.aborted || p != nil:
+			rec.Status = 0 // no answer
+		case sw.status == 0:
+			rec.Status = http.StatusOK
+		default:
+			rec.Status = sw.status
+		}
+		s.addRequest(*rec)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	r, done := s.preFaults(sw, r, rec)
+	if done {
+		return
 	}
-	s.addRequest(*rec)
+	s.mux.ServeHTTP(sw, r.WithContext(withRecord(r.Context(), rec)))
 }
 
 // redactQuery replaces secret values in a query string (credentials sent
@@ -200,6 +274,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (Hijack, Flush).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {

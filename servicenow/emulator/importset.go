@@ -63,10 +63,20 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r, http.MethodPost)
 		return
 	}
+	if status := s.injectedError(); status != 0 {
+		rec.addFault(fmt.Sprintf("injected error %d", status))
+		writeError(w, status, http.StatusText(status), "Emulated failure; nothing was written")
+		return
+	}
 	table := r.PathValue("table")
 	if table != s.opt.ImportTable {
 		rec.Note = "unknown import table " + table
 		writeError(w, http.StatusNotFound, "Invalid table "+table, "")
+		return
+	}
+	if why, msg, detail := s.rights().importDenied(); why != "" {
+		rec.Note = why
+		writeError(w, http.StatusForbidden, msg, detail)
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -91,9 +101,9 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Fields = fields
 
-	row := s.stagingRow(fields)
 	now := s.now()
 	s.mu.Lock()
+	row := s.stagingRow(fields)
 	res := s.transform(row, now)
 	iset := s.importSet(now)
 	s.mu.Unlock()
@@ -109,6 +119,11 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	rec.Number = res.DisplayValue
 	if res.ErrorMessage != "" {
 		rec.Note = res.ErrorMessage
+	}
+	if s.dropResponse() {
+		rec.addFault("response dropped after commit")
+		abort(w, rec, false)
+		return
 	}
 	writeJSON(w, http.StatusCreated, importResponse{
 		ImportSet:    iset,
@@ -154,14 +169,43 @@ func decodeRecord(body []byte) (map[string]string, error) {
 	return out, nil
 }
 
-// maxLength is the max length of a staging column (without prefix).
+// handleImportRecord serves GET /api/now/import/{table}/{sys_id}, which
+// reads a staging row and its transform result. The emulator keeps no
+// staging rows: a known table answers 404 No Record found, as a real
+// instance does for a row that does not exist (or that a read ACL hides).
+// The client's probe relies on that answer.
+func (s *Server) handleImportRecord(w http.ResponseWriter, r *http.Request) {
+	rec := record(r)
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	table := r.PathValue("table")
+	if table != s.opt.ImportTable {
+		rec.Note = "unknown import table " + table
+		writeError(w, http.StatusNotFound, "Invalid table "+table, "")
+		return
+	}
+	if !s.rights().has(RoleImportTransformer) {
+		rec.Note = "role import_transformer missing"
+		writeError(w, http.StatusForbidden, "User Not Authorized", "Failed API level ACL Validation")
+		return
+	}
+	writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+}
+
+// maxLength is the max length of a staging column (without prefix); s.mu
+// must be held.
 func (s *Server) maxLength(col string) int {
-	if n, ok := s.opt.FieldMaxLength[col]; ok && n > 0 {
+	if n, ok := s.cfg.FieldMaxLength[col]; ok && n > 0 {
 		return n
+	}
+	if s.cfg.StagingAsCreated {
+		return CreatedMaxLength
 	}
 	switch col {
 	case "name", "body":
-		return s.opt.NameBodyMaxLength
+		return s.cfg.NameBodyMaxLength
 	case "correlation_id":
 		return correlationIDMax
 	case "close_notes":
@@ -171,7 +215,7 @@ func (s *Server) maxLength(col string) int {
 }
 
 // stagingRow keeps the fields that are staging columns and truncates them
-// to the column lengths, silently, as ServiceNow does.
+// to the column lengths, silently, as ServiceNow does; s.mu must be held.
 func (s *Server) stagingRow(fields map[string]string) map[string]string {
 	row := map[string]string{}
 	for _, c := range stagingColumns {
@@ -306,7 +350,7 @@ func (s *Server) transform(row map[string]string, now time.Time) importResult {
 		before := *inc
 		applyFields(inc, target)
 		inc.Priority = priority(inc.Impact, inc.Urgency)
-		if s.opt.IgnoreUnchanged && *inc == before {
+		if s.cfg.IgnoreUnchanged && *inc == before {
 			res.Status = "ignored"
 			res.StatusMessage = "No field values changed"
 		} else {

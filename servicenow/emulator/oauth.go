@@ -76,6 +76,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := s.now()
+	s.mu.Lock()
+	accessTTL, refreshTTL := time.Duration(s.cfg.AccessTokenTTL), time.Duration(s.cfg.RefreshTokenTTL)
+	omitRefresh := s.cfg.RefreshOmitsRefreshToken
+	s.mu.Unlock()
 	var user, refresh string
 	switch grantType {
 	case "password":
@@ -90,7 +94,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		user = s.opt.Username
 		refresh = newToken()
 		s.mu.Lock()
-		s.refresh[refresh] = grant{user: user, expires: now.Add(s.opt.RefreshTokenTTL)}
+		s.refresh[refresh] = grant{user: user, expires: now.Add(refreshTTL)}
 		s.mu.Unlock()
 	case "refresh_token":
 		rt := form.Get("refresh_token")
@@ -106,7 +110,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		user = g.user
-		if !s.opt.RefreshOmitsRefreshToken {
+		if !omitRefresh {
 			refresh = rt
 		}
 	default:
@@ -117,11 +121,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	access := newToken()
 	s.mu.Lock()
 	s.pruneTokens(now)
-	s.access[access] = grant{user: user, expires: now.Add(s.opt.AccessTokenTTL)}
+	s.access[access] = grant{user: user, expires: now.Add(accessTTL)}
 	s.mu.Unlock()
 
 	// ServiceNow announces one second less than the lifetime (1799 for 30m).
-	expiresIn := int64(s.opt.AccessTokenTTL/time.Second) - 1
+	expiresIn := int64(accessTTL/time.Second) - 1
 	if expiresIn < 1 {
 		expiresIn = 1
 	}
@@ -147,43 +151,49 @@ func (s *Server) pruneTokens(now time.Time) {
 	maps.DeleteFunc(s.refresh, stale)
 }
 
-// authenticated wraps an API handler with ServiceNow's authentication: a
-// valid, unexpired bearer token, or basic authentication as the user.
+// authenticated wraps an API handler with ServiceNow's authentication (a
+// valid, unexpired bearer token, or basic authentication as the user) and
+// the rate limit rule, which counts per authenticated user.
 func (s *Server) authenticated(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if why := s.checkAuth(r); why != "" {
+		user, why := s.checkAuth(r)
+		if why != "" {
 			record(r).Note = why
 			writeError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
+			return
+		}
+		if s.rateLimited(w, record(r), user) {
 			return
 		}
 		next(w, r)
 	}
 }
 
-// checkAuth returns why the request is not authenticated, or "".
-func (s *Server) checkAuth(r *http.Request) string {
+// checkAuth returns the user of the request, or why it is not
+// authenticated.
+func (s *Server) checkAuth(r *http.Request) (user, why string) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "no Authorization header"
+		return "", "no Authorization header"
 	}
 	if user, pass, ok := r.BasicAuth(); ok {
 		if equal(user, s.opt.Username) && equal(pass, s.opt.Password) {
-			return ""
+			return s.opt.Username, ""
 		}
-		return "wrong basic credentials"
+		return "", "wrong basic credentials"
 	}
 	scheme, tok, _ := strings.Cut(h, " ")
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "unsupported Authorization scheme"
+		return "", "unsupported Authorization scheme"
 	}
 	s.mu.Lock()
 	g, ok := s.access[tok]
 	s.mu.Unlock()
 	switch {
 	case !ok:
-		return "unknown access token"
+		return "", "unknown access token"
 	case !s.now().Before(g.expires):
-		return "access token expired"
+		return "", "access token expired"
 	}
-	return ""
+	return g.user, ""
 }

@@ -16,11 +16,11 @@ const Redacted = "[REDACTED]"
 // log. Secrets are never recorded: form fields that carry them hold
 // [Redacted] and the Authorization header is not recorded at all.
 type Request struct {
-	At     time.Time `json:"at"`
+	At     time.Time `json:"at"` // when it arrived, by the server's clock
 	Method string    `json:"method"`
 	Path   string    `json:"path"`
 	Query  string    `json:"query,omitempty"` // raw query string (Table API reads)
-	Status int       `json:"status"`
+	Status int       `json:"status"`          // 0: the connection was closed without an answer
 
 	// Fields are the fields of an import (as strings, before truncation) or
 	// of a token request (secrets redacted).
@@ -29,6 +29,21 @@ type Request struct {
 	ImportStatus string `json:"import_status,omitempty"` // inserted, updated, ignored, skipped, error
 	Number       string `json:"number,omitempty"`        // incident inserted or updated
 	Note         string `json:"note,omitempty"`          // why a request failed, e.g. "wrong client_secret"
+
+	// Fault names the faults applied, "; "-separated: "outage: 503",
+	// "outage: connection reset", "hibernating", "latency 120ms",
+	// "rate limited", "injected error 503", "response dropped after commit".
+	Fault      string `json:"fault,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"` // Retry-After of a 429, in seconds
+
+	aborted bool // the connection was closed without an answer (Status 0)
+}
+
+func (r *Request) addFault(f string) {
+	if r.Fault != "" {
+		r.Fault += "; "
+	}
+	r.Fault += f
 }
 
 // Incident is an incident record of the emulated instance.
@@ -70,7 +85,7 @@ func record(r *http.Request) *Request {
 func (s *Server) addRequest(rec Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if strings.HasPrefix(rec.Path, "/api/now/import/") {
+	if isImportRequest(rec) {
 		s.importCount++
 	}
 	if len(s.requests) >= s.opt.MaxRequests {
@@ -93,9 +108,18 @@ func (s *Server) Requests() []Request {
 	return out
 }
 
+// isImportRequest reports whether rec is a request to import (anything
+// sent to /api/now/import/ but a GET of one staging row, which is what the
+// client's probe sends).
+func isImportRequest(rec Request) bool {
+	rest, ok := strings.CutPrefix(rec.Path, "/api/now/import/")
+	return ok && !(rec.Method == http.MethodGet && strings.Contains(strings.Trim(rest, "/"), "/"))
+}
+
 // ImportCount is the number of requests made to the Import Set API
 // (/api/now/import/...), whatever their outcome, including those refused
-// for authentication. It counts past the bound of the request log.
+// for authentication or by a fault, but not GETs of one staging row (the
+// client's probe). It counts past the bound of the request log.
 func (s *Server) ImportCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -48,7 +48,7 @@ func incidentRow(inc *Incident) map[string]string {
 var dictionaryFields = []string{"sys_id", "name", "element", "column_label", "internal_type", "max_length"}
 
 // dictionaryRows describes the staging table's columns, so that a client
-// can check their max lengths.
+// can check their max lengths; s.mu must be held.
 func (s *Server) dictionaryRows() []map[string]string {
 	rows := make([]map[string]string, 0, len(stagingColumns))
 	for i, c := range stagingColumns {
@@ -75,6 +75,8 @@ func (s *Server) rows(table string) (rows []map[string]string, fields []string, 
 		}
 		return rows, incidentFields, true
 	case "sys_dictionary":
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return s.dictionaryRows(), dictionaryFields, true
 	}
 	return nil, nil, false
@@ -91,6 +93,12 @@ func (s *Server) handleTable(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		record(r).Note = "unknown table " + table
 		writeError(w, http.StatusBadRequest, "Invalid table "+table, "")
+		return
+	}
+	if s.rights().readDenied(table) {
+		record(r).Note = "no read access to " + table
+		writeError(w, http.StatusForbidden, "Insufficient rights to query records",
+			"Field(s) present in the query do not have permission to be read")
 		return
 	}
 	q := r.URL.Query()
@@ -132,6 +140,11 @@ func (s *Server) handleTableRecord(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
+		if s.rights().readDenied(table) {
+			record(r).Note = "no read access to " + table
+			notFound() // a record the user may not read does not exist for them
+			return
+		}
 		i := slices.IndexFunc(rows, func(row map[string]string) bool { return row["sys_id"] == id })
 		if i < 0 {
 			notFound()

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/doctor"
+)
+
+func runDoctor(e *env, args []string) int {
+	fs := e.flagSet("doctor", "[--config FILE] [--send-test] [--json]")
+	cfgPath := fs.String("config", "", "YAML config `file`")
+	sendTest := fs.Bool("send-test", false, "also send a marked test item and read its incident back")
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{ServiceNow: true})
+	if !ok {
+		return code
+	}
+	log := newLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	o := doctor.Options{Config: cfg, SendTest: *sendTest, Log: log}
+	conn, err := connectNATS(cfg.NATS, log, false)
+	if err != nil {
+		o.NATSErr = err
+	} else {
+		defer conn.Close()
+		o.JS = conn.js
+	}
+	results := doctor.Run(ctx, o)
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(results)
+	} else {
+		doctor.Print(e.stdout, results)
+	}
+	if !doctor.Passed(results) {
+		return exitFailed
+	}
+	return exitOK
+}
