@@ -67,7 +67,7 @@ type Deps struct {
 	Importer    Importer
 	Ledger      *Ledger
 	DeadLetters *DeadLetters
-	Budget      Budget // nil means Unlimited
+	Budget      GrantBudget // nil means Unlimited
 	Log         zerolog.Logger
 }
 
@@ -157,7 +157,8 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 	if err != nil {
 		return err
 	}
-	granted, err := c.d.Budget.Acquire(ctx, free)
+	grant, err := c.d.Budget.AcquireGrant(ctx, free)
+	granted := grant.N
 	if err != nil {
 		giveSlots(slots, free)
 		return fmt.Errorf("budget: %w", err)
@@ -167,7 +168,7 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 	defer cancel()
 	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchContext(fctx))
 	if err != nil {
-		c.giveBack(slots, granted)
+		c.giveBack(slots, grant, granted)
 		return fmt.Errorf("fetch: %w", err)
 	}
 	got := 0
@@ -175,7 +176,7 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 		got++
 		if ctx.Err() != nil {
 			_ = msg.Nak()
-			c.giveBack(slots, 1)
+			c.giveBack(slots, grant, 1)
 			continue
 		}
 		wg.Add(1)
@@ -183,11 +184,11 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 			defer wg.Done()
 			defer giveSlots(slots, 1)
 			if !c.handle(work, msg) {
-				c.releaseGrant(work, 1)
+				c.releaseGrant(work, grant, 1)
 			}
 		}()
 	}
-	c.giveBack(slots, granted-got)
+	c.giveBack(slots, grant, granted-got)
 	if err := batch.Error(); err != nil && !isFetchEnd(err) {
 		return fmt.Errorf("fetch: %w", err)
 	}
@@ -218,16 +219,17 @@ func (c *Consumer) probeSlot(ctx context.Context, slots chan struct{}) (int, err
 	}
 }
 
-func (c *Consumer) giveBack(slots chan struct{}, n int) {
+func (c *Consumer) giveBack(slots chan struct{}, g Grant, n int) {
 	if n <= 0 {
 		return
 	}
 	giveSlots(slots, n)
-	c.releaseGrant(context.Background(), n)
+	c.releaseGrant(context.Background(), g, n)
 }
 
-func (c *Consumer) releaseGrant(ctx context.Context, n int) {
-	if err := c.d.Budget.Release(ctx, n); err != nil {
+// releaseGrant returns n unspent sends of grant g to the budget.
+func (c *Consumer) releaseGrant(ctx context.Context, g Grant, n int) {
+	if err := c.d.Budget.ReleaseGrant(ctx, g, n); err != nil {
 		c.d.Log.Warn().Err(err).Int("grants", n).Msg("could not return unused budget")
 	}
 }

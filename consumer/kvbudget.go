@@ -165,6 +165,9 @@ func (b *KVBudget) Acquire(ctx context.Context, want int) (int, error) {
 	return g.N, err
 }
 
+// storeTimeout bounds one write of the ledger.
+const storeTimeout = 5 * time.Second
+
 // AcquireGrant is Acquire returning the grant, for ReleaseGrant.
 func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 	if want <= 0 {
@@ -188,7 +191,11 @@ func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 			}
 			continue
 		}
-		err = b.store(ctx, out, rev)
+		// The write is not cut short by the caller's cancellation: a write the
+		// server applied but we gave up on would hold its grants for a window.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		err = b.store(wctx, out, rev)
+		cancel()
 		if isConflict(err) {
 			conflicts++
 			if !sleepCtx(ctx, jitter(conflicts)) {

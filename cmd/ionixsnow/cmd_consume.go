@@ -92,11 +92,16 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 	if err != nil {
 		return nil, err
 	}
+	budget, err := consumer.NewKVBudget(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, consumer.WithBudgetLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("budget: %w", err)
+	}
 	return consumer.New(consumer.Deps{
 		Consumer:    topo.Consumer,
 		Importer:    imp,
 		Ledger:      consumer.NewLedger(topo.Tickets),
 		DeadLetters: consumer.NewDeadLetters(conn.js, topo.Names),
+		Budget:      budget,
 		Log:         log,
 	}, consumer.Options{
 		Concurrency:    cfg.Consumer.Concurrency,

@@ -16,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -188,6 +192,24 @@ func TestPublishThenConsumeWithExternalServers(t *testing.T) {
 		if in.Inserts != 1 || in.Updates != 0 {
 			t.Errorf("%s: %d inserts, %d updates; want exactly one insert", in.Number, in.Inserts, in.Updates)
 		}
+	}
+	// Every send was counted in the global budget the replicas share.
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), "ionix_budget")
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget, err := consumer.NewKVBudget(kv, 1000, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := budget.State(context.Background()); err != nil || st.Used != want {
+		t.Errorf("budget used = %d (%v), want %d: consume does not spend the shared budget\n%s", st.Used, err, want, consume.logs.String())
 	}
 	for _, s := range []string{secret, password} {
 		if strings.Contains(consume.logs.String(), s) {
