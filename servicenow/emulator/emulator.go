@@ -216,10 +216,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &Request{At: s.now(), Method: r.Method, Path: r.URL.Path, Query: redactQuery(r.URL.RawQuery)}
 	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		p := recover()
+	var panicked bool
+	// flush records the request once: when the handler ends, or before an
+	// aborted connection is closed, so the log is complete by the time the
+	// client sees the connection go.
+	rec.flush = sync.OnceFunc(func() {
 		switch {
-		case rec.aborted || p != nil:
+		case rec.aborted || panicked:
 			rec.Status = 0 // no answer
 		case sw.status == 0:
 			rec.Status = http.StatusOK
@@ -227,6 +230,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.Status = sw.status
 		}
 		s.addRequest(*rec)
+	})
+	defer func() {
+		p := recover()
+		panicked = p != nil
+		rec.flush()
 		if p != nil {
 			panic(p)
 		}

@@ -91,6 +91,9 @@ func (s *Server) preFaults(w http.ResponseWriter, r *http.Request, rec *Request)
 // handler, which makes the server close the connection.
 func abort(w http.ResponseWriter, rec *Request, reset bool) {
 	rec.aborted = true
+	if rec.flush != nil {
+		rec.flush()
+	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)

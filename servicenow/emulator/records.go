@@ -36,7 +36,8 @@ type Request struct {
 	Fault      string `json:"fault,omitempty"`
 	RetryAfter int    `json:"retry_after,omitempty"` // Retry-After of a 429, in seconds
 
-	aborted bool // the connection was closed without an answer (Status 0)
+	aborted bool   // the connection was closed without an answer (Status 0)
+	flush   func() // records the request (once)
 }
 
 func (r *Request) addFault(f string) {
