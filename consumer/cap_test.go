@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/consumer"
-	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
@@ -39,17 +37,13 @@ func TestGlobalCapAcrossThreeReplicas(t *testing.T) {
 		window   = 4 * time.Second
 		backlog  = 4 * limit // the last window's worth still waits after three windows
 	)
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := natstest.Start(t)
 	sim := emulator.New(emulator.Options{})
 	hs := httptest.NewServer(sim)
 	t.Cleanup(hs.Close)
 
 	// The backlog is published before any replica runs.
-	js := capConnect(t, srv.URL())
+	js := natstest.Connect(t, srv.URL())
 	ctx := context.Background()
 	if _, err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
 		t.Fatal(err)
@@ -127,25 +121,11 @@ func TestGlobalCapAcrossThreeReplicas(t *testing.T) {
 		limit+1, tightest, window, mean, 100*float64(window)/float64(mean))
 }
 
-func capConnect(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // capReplica runs one consumer replica as its own process would: its own NATS
 // connection, topology handles, ServiceNow client and budget.
 func capReplica(t *testing.T, natsURL, snowURL string, limit int, window time.Duration) {
 	t.Helper()
-	js := capConnect(t, natsURL)
+	js := natstest.Connect(t, natsURL)
 	ctx := context.Background()
 	topo, err := topology.Ensure(ctx, js, topology.Options{})
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/consumer"
-	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
@@ -35,20 +35,7 @@ type rig struct {
 
 func newRig(t *testing.T, filter mapping.Filter, simOpts emulator.Options) *rig {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.Connect(t, natstest.Start(t).URL())
 	ctx := context.Background()
 	topo, err := topology.Ensure(ctx, js, topology.Options{
 		FilterSubjects: filter.FilterSubjects(topology.DefaultSubjectPrefix),

@@ -5,30 +5,15 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/topology"
 )
 
 func connect(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return natstest.Connect(t, natstest.Start(t).URL())
 }
 
 func TestEnsureCreatesTheDefaultTopology(t *testing.T) {
