@@ -33,8 +33,10 @@ type Options struct {
 const (
 	fixNATS = "start the NATS server (or `ionixsnow consume`, which runs an embedded one when nats.url is empty) " +
 		"and check nats.url and nats.creds_file"
-	fixJetStream  = "enable JetStream on the NATS server (`-js`, or a `jetstream {}` block in its config)"
-	fixTopology   = "none needed: `ionixsnow consume` and `ionixsnow publish` create it on their first run"
+	fixJetStream = "enable JetStream on the NATS server (`-js`, or a `jetstream {}` block in its config)"
+	fixTopology  = "none needed: `ionixsnow consume` and `ionixsnow publish` create it on their first run"
+	fixDown      = "the instance is down or under maintenance: check its status (ServiceNow: status.servicenow.com, or your " +
+		"ServiceNow administrator) and run doctor again once it answers"
 	fixHibernate  = "wake the instance (developer instances hibernate when idle: log in at developer.servicenow.com)"
 	fixFieldSize  = "System Definition > Tables > ionix_action_item: set the max length of name and body to 4000 and of correlation_id to 100 (README step 3)"
 	fixReadAccess = "optional: give the integration user read access to incident (e.g. the itil role) so doctor can read the test incident back"
@@ -160,6 +162,10 @@ func checkURL(ctx context.Context, o Options, c servicenow.Config) Result {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if strings.Contains(resp.Header.Get("Content-Type"), "html") && strings.Contains(strings.ToLower(string(body)), "hibernat") {
 		r.Status, r.Detail, r.Fix = StatusFail, "the instance is hibernating (it answers with an HTML page)", fixHibernate
+		return r
+	}
+	if resp.StatusCode >= 500 {
+		r.Status, r.Detail, r.Fix = StatusFail, fmt.Sprintf("%s answers HTTP %d: the instance is down or failing", c.InstanceURL, resp.StatusCode), fixDown
 		return r
 	}
 	r.Status, r.Detail = StatusOK, fmt.Sprintf("%s answers (HTTP %d)", c.InstanceURL, resp.StatusCode)
