@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,7 +37,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) (posted bool) 
 	log = log.With().Str("action_item", item.ID).Logger()
 	ev, ok := eventOf(msg)
 	if !ok {
-		c.deadLetter(ctx, log, msg, meta, "unknown event "+quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())
+		c.deadLetter(ctx, log, msg, meta, "unknown event "+strconv.Quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())
 		return false
 	}
 	if pass, reason := c.o.Filter.Allows(item); !pass {
@@ -158,19 +160,25 @@ const keepAliveEvery = 40 * time.Second
 // importKeepingAlive posts the record, resetting the message's ack timer while the
 // request takes long (rate limit pauses, slow instances).
 func (c *Consumer) importKeepingAlive(ctx context.Context, msg jetstream.Msg, record map[string]string) (servicenow.Result, error) {
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(keepAliveEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	// A timer, not a goroutine: nothing runs unless the post outlasts keepAliveEvery.
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(keepAliveEvery, func() {
+		_ = msg.InProgress()
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(keepAliveEvery)
 		}
+	})
+	mu.Unlock()
+	defer func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
 	}()
 	return c.d.Importer.Import(ctx, record)
 }
@@ -255,5 +263,3 @@ func eventOf(msg jetstream.Msg) (ionix.Event, bool) {
 	}
 	return "", false
 }
-
-func quote(s string) string { return "\"" + s + "\"" }

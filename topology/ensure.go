@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -157,6 +156,3 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, name, description
 	}
 	return kv, nil
 }
-
-// OpTimeout bounds a single topology call made without a caller deadline.
-const OpTimeout = 10 * time.Second
