@@ -73,6 +73,18 @@ type Consumer struct {
 	Concurrency    int           `yaml:"concurrency"`
 	ResolveOnClose bool          `yaml:"resolve_on_close"`
 	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	// AckWait is how long a delivered message may go unacknowledged before the
+	// server redelivers it (a crashed replica's messages come back after it).
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxDeliver bounds the deliveries of one message; the last failed one
+	// ends in the dead-letter stream. 0 means unlimited (the default: an
+	// outage of any length dead-letters nothing).
+	MaxDeliver int `yaml:"max_deliver"`
+	// MaxAckPending bounds the messages held unacknowledged by all replicas
+	// together; it must cover replicas × concurrency.
+	MaxAckPending int `yaml:"max_ack_pending"`
+	// DrainTimeout bounds the wait for posts in flight at shutdown (SIGTERM).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // IONIX is the IONIX API the poller reads.
@@ -120,9 +132,15 @@ func Default() Config {
 			FieldPrefix: "u_",
 			Timeout:     30 * time.Second,
 		},
-		Filter:   Filter{UrgencyThreshold: 1},
-		Cap:      Cap{MaxPerWindow: 1000, Window: time.Hour},
-		Consumer: Consumer{Concurrency: 4, MaxBackoff: 5 * time.Minute},
+		Filter: Filter{UrgencyThreshold: 1},
+		Cap:    Cap{MaxPerWindow: 1000, Window: time.Hour},
+		Consumer: Consumer{
+			Concurrency:   4,
+			MaxBackoff:    5 * time.Minute,
+			AckWait:       2 * time.Minute,
+			MaxAckPending: 1000,
+			DrainTimeout:  30 * time.Second,
+		},
 		IONIX: IONIX{
 			APIURL:       "https://api.portal.ionix.io",
 			PollInterval: 15 * time.Minute,

@@ -42,6 +42,10 @@ consumer:
   concurrency: 16
   resolve_on_close: true
   max_backoff: 10m
+  ack_wait: 90s
+  max_deliver: 20
+  max_ack_pending: 64
+  drain_timeout: 10s
 ionix:
   api_url: https://ionix.example.com/proxy/
   token: tok
@@ -67,12 +71,13 @@ var fullConfig = config.Config{
 		CategoryOverrides: map[string]string{"Vulnerability": "Security", "Email Security": "Email"},
 		ImpactOverrides:   map[string]string{"DNS": "3", "PKI": "1"},
 	},
-	Filter:   config.Filter{Categories: []string{"Vulnerability", "PKI"}, UrgencyThreshold: 7.5},
-	Cap:      config.Cap{MaxPerWindow: 500, Window: 30 * time.Minute},
-	Consumer: config.Consumer{Concurrency: 16, ResolveOnClose: true, MaxBackoff: 10 * time.Minute},
-	IONIX:    config.IONIX{APIURL: "https://ionix.example.com/proxy", Token: "tok", Account: "acme", PollInterval: time.Hour},
-	HTTP:     config.HTTP{Listen: ":9191"},
-	Log:      config.Log{Level: "debug", Format: "json"},
+	Filter: config.Filter{Categories: []string{"Vulnerability", "PKI"}, UrgencyThreshold: 7.5},
+	Cap:    config.Cap{MaxPerWindow: 500, Window: 30 * time.Minute},
+	Consumer: config.Consumer{Concurrency: 16, ResolveOnClose: true, MaxBackoff: 10 * time.Minute,
+		AckWait: 90 * time.Second, MaxDeliver: 20, MaxAckPending: 64, DrainTimeout: 10 * time.Second},
+	IONIX: config.IONIX{APIURL: "https://ionix.example.com/proxy", Token: "tok", Account: "acme", PollInterval: time.Hour},
+	HTTP:  config.HTTP{Listen: ":9191"},
+	Log:   config.Log{Level: "debug", Format: "json"},
 }
 
 func TestLoadFullYAML(t *testing.T) {

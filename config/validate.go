@@ -17,6 +17,8 @@ const (
 	MaxConcurrency      = 256
 	MinCapWindow        = time.Second
 	MinMaxBackoff       = time.Second
+	MinAckWait          = time.Second
+	MinDrainTimeout     = time.Second
 	MinPollInterval     = 10 * time.Second
 	MinUrgencyThreshold = 1.0
 	MaxUrgencyThreshold = 10.0
@@ -144,6 +146,18 @@ func (c Config) problems(n Needs) Problems {
 	}
 	if c.Consumer.MaxBackoff < MinMaxBackoff {
 		ps.add("consumer.max_backoff", fmt.Sprintf("must be at least 1s, got %s", c.Consumer.MaxBackoff))
+	}
+	if c.Consumer.AckWait < MinAckWait {
+		ps.add("consumer.ack_wait", fmt.Sprintf("must be at least 1s, got %s", c.Consumer.AckWait))
+	}
+	if c.Consumer.MaxDeliver < 0 {
+		ps.add("consumer.max_deliver", fmt.Sprintf("must be 0 (unlimited) or at least 1, got %d", c.Consumer.MaxDeliver))
+	}
+	if c.Consumer.MaxAckPending < c.Consumer.Concurrency {
+		ps.add("consumer.max_ack_pending", fmt.Sprintf("must be at least consumer.concurrency (%d) times the replicas you run, got %d", c.Consumer.Concurrency, c.Consumer.MaxAckPending))
+	}
+	if c.Consumer.DrainTimeout < MinDrainTimeout {
+		ps.add("consumer.drain_timeout", fmt.Sprintf("must be at least 1s, got %s", c.Consumer.DrainTimeout))
 	}
 
 	// ionix

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,6 +19,10 @@ type Options struct {
 	// MaxAckPending of the durable consumer, shared by every replica pulling from it.
 	// Zero takes the server default.
 	MaxAckPending int
+	// AckWait of the durable consumer; zero takes AckWait (2m).
+	AckWait time.Duration
+	// MaxDeliver of the durable consumer; zero means unlimited.
+	MaxDeliver int
 }
 
 // Topology holds handles on the objects Ensure created or found.
@@ -28,6 +33,20 @@ type Topology struct {
 	DLQ      jetstream.Stream
 	Tickets  jetstream.KeyValue
 	Budget   jetstream.KeyValue
+}
+
+func (o Options) ackWait() time.Duration {
+	if o.AckWait <= 0 {
+		return AckWait
+	}
+	return o.AckWait
+}
+
+func (o Options) maxDeliver() int {
+	if o.MaxDeliver <= 0 {
+		return -1
+	}
+	return o.MaxDeliver
 }
 
 func (o Options) replicas() int {
@@ -116,7 +135,8 @@ func ConsumerConfig(o Options) jetstream.ConsumerConfig {
 		Durable:        n.Consumer,
 		Description:    "ionixsnow: action items to ServiceNow incidents",
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        AckWait,
+		AckWait:        o.ackWait(),
+		MaxDeliver:     o.maxDeliver(),
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		FilterSubjects: filters,
 		MaxAckPending:  o.MaxAckPending,

@@ -175,6 +175,9 @@ func topologyOptions(cfg config.Config) topology.Options {
 		Names:          names,
 		Replicas:       cfg.NATS.Replicas,
 		FilterSubjects: filterOf(cfg).FilterSubjects(names.SubjectPrefix),
+		MaxAckPending:  cfg.Consumer.MaxAckPending,
+		AckWait:        cfg.Consumer.AckWait,
+		MaxDeliver:     cfg.Consumer.MaxDeliver,
 	}
 }
 
