@@ -36,6 +36,12 @@ type Options struct {
 	ProbeInterval time.Duration
 	// FetchWait is how long one pull request waits for messages (default 2s).
 	FetchWait time.Duration
+	// AckWait is the durable consumer's AckWait (default 2m): a post that runs
+	// longer marks its message in progress every third of it.
+	AckWait time.Duration
+	// MaxDeliver is the durable consumer's MaxDeliver (0: unlimited). A message
+	// that fails on its last delivery is dead-lettered instead of returned.
+	MaxDeliver int
 	// DrainTimeout bounds how long Run waits for in-flight posts after its context
 	// ends (default 30s); posts still running then are cancelled and their messages
 	// redelivered later.
@@ -54,6 +60,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FetchWait <= 0 {
 		o.FetchWait = 2 * time.Second
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 2 * time.Minute
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 30 * time.Second

@@ -153,14 +153,12 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	c.ack(ctx, log, msg)
 }
 
-// keepAliveEvery is how often a message is marked in progress while its post runs
-// (a third of the AckWait of 2m, so a slow or rate-limited post keeps its message).
-const keepAliveEvery = 40 * time.Second
-
 // importKeepingAlive posts the record, resetting the message's ack timer while the
 // request takes long (rate limit pauses, slow instances).
 func (c *Consumer) importKeepingAlive(ctx context.Context, msg jetstream.Msg, record map[string]string) (servicenow.Result, error) {
-	// A timer, not a goroutine: nothing runs unless the post outlasts keepAliveEvery.
+	// A timer, not a goroutine: nothing runs unless the post outlasts a third of
+	// AckWait, the interval at which the message is marked in progress.
+	keepAliveEvery := c.o.AckWait / 3
 	var mu sync.Mutex
 	stopped := false
 	var t *time.Timer

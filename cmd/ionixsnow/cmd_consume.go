@@ -109,6 +109,9 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 		Mapping:        mappingOf(cfg),
 		ResolveOnClose: cfg.Consumer.ResolveOnClose,
 		MaxBackoff:     cfg.Consumer.MaxBackoff,
+		AckWait:        cfg.Consumer.AckWait,
+		MaxDeliver:     cfg.Consumer.MaxDeliver,
+		DrainTimeout:   cfg.Consumer.DrainTimeout,
 	})
 }
 
