@@ -77,7 +77,11 @@ type Deps struct {
 	Ledger      *Ledger
 	DeadLetters *DeadLetters
 	Budget      GrantBudget // nil means Unlimited
-	Log         zerolog.Logger
+	// Stream is the action-item stream. Optional: without it a newest version that
+	// an older one may have overtaken cannot be requeued, and messages the server
+	// gives up on (MaxDeliver) are not dead-lettered from its advisories.
+	Stream jetstream.Stream
+	Log    zerolog.Logger
 }
 
 // Consumer pulls action-item events and turns them into ServiceNow incidents.
@@ -86,7 +90,10 @@ type Consumer struct {
 	o     Options
 	stats Stats
 	brk   *breaker
+	locks idLocks
 	now   func() time.Time
+	// instance tells this consumer's ledger entries from other replicas'.
+	instance string
 }
 
 // New returns a consumer; it does nothing until Run.
@@ -110,7 +117,7 @@ func New(d Deps, o Options) (*Consumer, error) {
 	if d.Budget == nil {
 		d.Budget = Unlimited{}
 	}
-	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now}
+	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now, instance: newInstanceID()}
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	return c, nil
 }
@@ -125,6 +132,11 @@ func (c *Consumer) Stats() Snapshot { return c.stats.Snapshot() }
 // posts in flight finish (up to DrainTimeout) and returns nil. Messages fetched but
 // not started are negatively acknowledged so another replica can take them at once.
 func (c *Consumer) Run(ctx context.Context) error {
+	stopWatch, err := c.watchMaxDeliveries(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
 	slots := make(chan struct{}, c.o.Concurrency)
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()

@@ -35,9 +35,16 @@ func NewDeadLetters(js jetstream.JetStream, names topology.Names) *DeadLetters {
 // stream sequence seq. The dead letter's message id is derived from the stream and
 // sequence, so storing the same message twice (a crash before Term) keeps one copy.
 func (d *DeadLetters) Store(ctx context.Context, msg jetstream.Msg, seq uint64, reason string) error {
+	_, err := d.store(ctx, msg.Subject(), msg.Headers(), msg.Data(), seq, reason)
+	return err
+}
+
+// store publishes the dead letter of the message at stream sequence seq and reports
+// whether the dead-letter stream already held it.
+func (d *DeadLetters) store(ctx context.Context, subject string, header nats.Header, data []byte, seq uint64, reason string) (duplicate bool, err error) {
 	reason = shortReason(reason)
-	dl := nats.NewMsg(d.names.DLQSubject(dlqToken(msg.Subject(), d.names.SubjectPrefix)))
-	for k, vs := range msg.Headers() {
+	dl := nats.NewMsg(d.names.DLQSubject(dlqToken(subject, d.names.SubjectPrefix)))
+	for k, vs := range header {
 		if k == topology.HeaderMsgID {
 			continue
 		}
@@ -46,15 +53,16 @@ func (d *DeadLetters) Store(ctx context.Context, msg jetstream.Msg, seq uint64, 
 		}
 	}
 	dl.Header.Set(topology.HeaderDLQReason, reason)
-	dl.Header.Set(topology.HeaderDLQSubject, msg.Subject())
+	dl.Header.Set(topology.HeaderDLQSubject, subject)
 	dl.Header.Set(topology.HeaderDLQStreamSeq, strconv.FormatUint(seq, 10))
 	dl.Header.Set(topology.HeaderDLQFailedAt, d.now().UTC().Format(time.RFC3339))
-	dl.Data = msg.Data()
+	dl.Data = data
 	id := fmt.Sprintf("dlq:%s:%d", d.names.Stream, seq)
-	if _, err := d.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id)); err != nil {
-		return fmt.Errorf("store dead letter of sequence %d: %w", seq, err)
+	ack, err := d.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id))
+	if err != nil {
+		return false, fmt.Errorf("store dead letter of sequence %d: %w", seq, err)
 	}
-	return nil
+	return ack.Duplicate, nil
 }
 
 // dlqToken keeps the event and category of the original subject, so dead letters can

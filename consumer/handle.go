@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,19 +47,28 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) (posted bool) 
 		c.ack(ctx, log, msg)
 		return false
 	}
+	unlock, waited, err := c.locks.lock(ctx, item.ID)
+	if err != nil { // shutting down
+		c.nakLater(log, msg, meta, nil)
+		return false
+	}
+	defer unlock()
 	if ev == ionix.EventClosed {
-		return c.handleClosed(ctx, log, msg, item)
+		return c.handleClosed(ctx, log, msg, meta, item)
 	}
 
 	fingerprint := item.Fingerprint()
 	// A first delivery cannot be in the ledger under this fingerprint unless the same
 	// item was published again after the duplicate window; coalesce makes that post
-	// an update. Only redeliveries pay for a ledger lookup.
-	if meta.NumDelivered > 1 {
+	// an update. Only redeliveries, and posts that waited for another post of the
+	// same item, pay for a ledger lookup.
+	if meta.NumDelivered > 1 || waited {
 		t, found, err := c.d.Ledger.Get(ctx, item.ID)
 		if err != nil {
-			log.Warn().Err(err).Msg("ledger unavailable; will retry the message")
-			c.retryLater(log, msg, meta, nil)
+			c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
+			return false
+		}
+		if found && c.superseded(ctx, log, msg, meta, t) {
 			return false
 		}
 		if found && t.Fingerprint == fingerprint {
@@ -79,18 +89,19 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) (posted bool) 
 
 // handleClosed acts on a closing event: with ResolveOnClose, a ticketed item is
 // re-posted as Resolved; anything else is acknowledged and counted.
-func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, item ionix.ActionItem) bool {
+func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, item ionix.ActionItem) bool {
 	if !c.o.ResolveOnClose {
 		c.stats.filteredClosed.Add(1)
 		log.Debug().Msg("closing event ignored (resolve_on_close is off)")
 		c.ack(ctx, log, msg)
 		return false
 	}
-	meta, _ := msg.Metadata()
 	t, found, err := c.d.Ledger.Get(ctx, item.ID)
 	if err != nil {
-		log.Warn().Err(err).Msg("ledger unavailable; will retry the message")
-		c.retryLater(log, msg, meta, nil)
+		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
+		return false
+	}
+	if found && c.superseded(ctx, log, msg, meta, t) {
 		return false
 	}
 	if !found || t.Status == StatusResolved {
@@ -111,6 +122,7 @@ func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jet
 // post sends the record and settles the message by the outcome: ledger and ack on
 // success, dead letter when ServiceNow rejects the item, delayed redelivery otherwise.
 func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket) {
+	started := c.now()
 	res, err := c.importKeepingAlive(ctx, msg, record)
 	if unchanged(res) {
 		// A coalesced re-post that changes nothing: the incident already holds
@@ -125,14 +137,38 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		return
 	default:
 		c.stats.failed.Add(1)
-		c.retryLater(log, msg, meta, err)
+		c.retryLater(ctx, log, msg, meta, err)
 		return
 	}
 	log = log.With().Str("incident", res.Number).Logger()
 	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
+	t.StreamSeq, t.PostedBy = meta.Sequence.Stream, c.instance
 	if t.Status == "" {
 		t.Status = res.Status
 	}
+	c.countSent(t, res)
+	prev, found, written, err := c.d.Ledger.Record(ctx, id, t)
+	if err != nil {
+		// Not acked: the redelivery posts again and coalesce turns it into an update.
+		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ServiceNow accepted the item as %s but the ticket ledger write failed (the next attempt updates it): %w", res.Number, err))
+		return
+	}
+	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
+	switch {
+	case !written:
+		// A newer version was posted meanwhile; ours may have reached ServiceNow
+		// after it and put older values back.
+		c.requeueNewest(ctx, log, prev.StreamSeq, "a newer version was posted while this one was in flight")
+	case found && prev.StreamSeq != t.StreamSeq && prev.PostedBy != c.instance && overlapped(prev, started):
+		// Another replica posted an older version while ours was in flight; it may
+		// have reached ServiceNow after ours.
+		c.requeueNewest(ctx, log, t.StreamSeq, "an older version was posted by another replica while this one was in flight")
+	}
+	c.ack(ctx, log, msg)
+}
+
+// countSent counts an accepted post by what it did to the incident.
+func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 	switch {
 	case t.Status == StatusResolved:
 		c.stats.resolved.Add(1)
@@ -143,14 +179,30 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	default:
 		c.stats.created.Add(1)
 	}
-	if err := c.d.Ledger.Put(ctx, id, t); err != nil {
-		// Not acked: the redelivery posts again and coalesce turns it into an update.
-		log.Warn().Err(err).Msg("ServiceNow accepted the item but the ledger write failed; it will be re-posted as an update")
-		c.retryLater(log, msg, meta, nil)
+}
+
+// superseded acknowledges, without a post, a message older than the event the ledger
+// recorded for its item, and reports whether it did.
+func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t Ticket) bool {
+	if !t.newerThan(meta.Sequence.Stream) {
+		return false
+	}
+	c.stats.superseded.Add(1)
+	log.Info().Str("incident", t.Number).Uint64("ticketed_seq", t.StreamSeq).
+		Msg("a newer version of this item is already ticketed; acknowledging without a post")
+	c.ack(ctx, log, msg)
+	return true
+}
+
+// requeueNewest puts a copy of the newest version (stream sequence seq) at the end of
+// the stream so that it is posted last.
+func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, seq uint64, why string) {
+	if err := c.requeue(ctx, seq); err != nil {
+		log.Warn().Err(err).Uint64("newest_seq", seq).Str("why", why).
+			Msg("could not requeue the newest version; the incident may show an older version until the item changes again")
 		return
 	}
-	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
-	c.ack(ctx, log, msg)
+	log.Info().Uint64("newest_seq", seq).Str("why", why).Msg("requeued the newest version so that it is posted last")
 }
 
 // importKeepingAlive posts the record, resetting the message's ack timer while the
@@ -189,8 +241,18 @@ func unchanged(res servicenow.Result) bool {
 }
 
 // retryLater returns the message for redelivery after a delay that grows with its
-// delivery count (or ServiceNow's Retry-After), capped at MaxBackoff.
-func (c *Consumer) retryLater(log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+// delivery count (or ServiceNow's Retry-After), capped at MaxBackoff. On the last
+// delivery MaxDeliver allows, it dead-letters the message instead.
+func (c *Consumer) retryLater(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+	if c.o.MaxDeliver > 0 && meta.NumDelivered >= uint64(c.o.MaxDeliver) {
+		c.deadLetter(ctx, log, msg, meta, fmt.Sprintf("%s after %d deliveries (consumer.max_deliver): %v", ReasonMaxDeliver, meta.NumDelivered, cause))
+		return
+	}
+	c.nakLater(log, msg, meta, cause)
+}
+
+// nakLater returns the message for a later redelivery.
+func (c *Consumer) nakLater(log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
 	delay := c.redeliveryDelay(meta.NumDelivered, cause)
 	if cause != nil {
 		ev := log.Warn().Err(cause).Dur("retry_in", delay)
@@ -198,7 +260,7 @@ func (c *Consumer) retryLater(log zerolog.Logger, msg jetstream.Msg, meta *jetst
 		if errors.As(cause, &se) && se.Fix != "" {
 			ev = ev.Str("fix", se.Fix)
 		}
-		ev.Msg("ServiceNow did not accept the item; it stays on the stream")
+		ev.Msg("not delivered; the item stays on the stream for another attempt")
 	}
 	if err := msg.NakWithDelay(delay); err != nil {
 		log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
@@ -220,7 +282,7 @@ func (c *Consumer) redeliveryDelay(delivered uint64, cause error) time.Duration 
 func (c *Consumer) deadLetter(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string) {
 	if err := c.d.DeadLetters.Store(ctx, msg, meta.Sequence.Stream, reason); err != nil {
 		log.Error().Err(err).Str("reason", reason).Msg("could not store dead letter; the message stays on the stream")
-		c.retryLater(log, msg, meta, nil)
+		c.nakLater(log, msg, meta, nil)
 		return
 	}
 	c.stats.deadLettered.Add(1)

@@ -23,7 +23,17 @@ type Ticket struct {
 	Number      string    `json:"number"`
 	Status      string    `json:"status"`
 	SentAt      time.Time `json:"sent_at"`
+	// StreamSeq is the stream sequence of the event that was posted: a message
+	// older than it carries an older version of the item. Zero in entries
+	// written before it was recorded.
+	StreamSeq uint64 `json:"stream_seq,omitempty"`
+	// PostedBy is the consumer instance that posted it (random per process): posts
+	// of one item by one instance never overlap.
+	PostedBy string `json:"posted_by,omitempty"`
 }
+
+// newerThan reports whether the ticket records a later event than stream sequence seq.
+func (t Ticket) newerThan(seq uint64) bool { return t.StreamSeq > seq }
 
 // Ledger maps action item ids to their tickets in a key-value bucket.
 type Ledger struct {
@@ -51,7 +61,7 @@ func (l *Ledger) Get(ctx context.Context, id string) (t Ticket, ok bool, err err
 	return t, true, nil
 }
 
-// Put records the ticket of the action item.
+// Put records the ticket of the action item, whatever the ledger held.
 func (l *Ledger) Put(ctx context.Context, id string, t Ticket) error {
 	b, err := json.Marshal(t)
 	if err != nil {
@@ -61,4 +71,53 @@ func (l *Ledger) Put(ctx context.Context, id string, t Ticket) error {
 		return fmt.Errorf("ledger put %q: %w", id, err)
 	}
 	return nil
+}
+
+// maxRecordAttempts bounds Record's compare-and-swap loop.
+const maxRecordAttempts = 16
+
+// Record writes the ticket of the action item unless the ledger already holds a
+// later event of it (a higher StreamSeq, written by a replica that posted a newer
+// version meanwhile). It returns what the ledger held before (found false: nothing)
+// and whether t was written. The write is a compare-and-swap: concurrent recorders
+// of one item never overwrite a newer entry with an older one. A first ticket costs
+// one request; replacing one costs a read and a write.
+func (l *Ledger) Record(ctx context.Context, id string, t Ticket) (prev Ticket, found, written bool, err error) {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return Ticket{}, false, false, fmt.Errorf("ledger entry of %q: %w", id, err)
+	}
+	key := LedgerKey(id)
+	for range maxRecordAttempts {
+		_, err := l.kv.Create(ctx, key, b)
+		if err == nil {
+			return Ticket{}, false, true, nil
+		}
+		if !isConflict(err) {
+			return Ticket{}, false, false, fmt.Errorf("ledger create %q: %w", id, err)
+		}
+		e, err := l.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted meanwhile: create again
+		}
+		if err != nil {
+			return Ticket{}, false, false, fmt.Errorf("ledger get %q: %w", id, err)
+		}
+		prev = Ticket{}
+		if err := json.Unmarshal(e.Value(), &prev); err != nil {
+			// An unreadable entry is replaced: the ledger only saves posts.
+			prev = Ticket{}
+		}
+		if prev.newerThan(t.StreamSeq) {
+			return prev, true, false, nil
+		}
+		_, err = l.kv.Update(ctx, key, b, e.Revision())
+		if err == nil {
+			return prev, true, true, nil
+		}
+		if !isConflict(err) {
+			return prev, true, false, fmt.Errorf("ledger update %q: %w", id, err)
+		}
+	}
+	return Ticket{}, false, false, fmt.Errorf("ledger record %q: %d concurrent writers in a row", id, maxRecordAttempts)
 }

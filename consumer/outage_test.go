@@ -128,6 +128,7 @@ func (r *rig) startWith(t *testing.T, cons jetstream.Consumer, o consumer.Option
 		Importer:    r.snow,
 		Ledger:      consumer.NewLedger(r.topo.Tickets),
 		DeadLetters: consumer.NewDeadLetters(r.js, r.topo.Names),
+		Stream:      r.topo.Stream,
 		Log:         zerolog.Nop(),
 	}, o)
 	if err != nil {

@@ -6,6 +6,7 @@ import "sync/atomic"
 // concurrent use; read it with Snapshot.
 type Stats struct {
 	received, created, updated, unchanged, resolved, duplicates, deadLettered, failed atomic.Int64
+	superseded, requeued                                                              atomic.Int64
 	filteredCategory, filteredUrgency, filteredClosed                                 atomic.Int64
 }
 
@@ -22,6 +23,12 @@ type Snapshot struct {
 	Resolved int64 `json:"resolved"`
 	// Duplicates counts redeliveries already in the ledger, acked without a post.
 	Duplicates int64 `json:"duplicates"`
+	// Superseded counts messages acked without a post because the ledger already
+	// held a newer version of their item.
+	Superseded int64 `json:"superseded"`
+	// Requeued counts newest versions copied to the end of the stream because an
+	// older version may have reached ServiceNow after them.
+	Requeued int64 `json:"requeued"`
 	// Filtered counts items acked without a post, by reason.
 	FilteredCategory int64 `json:"filtered_category"`
 	FilteredUrgency  int64 `json:"filtered_urgency"`
@@ -44,6 +51,8 @@ func (s *Stats) Snapshot() Snapshot {
 		Unchanged:        s.unchanged.Load(),
 		Resolved:         s.resolved.Load(),
 		Duplicates:       s.duplicates.Load(),
+		Superseded:       s.superseded.Load(),
+		Requeued:         s.requeued.Load(),
 		FilteredCategory: s.filteredCategory.Load(),
 		FilteredUrgency:  s.filteredUrgency.Load(),
 		FilteredClosed:   s.filteredClosed.Load(),

@@ -102,6 +102,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 		Ledger:      consumer.NewLedger(topo.Tickets),
 		DeadLetters: consumer.NewDeadLetters(conn.js, topo.Names),
 		Budget:      budget,
+		Stream:      topo.Stream,
 		Log:         log,
 	}, consumer.Options{
 		Concurrency:    cfg.Consumer.Concurrency,
