@@ -200,11 +200,13 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 			c.giveBack(slots, grant, 1)
 			continue
 		}
+		turn := c.locks.reserve(lockKey(msg.Data()))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer giveSlots(slots, 1)
-			if !c.handle(work, msg) {
+			defer turn.done()
+			if !c.handle(work, msg, turn) {
 				c.releaseGrant(work, grant, 1)
 			}
 		}()

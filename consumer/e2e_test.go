@@ -255,14 +255,19 @@ func (l *lossyAcks) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageB
 	if err != nil {
 		return nil, err
 	}
+	return wrapBatch(b, func(m jetstream.Msg) jetstream.Msg { return &lossyMsg{Msg: m, l: l} }), nil
+}
+
+// wrapBatch passes every message of b through wrap.
+func wrapBatch(b jetstream.MessageBatch, wrap func(jetstream.Msg) jetstream.Msg) jetstream.MessageBatch {
 	out := make(chan jetstream.Msg)
 	go func() {
 		defer close(out)
 		for m := range b.Messages() {
-			out <- &lossyMsg{Msg: m, l: l}
+			out <- wrap(m)
 		}
 	}()
-	return &batch{msgs: out, inner: b}, nil
+	return &batch{msgs: out, inner: b}
 }
 
 type batch struct {

@@ -19,8 +19,8 @@ import (
 )
 
 // handle decides the fate of one message and reports whether it spent a send grant
-// (made an import request).
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) (posted bool) {
+// (made an import request). Posts of one item wait for their turn (the caller ends it).
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn) (posted bool) {
 	c.stats.received.Add(1)
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -47,12 +47,11 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) (posted bool) 
 		c.ack(ctx, log, msg)
 		return false
 	}
-	unlock, waited, err := c.locks.lock(ctx, item.ID)
+	waited, err := turn.wait(ctx)
 	if err != nil { // shutting down
 		c.nakLater(log, msg, meta, nil)
 		return false
 	}
-	defer unlock()
 	if ev == ionix.EventClosed {
 		return c.handleClosed(ctx, log, msg, meta, item)
 	}
@@ -155,11 +154,13 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	switch {
+	case found && sameContent(prev, t):
+		// Whichever post came last, the incident holds this content.
 	case !written:
 		// A newer version was posted meanwhile; ours may have reached ServiceNow
 		// after it and put older values back.
 		c.requeueNewest(ctx, log, prev.StreamSeq, "a newer version was posted while this one was in flight")
-	case found && prev.StreamSeq != t.StreamSeq && prev.PostedBy != c.instance && overlapped(prev, started):
+	case found && prev.PostedBy != c.instance && overlapped(prev, started):
 		// Another replica posted an older version while ours was in flight; it may
 		// have reached ServiceNow after ours.
 		c.requeueNewest(ctx, log, t.StreamSeq, "an older version was posted by another replica while this one was in flight")

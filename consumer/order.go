@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -27,8 +28,9 @@ import (
 //     acknowledged without a post (superseded);
 //   - across replicas, two versions may be posted at the same moment and arrive in
 //     either order. The ledger's compare-and-swap tells the replica that finishes
-//     second; if the two posts overlapped, it requeues the newer version (a copy of
-//     its message at the end of the stream), whose post then settles the incident.
+//     second; if the two posts overlapped and carried different content, it
+//     requeues the newer version (a copy of its message at the end of the stream),
+//     whose post then settles the incident.
 
 // HeaderRequeuedFrom names the stream sequence a requeued copy was taken from.
 const HeaderRequeuedFrom = "Ionix-Requeued-From"
@@ -37,56 +39,99 @@ const HeaderRequeuedFrom = "Ionix-Requeued-From"
 // overlapping, for clock skew between replicas.
 const overlapMargin = time.Second
 
-// idLocks serialises work on one action item id within the process.
+// idLocks serialises the posts of one action item within the process, in the order
+// the messages were fetched (stream order): the fetch loop reserves a turn for each
+// message before its worker starts.
 type idLocks struct {
-	mu    sync.Mutex
-	locks map[string]*idLock
+	mu     sync.Mutex
+	queues map[string][]*turn
 }
 
-type idLock struct {
-	ch      chan struct{} // holds one token while the id is locked
-	waiters int
+// turn is one message's place in the queue of its item. A nil turn (a message
+// without a readable id) never waits.
+type turn struct {
+	l       *idLocks
+	key     string
+	granted chan struct{}
+	waited  bool // another message of the item was ahead when it was reserved
 }
 
-// lock blocks until the id is free (or ctx ends) and returns the unlock function and
-// whether it had to wait for another worker.
-func (l *idLocks) lock(ctx context.Context, id string) (unlock func(), waited bool, err error) {
-	l.mu.Lock()
-	if l.locks == nil {
-		l.locks = make(map[string]*idLock)
-	}
-	k := l.locks[id]
-	if k == nil {
-		k = &idLock{ch: make(chan struct{}, 1)}
-		l.locks[id] = k
-	}
-	k.waiters++
-	l.mu.Unlock()
-	select {
-	case k.ch <- struct{}{}:
-		waited = false
-	default:
-		select {
-		case k.ch <- struct{}{}:
-			waited = true
-		case <-ctx.Done():
-			l.release(id, k, false)
-			return nil, false, ctx.Err()
-		}
-	}
-	return func() { l.release(id, k, true) }, waited, nil
-}
-
-func (l *idLocks) release(id string, k *idLock, held bool) {
-	if held {
-		<-k.ch
+// reserve queues a turn for the item with this key (see lockKey).
+func (l *idLocks) reserve(key string) *turn {
+	if key == "" {
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k.waiters--
-	if k.waiters == 0 {
-		delete(l.locks, id)
+	if l.queues == nil {
+		l.queues = make(map[string][]*turn)
 	}
+	t := &turn{l: l, key: key, granted: make(chan struct{})}
+	q := l.queues[key]
+	if len(q) == 0 {
+		close(t.granted)
+	} else {
+		t.waited = true
+	}
+	l.queues[key] = append(q, t)
+	return t
+}
+
+// wait blocks until the turn comes and reports whether another message of the item
+// went first.
+func (t *turn) wait(ctx context.Context) (waited bool, err error) {
+	if t == nil {
+		return false, nil
+	}
+	select {
+	case <-t.granted:
+		return t.waited, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// done ends the turn (or gives up its place) and lets the next message go.
+func (t *turn) done() {
+	if t == nil {
+		return
+	}
+	l := t.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := l.queues[t.key]
+	for i, u := range q {
+		if u != t {
+			continue
+		}
+		q = append(q[:i], q[i+1:]...)
+		if i == 0 && len(q) > 0 {
+			close(q[0].granted)
+		}
+		break
+	}
+	if len(q) == 0 {
+		delete(l.queues, t.key)
+	} else {
+		l.queues[t.key] = q
+	}
+}
+
+// lockKey is the raw JSON of the message's "id": enough to tell its item apart
+// without decoding the whole action item. Empty when there is none.
+func lockKey(data []byte) string {
+	var v struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	return string(v.ID)
+}
+
+// sameContent reports whether two tickets put the same values on the incident.
+func sameContent(a, b Ticket) bool {
+	return a.Fingerprint == b.Fingerprint && (a.Status == StatusResolved) == (b.Status == StatusResolved)
 }
 
 // overlapped reports whether the post of an older version, recorded in prev, may have

@@ -123,14 +123,25 @@ func items(prefix string, n int) []ionix.ActionItem {
 // startWith runs a consumer with the given options until the test ends.
 func (r *rig) startWith(t *testing.T, cons jetstream.Consumer, o consumer.Options) *consumer.Consumer {
 	t.Helper()
-	c, err := consumer.New(consumer.Deps{
+	return r.run(t, r.deps(cons), o)
+}
+
+// deps are the usual parts of a consumer over cons.
+func (r *rig) deps(cons jetstream.Consumer) consumer.Deps {
+	return consumer.Deps{
 		Consumer:    cons,
 		Importer:    r.snow,
 		Ledger:      consumer.NewLedger(r.topo.Tickets),
 		DeadLetters: consumer.NewDeadLetters(r.js, r.topo.Names),
 		Stream:      r.topo.Stream,
 		Log:         zerolog.Nop(),
-	}, o)
+	}
+}
+
+// run runs a consumer over d until the test ends.
+func (r *rig) run(t *testing.T, d consumer.Deps, o consumer.Options) *consumer.Consumer {
+	t.Helper()
+	c, err := consumer.New(d, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,187 @@
+package consumer_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/servicenow/emulator"
+	"github.com/ionix/ionixsnow/topology"
+)
+
+// durable creates another durable consumer on the rig's stream with the given
+// settings (the rig's own has the defaults).
+func (r *rig) durable(t *testing.T, name string, ackWait time.Duration, maxDeliver int) jetstream.Consumer {
+	t.Helper()
+	names := r.topo.Names
+	names.Consumer = name
+	c, err := topology.EnsureConsumer(context.Background(), r.js, topology.Options{Names: names, AckWait: ackWait, MaxDeliver: maxDeliver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// deadLetters lists the dead-letter stream.
+func (r *rig) deadLetters(t *testing.T) []consumer.DeadLetter {
+	t.Helper()
+	dls, err := consumer.NewDeadLetters(r.js, r.topo.Names).List(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dls
+}
+
+// setLatency makes every ServiceNow answer take d.
+func (r *rig) setLatency(t *testing.T, d time.Duration) {
+	t.Helper()
+	cfg := r.sim.Config()
+	cfg.Latency = emulator.Duration(d)
+	if err := r.sim.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLastDeliveryFailureIsDeadLettered: with MaxDeliver, an item ServiceNow keeps
+// failing ends in the dead-letter stream, named as such, while the rest flows.
+func TestLastDeliveryFailureIsDeadLettered(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	cons := r.durable(t, "maxdeliver", 0, 2)
+	bad := item("md-1", "Exposed admin panel", "Web", 8, "2026-10-01T08:00:00Z")
+	d := r.deps(cons)
+	d.Importer = hookImporter{inner: r.snow, hook: func(_ context.Context, title string) error {
+		if title == bad.Title {
+			return errUnavailable
+		}
+		return nil
+	}}
+	r.publish(t, append(items("md-ok", 3), bad)...)
+	c := r.run(t, d, consumer.Options{Mapping: mapping.DefaultOptions(), MaxDeliver: 2, MaxBackoff: time.Second, FetchWait: 300 * time.Millisecond})
+	waitFor(t, 15*time.Second, "the failing item in the dead-letter stream", func() bool { return c.Stats().DeadLettered == 1 })
+
+	dls := r.deadLetters(t)
+	if len(dls) != 1 || dls[0].ID != "md-1" {
+		t.Fatalf("dead letters %+v, want md-1 alone", dls)
+	}
+	if want := consumer.ReasonMaxDeliver + " after 2 deliveries"; !strings.HasPrefix(dls[0].Reason, want) || !strings.Contains(dls[0].Reason, "instance unavailable") {
+		t.Errorf("reason %q: want it to start %q and name the last error", dls[0].Reason, want)
+	}
+	if n := len(r.sim.Incidents()); n != 3 {
+		t.Errorf("%d incidents, want the 3 good items", n)
+	}
+}
+
+// TestMaxDeliveriesRunOutWithoutAnAck: a replica that dies holding a message on its
+// last allowed delivery never acks or naks it; the server gives up silently except
+// for an advisory. The consumer turns that advisory into a dead letter.
+func TestMaxDeliveriesRunOutWithoutAnAck(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	cons := r.durable(t, "advisory", time.Second, 1)
+	lost := item("adv-1", "Weak TLS cipher on mail.example.com", "PKI", 6, "2026-10-01T08:00:00Z")
+	r.publish(t, lost)
+	// A "replica" takes the message and dies without a word.
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range batch.Messages() {
+	}
+	r.publish(t, items("adv-ok", 2)...)
+	c := r.run(t, r.deps(cons), consumer.Options{Mapping: mapping.DefaultOptions(), MaxDeliver: 1, FetchWait: 300 * time.Millisecond})
+	waitFor(t, 15*time.Second, "the abandoned message in the dead-letter stream", func() bool { return c.Stats().DeadLettered == 1 })
+
+	dls := r.deadLetters(t)
+	if len(dls) != 1 || dls[0].ID != "adv-1" || dls[0].StreamSeq != 1 {
+		t.Fatalf("dead letters %+v, want adv-1 (stream sequence 1)", dls)
+	}
+	if !strings.Contains(dls[0].Reason, "not acknowledged in time") {
+		t.Errorf("reason %q does not say the message timed out", dls[0].Reason)
+	}
+	waitFor(t, 10*time.Second, "the other items", func() bool { return len(r.sim.Incidents()) == 2 })
+}
+
+// TestSlowPostKeepsItsMessage: a post that outlasts AckWait marks its message in
+// progress, so the server does not hand it to another worker meanwhile.
+func TestSlowPostKeepsItsMessage(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	cons := r.durable(t, "slow", time.Second, 0)
+	if err := r.snow.Authenticate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.setLatency(t, 2500*time.Millisecond)
+	r.publish(t, item("slow-1", "Subdomain takeover risk", "DNS", 9, "2026-10-01T08:00:00Z"))
+	c := r.run(t, r.deps(cons), consumer.Options{Mapping: mapping.DefaultOptions(), AckWait: time.Second, FetchWait: 300 * time.Millisecond})
+	waitFor(t, 15*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+	if s := c.Stats(); s.Received != 1 {
+		t.Errorf("the message was delivered %d times during a 2.5s post with AckWait 1s; want once", s.Received)
+	}
+	if n := r.sim.ImportCount(); n != 1 {
+		t.Errorf("%d imports, want 1", n)
+	}
+}
+
+// TestShutdownFinishesOrReturnsWhatIsInFlight: when Run's context ends, posts in
+// flight finish within DrainTimeout and are acked; posts that cannot finish in
+// time are cancelled and their messages come back for the next consumer.
+func TestShutdownFinishesOrReturnsWhatIsInFlight(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		latency   time.Duration
+		drain     time.Duration
+		finishing bool // posts finish before Run returns
+	}{
+		{"posts finish within the deadline", 700 * time.Millisecond, 10 * time.Second, true},
+		{"posts outlast the deadline", 5 * time.Second, 300 * time.Millisecond, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, mapping.Filter{}, emulator.Options{})
+			if err := r.snow.Authenticate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r.setLatency(t, tt.latency)
+			r.publish(t, items("sd", 4)...)
+			c, err := consumer.New(r.deps(r.topo.Consumer), consumer.Options{Mapping: mapping.DefaultOptions(), DrainTimeout: tt.drain, FetchWait: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			waitFor(t, 10*time.Second, "four posts in flight", func() bool { return c.Stats().Received == 4 })
+			stopped := time.Now()
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+			case <-time.After(tt.drain + 5*time.Second):
+				t.Fatalf("Run did not return within the drain timeout %s", tt.drain)
+			}
+			if tt.finishing {
+				if s := c.Stats(); s.Created != 4 {
+					t.Errorf("%d created before Run returned, want the 4 in flight", s.Created)
+				}
+				r.waitDrained(t)
+				return
+			}
+			if waited := time.Since(stopped); waited > tt.latency {
+				t.Errorf("Run took %s to return; the %s deadline was not kept", waited, tt.drain)
+			}
+			// The cancelled posts' messages are returned; the next consumer sends them.
+			r.setLatency(t, 0)
+			r.start(t, r.topo.Consumer, mapping.Filter{})
+			r.waitDrained(t)
+			for i := range 4 {
+				if in := incidentOf(t, r.sim, items("sd", 4)[i].ID); in.Inserts != 1 {
+					t.Errorf("%s inserted %d times", in.Number, in.Inserts)
+				}
+			}
+		})
+	}
+}
