@@ -66,14 +66,19 @@ func (b *breaker) state() PauseState {
 		Cause: b.cause, Since: b.since, NextProbeAt: b.openUntil}
 }
 
-// record takes the outcome of one import request.
-func (b *breaker) record(err error) {
+// record takes the outcome of one import request, sent at started.
+func (b *breaker) record(err error, started time.Time) {
 	class := servicenow.ErrorClass(err)
 	if errors.Is(err, context.Canceled) {
 		return // our own shutdown says nothing about ServiceNow
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.open && class != servicenow.ClassSuccess && class != servicenow.ClassPermanent && started.Before(b.since) {
+		// A post that was already in flight when sending paused failed like the
+		// ones that paused it: not a probe, so it does not move the next probe.
+		return
+	}
 	switch class {
 	case servicenow.ClassSuccess, servicenow.ClassPermanent:
 		// ServiceNow answered and judged the item: it is up and set up.

@@ -170,10 +170,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
 	var free int
 	var err error
-	if c.brk.isOpen() {
+	probe := c.brk.isOpen()
+	if probe {
 		free, err = c.probeSlot(ctx, slots)
 	} else {
 		free, err = takeSlots(ctx, slots)
+		if err == nil && c.brk.isOpen() {
+			// The failure that freed the slot paused sending meanwhile.
+			giveSlots(slots, free)
+			return nil
+		}
 	}
 	if err != nil {
 		return err
@@ -206,7 +212,7 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 			defer wg.Done()
 			defer giveSlots(slots, 1)
 			defer turn.done()
-			if !c.handle(work, msg, turn) {
+			if !c.handle(work, msg, turn, probe) {
 				c.releaseGrant(work, grant, 1)
 			}
 		}()

@@ -20,7 +20,7 @@ import (
 
 // handle decides the fate of one message and reports whether it spent a send grant
 // (made an import request). Posts of one item wait for their turn (the caller ends it).
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn) (posted bool) {
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn, probe bool) (posted bool) {
 	c.stats.received.Add(1)
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -53,7 +53,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn) (p
 		return false
 	}
 	if ev == ionix.EventClosed {
-		return c.handleClosed(ctx, log, msg, meta, item)
+		return c.handleClosed(ctx, log, msg, meta, item, probe)
 	}
 
 	fingerprint := item.Fingerprint()
@@ -82,13 +82,12 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn) (p
 		c.deadLetter(ctx, log, msg, meta, "cannot map action item: "+err.Error())
 		return false
 	}
-	c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint})
-	return true
+	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint}, probe)
 }
 
 // handleClosed acts on a closing event: with ResolveOnClose, a ticketed item is
 // re-posted as Resolved; anything else is acknowledged and counted.
-func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, item ionix.ActionItem) bool {
+func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, item ionix.ActionItem, probe bool) bool {
 	if !c.o.ResolveOnClose {
 		c.stats.filteredClosed.Add(1)
 		log.Debug().Msg("closing event ignored (resolve_on_close is off)")
@@ -114,13 +113,19 @@ func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jet
 		closedAt = ts
 	}
 	record := mapping.ClosingRecord(item, c.o.Mapping, closedAt)
-	c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: t.Fingerprint, Status: StatusResolved})
-	return true
+	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: t.Fingerprint, Status: StatusResolved}, probe)
 }
 
 // post sends the record and settles the message by the outcome: ledger and ack on
 // success, dead letter when ServiceNow rejects the item, delayed redelivery otherwise.
-func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket) {
+// While sending is paused only the probe is sent; other messages fetched before the
+// pause go back to the stream unsent. It reports whether a request was made.
+func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, probe bool) (sent bool) {
+	if !probe && c.brk.isOpen() {
+		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
+		c.nakLater(log, msg, meta, nil)
+		return false
+	}
 	started := c.now()
 	res, err := c.importKeepingAlive(ctx, msg, record)
 	if unchanged(res) {
@@ -128,16 +133,16 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		// exactly what we sent.
 		err = nil
 	}
-	c.brk.record(err)
+	c.brk.record(err, started)
 	switch {
 	case err == nil:
 	case errors.Is(err, servicenow.ErrRejected):
 		c.deadLetter(ctx, log, msg, meta, "rejected by ServiceNow: "+err.Error())
-		return
+		return true
 	default:
 		c.stats.failed.Add(1)
 		c.retryLater(ctx, log, msg, meta, err)
-		return
+		return true
 	}
 	log = log.With().Str("incident", res.Number).Logger()
 	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
@@ -150,7 +155,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	if err != nil {
 		// Not acked: the redelivery posts again and coalesce turns it into an update.
 		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ServiceNow accepted the item as %s but the ticket ledger write failed (the next attempt updates it): %w", res.Number, err))
-		return
+		return true
 	}
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	switch {
@@ -166,6 +171,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		c.requeueNewest(ctx, log, t.StreamSeq, "an older version was posted by another replica while this one was in flight")
 	}
 	c.ack(ctx, log, msg)
+	return true
 }
 
 // countSent counts an accepted post by what it did to the incident.
