@@ -19,6 +19,9 @@ type Position struct {
 }
 
 func (p Position) String() string {
+	if p.Index >= 0 && p.Line <= 0 {
+		return fmt.Sprintf("item %d", p.Index)
+	}
 	if p.Index >= 0 {
 		return fmt.Sprintf("item %d (line %d)", p.Index, p.Line)
 	}

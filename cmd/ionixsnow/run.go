@@ -35,6 +35,7 @@ func commands() []command {
 		{"demo", "embedded NATS + ServiceNow emulator + sample items through the real pipeline", runDemo},
 		{"consume", "the main job: pull action items and create ServiceNow incidents", runConsume},
 		{"publish", "publish action items from a file or stdin (NDJSON, JSON array, IONIX API page)", runPublish},
+		{"poll", "poll the IONIX API; publish new and changed items and closing events", runPoll},
 		{"doctor", "check NATS, the ServiceNow URL, OAuth, the import table, ACLs and field lengths", runDoctor},
 		{"servicenow-sim", "run the ServiceNow emulator", runServiceNowSim},
 	}

@@ -1,0 +1,197 @@
+package publisher_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ionixapi"
+	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
+	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/topology"
+)
+
+// pollRig is an IONIX API emulator over HTTP and a real JetStream with the stream
+// and the poller's bucket.
+type pollRig struct {
+	api    *ionixsim.Server
+	client *ionixapi.Client
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	seen   jetstream.KeyValue
+}
+
+func newPollRig(t *testing.T, o ionixsim.Options) *pollRig {
+	t.Helper()
+	api := ionixsim.New(o)
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	client, err := ionixapi.New(ionixapi.Config{BaseURL: srv.URL, Token: "ionix", Account: "acme", MaxBackoff: 50 * time.Millisecond}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := natstest.Connect(t, natstest.Start(t).URL())
+	ctx := context.Background()
+	stream, err := topology.EnsureStream(ctx, js, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := topology.EnsureBucket(ctx, js, topology.DefaultSeenBucket, "poller state", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pollRig{api: api, client: client, js: js, stream: stream, seen: seen}
+}
+
+// poller returns a new poller over the rig's state, as a (re)started process has.
+func (r *pollRig) poller() *publisher.Poller {
+	return publisher.NewPoller(publisher.APISource(r.client), publisher.New(r.js, ""), publisher.NewSeen(r.seen), zerolog.Nop())
+}
+
+func (r *pollRig) poll(t *testing.T) publisher.PollResult {
+	t.Helper()
+	res, err := r.poller().PollOnce(context.Background())
+	if err != nil {
+		t.Fatalf("poll: %v", err)
+	}
+	return res
+}
+
+// events counts the stream's messages of one event.
+func (r *pollRig) events(t *testing.T, ev ionix.Event) uint64 {
+	t.Helper()
+	info, err := r.stream.Info(context.Background(), jetstream.WithSubjectFilter(topology.DefaultSubjectPrefix+"."+string(ev)+".>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
+// lastEvent returns the body of the newest message of the event for the item.
+func (r *pollRig) lastEvent(t *testing.T, ev ionix.Event, typ string) ionix.ActionItem {
+	t.Helper()
+	m, err := r.stream.GetLastMsgForSubject(context.Background(), ionix.Subject(topology.DefaultSubjectPrefix, ev, typ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := ionix.Decode(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return it
+}
+
+func TestPollerPublishesChangesOnceAcrossRestarts(t *testing.T) {
+	r := newPollRig(t, ionixsim.Options{MaxPageSize: 3})
+	items := make([]json.RawMessage, 8)
+	for i := range items {
+		items[i] = ionixsim.Item("ai-"+string(rune('a'+i)), "Finding "+string(rune('A'+i)), "Vulnerability", 5+float64(i)/2)
+	}
+	r.api.SetOpen(items...)
+
+	// First poll: every open item, read over three pages.
+	if res := r.poll(t); res.Open != 8 || res.New != 8 || res.Published() != 8 {
+		t.Fatalf("first poll %+v, want 8 new", res)
+	}
+	pages := 0
+	for _, rq := range r.api.Requests() {
+		if strings.HasSuffix(rq.Path, "/open/") {
+			pages++
+		}
+	}
+	if pages < 3 {
+		t.Errorf("the open list was read in %d requests; with pages of 3 it takes 3", pages)
+	}
+
+	// A restarted poller (a new process over the same bucket) publishes nothing.
+	if res := r.poll(t); res.Unchanged != 8 || res.Published() != 0 {
+		t.Errorf("poll after restart %+v, want 8 unchanged and nothing published", res)
+	}
+	if n := r.events(t, ionix.EventOpened); n != 8 {
+		t.Errorf("%d opened events on the stream, want 8", n)
+	}
+
+	// An item's urgency changes: it is published again (the consumer updates the incident).
+	r.api.Upsert(ionixsim.Item("ai-c", "Finding C", "Vulnerability", 9.8))
+	if res := r.poll(t); res.Changed != 1 || res.Published() != 1 {
+		t.Errorf("poll after a change %+v, want 1 changed", res)
+	}
+	if got := r.lastEvent(t, ionix.EventOpened, "Vulnerability"); got.ID != "ai-c" || got.Urgency != 9.8 {
+		t.Errorf("last opened event: %s urgency %v, want ai-c at 9.8", got.ID, got.Urgency)
+	}
+
+	// One item moves to the closed list; another just leaves the open list.
+	closedAt := time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)
+	if !r.api.Close("ai-a", closedAt) || !r.api.Remove("ai-b") {
+		t.Fatal("emulator did not close/remove")
+	}
+	if res := r.poll(t); res.Closed != 2 || res.Open != 6 || res.Published() != 2 {
+		t.Errorf("poll after closing %+v, want 2 closing events", res)
+	}
+	if n := r.events(t, ionix.EventClosed); n != 2 {
+		t.Errorf("%d closed events on the stream, want 2", n)
+	}
+	closed := r.lastEvent(t, ionix.EventClosed, "Vulnerability")
+	if closed.IsOpen == nil || *closed.IsOpen || closed.LastClosedAt == "" || closed.Title == "" {
+		t.Errorf("closing event %+v: want is_open false, a closing time and the item's fields", closed)
+	}
+	// ... and once only.
+	if res := r.poll(t); res.Published() != 0 {
+		t.Errorf("poll after the closings %+v, want nothing published", res)
+	}
+
+	// A closed item opens again.
+	r.api.Upsert(ionixsim.Item("ai-b", "Finding B", "Vulnerability", 5.5))
+	if res := r.poll(t); res.Reopened != 1 || res.Published() != 1 {
+		t.Errorf("poll after a reopening %+v, want 1 reopened", res)
+	}
+}
+
+// TestPollerInfersNoClosingFromAFailedListing: an open list that cannot be read whole
+// closes nothing; the next poll that reads it goes on as if nothing happened.
+func TestPollerInfersNoClosingFromAFailedListing(t *testing.T) {
+	r := newPollRig(t, ionixsim.Options{MaxPageSize: 2})
+	r.api.SetOpen(ionixsim.Sample(6, 3)...)
+	r.poll(t)
+	r.api.FailNext(100, 503)
+	res, err := r.poller().PollOnce(context.Background())
+	if !errors.Is(err, publisher.ErrListing) {
+		t.Fatalf("poll with IONIX down: %v, want ErrListing", err)
+	}
+	if res.Closed != 0 || r.events(t, ionix.EventClosed) != 0 {
+		t.Errorf("a failed listing closed %d items", res.Closed)
+	}
+	r.api.ClearFaults()
+	if res := r.poll(t); res.Unchanged != 6 || res.Published() != 0 {
+		t.Errorf("poll after recovery %+v, want 6 unchanged", res)
+	}
+}
+
+// TestPollerReportsInvalidItems: an item IONIX returns without a type is reported
+// with its place in the list and not published; it is not taken for closed either.
+func TestPollerReportsInvalidItems(t *testing.T) {
+	r := newPollRig(t, ionixsim.Options{})
+	good := ionixsim.Item("ok-1", "Open RDP", "Vulnerability", 8)
+	bad := json.RawMessage(`{"id":"bad-1","title":{"label":"no type"},"urgency":{"urgency":5}}`)
+	r.api.SetOpen(good, bad)
+	res := r.poll(t)
+	if res.New != 1 || res.Invalid != 1 || len(res.Problems) != 1 {
+		t.Fatalf("poll %+v, want 1 new, 1 invalid", res)
+	}
+	if p := res.Problems[0]; p.ID != "bad-1" || p.Pos.Index != 1 || !strings.Contains(p.Err.Error(), "type") {
+		t.Errorf("problem %s, want bad-1 at item 1 naming the missing type", p)
+	}
+}

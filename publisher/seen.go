@@ -1,0 +1,98 @@
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ionix/ionixsnow/ionix"
+)
+
+// States of an action item in the poller's memory.
+const (
+	SeenOpen   = "open"
+	SeenClosed = "closed"
+)
+
+// SeenItem is what the poller remembers of an action item it published: the
+// fingerprint of the published version, whether its last event was opened or
+// closed, and the item itself, from which its closing event is built when it
+// leaves the open list.
+type SeenItem struct {
+	ID          string          `json:"id"`
+	Fingerprint string          `json:"fingerprint"`
+	State       string          `json:"state"`
+	PublishedAt time.Time       `json:"published_at"`
+	Item        json.RawMessage `json:"item"`
+}
+
+// Seen is the poller's state in the KV bucket ionix_seen: action item id -> SeenItem.
+// It is what makes a restarted poller publish nothing twice.
+type Seen struct {
+	kv jetstream.KeyValue
+}
+
+// NewSeen returns the poller state over the bucket.
+func NewSeen(kv jetstream.KeyValue) *Seen { return &Seen{kv: kv} }
+
+// Get returns what the poller remembers of the item; ok is false when nothing.
+func (s *Seen) Get(ctx context.Context, id string) (it SeenItem, ok bool, err error) {
+	e, err := s.kv.Get(ctx, ionix.KeyToken(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return SeenItem{}, false, nil
+	}
+	if err != nil {
+		return SeenItem{}, false, fmt.Errorf("seen get %q: %w", id, err)
+	}
+	if err := json.Unmarshal(e.Value(), &it); err != nil {
+		// Unreadable: treat as unseen, so the item is published again (the
+		// stream's de-duplication absorbs a repeat within its window).
+		return SeenItem{}, false, nil
+	}
+	return it, true, nil
+}
+
+// Put records the item.
+func (s *Seen) Put(ctx context.Context, it SeenItem) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("seen entry of %q: %w", it.ID, err)
+	}
+	if _, err := s.kv.Put(ctx, ionix.KeyToken(it.ID), b); err != nil {
+		return fmt.Errorf("seen put %q: %w", it.ID, err)
+	}
+	return nil
+}
+
+// Each calls fn for every remembered item.
+func (s *Seen) Each(ctx context.Context, fn func(SeenItem) error) error {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("seen keys: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		e, err := s.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("seen get %s: %w", k, err)
+		}
+		var it SeenItem
+		if json.Unmarshal(e.Value(), &it) != nil || it.ID == "" {
+			continue
+		}
+		if err := fn(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
