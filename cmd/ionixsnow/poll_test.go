@@ -5,9 +5,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
+	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
 // TestPollOnce runs `poll --once --json` as cron would: the first run publishes the
@@ -69,5 +71,66 @@ func TestPollOnce(t *testing.T) {
 	code, _, out = pollOnce(map[string]string{"IONIXSNOW_NATS_URL": ns.URL()})
 	if code != exitUsage || !strings.Contains(out, "ionix.token") || !strings.Contains(out, "ionix.account") {
 		t.Errorf("poll without IONIX credentials: exit %d, want 2 naming the keys\n%s", code, out)
+	}
+}
+
+// TestPollToResolvedIncident runs the whole chain: IONIX API -> poll -> stream ->
+// consume (resolve_on_close) -> ServiceNow. An item whose urgency changes updates its
+// incident; an item that closes in IONIX resolves it.
+func TestPollToResolvedIncident(t *testing.T) {
+	api := ionixsim.New(ionixsim.Options{})
+	api.SetOpen(ionixsim.Item("chain-1", "Open RDP on jump.example.com", "Vulnerability", 6.5),
+		ionixsim.Item("chain-2", "Certificate expires in 20 days", "PKI", 5))
+	apiSrv := httptest.NewServer(api)
+	t.Cleanup(apiSrv.Close)
+	sim := emulator.New(emulator.Options{})
+	snow := httptest.NewServer(sim)
+	t.Cleanup(snow.Close)
+	ns := natstest.Start(t)
+	vars := map[string]string{
+		"IONIXSNOW_NATS_URL":      ns.URL(),
+		"IONIXSNOW_IONIX_API_URL": apiSrv.URL,
+		"IONIXSNOW_IONIX_TOKEN":   ionixsim.DefaultToken,
+		"IONIXSNOW_IONIX_ACCOUNT": ionixsim.DefaultAccount,
+		"IONIXSNOW_LOG_FORMAT":    "json",
+	}
+	poll := func() {
+		t.Helper()
+		if code, stdout, stderr := runInProcess(t, vars, "", "poll", "--once", "--json"); code != exitOK {
+			t.Fatalf("poll: exit %d\n%s%s", code, stdout, stderr)
+		}
+	}
+	consume := startConsume(t, "", []string{
+		"IONIXSNOW_NATS_URL=" + ns.URL(),
+		"IONIXSNOW_SERVICENOW_INSTANCE_URL=" + snow.URL,
+		"IONIXSNOW_SERVICENOW_CLIENT_ID=ionix", "IONIXSNOW_SERVICENOW_CLIENT_SECRET=ionix",
+		"IONIXSNOW_SERVICENOW_USERNAME=ionix", "IONIXSNOW_SERVICENOW_PASSWORD=ionix",
+		"IONIXSNOW_CONSUMER_RESOLVE_ON_CLOSE=true",
+		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=127.0.0.1:0",
+	})
+	poll()
+	waitIncidents(t, sim, 2, consume)
+
+	incident := func(id string) emulator.Incident {
+		for _, in := range sim.Incidents() {
+			if in.CorrelationID == "ionix:"+id {
+				return in
+			}
+		}
+		t.Fatalf("no incident for %s", id)
+		return emulator.Incident{}
+	}
+	api.Upsert(ionixsim.Item("chain-1", "Open RDP on jump.example.com", "Vulnerability", 9.5))
+	api.Close("chain-2", time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC))
+	poll()
+	waitFor(t, 20*time.Second, "the urgency change and the closing to reach ServiceNow", func() bool {
+		return incident("chain-1").Urgency == "1" && incident("chain-2").State == "6"
+	})
+	consume.stop(t)
+	if n := len(sim.Incidents()); n != 2 {
+		t.Errorf("%d incidents, want 2", n)
+	}
+	if in := incident("chain-2"); !strings.Contains(in.CloseNotes, "2026-11-23 08:00:00") {
+		t.Errorf("close notes %q do not name the closing time", in.CloseNotes)
 	}
 }
