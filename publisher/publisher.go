@@ -3,7 +3,6 @@ package publisher
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,7 +18,7 @@ type Publisher struct {
 }
 
 // New returns a publisher for subjects under prefix (topology.DefaultSubjectPrefix
-// when empty).
+// when empty). js may be nil for a publisher that only does dry runs.
 func New(js jetstream.JetStream, prefix string) *Publisher {
 	if prefix == "" {
 		prefix = topology.DefaultSubjectPrefix
@@ -31,14 +30,19 @@ func New(js jetstream.JetStream, prefix string) *Publisher {
 // is true when the stream already held the same event of the same item (same id and
 // fingerprint) within its duplicate window.
 func (p *Publisher) Publish(ctx context.Context, raw []byte, item ionix.ActionItem, ev ionix.Event) (duplicate bool, err error) {
-	msg := nats.NewMsg(ionix.Subject(p.prefix, ev, item.Type))
-	msg.Header.Set(topology.HeaderEvent, string(ev))
-	msg.Data = raw
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ionix.MsgID(item, ev)))
+	ack, err := p.js.PublishMsg(ctx, p.message(raw, item, ev), jetstream.WithMsgID(ionix.MsgID(item, ev)))
 	if err != nil {
 		return false, fmt.Errorf("publish %q: %w", item.ID, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// message is the message of one event of item, without its de-duplication id.
+func (p *Publisher) message(raw []byte, item ionix.ActionItem, ev ionix.Event) *nats.Msg {
+	msg := nats.NewMsg(ionix.Subject(p.prefix, ev, item.Type))
+	msg.Header.Set(topology.HeaderEvent, string(ev))
+	msg.Data = raw
+	return msg
 }
 
 // Problem is an input item that was not published.
@@ -57,46 +61,37 @@ func (p Problem) String() string {
 
 // Result counts what PublishAll did.
 type Result struct {
-	Published  int       `json:"published"`
-	Duplicates int       `json:"duplicate"`
-	Invalid    int       `json:"invalid"`
-	Problems   []Problem `json:"-"`
+	// Published counts the items the stream stored; in a dry run, the items that
+	// would be published (valid, and not repeated in the input).
+	Published int `json:"published"`
+	// Duplicates counts the items the stream already held (same id, event and
+	// fingerprint within its duplicate window); never counted in a dry run.
+	Duplicates int `json:"duplicate"`
+	// Invalid counts the items that were not published because they could not be
+	// read or decoded; each is in Problems.
+	Invalid int `json:"invalid"`
+	// Repeated counts, in a dry run, the items whose message id already appeared
+	// earlier in the input; each is in Repeats. (A real run has the stream count
+	// them as duplicates.)
+	Repeated int `json:"repeated,omitempty"`
+	// Unconfirmed counts the valid items sent whose publish was not acknowledged
+	// when PublishAll stopped with an error: refused, or unanswered (these may or
+	// may not be stored; publishing the same input again is safe).
+	Unconfirmed int `json:"unconfirmed,omitempty"`
+	// DryRun is true when nothing was published (PublishAllOptions.DryRun).
+	DryRun   bool      `json:"dry_run,omitempty"`
+	Problems []Problem `json:"-"`
+	Repeats  []Repeat  `json:"-"`
 }
 
-// PublishAll reads action items from r (see ReadItems) and publishes each valid one
-// as event ev. Invalid items are reported in the result with their position and
-// reason; the valid ones are published anyway. progress, when not nil, is called
-// after each item. An error is returned only when the input became unreadable or the
-// stream refused a publish; the result then counts what was done before.
-func (p *Publisher) PublishAll(ctx context.Context, r io.Reader, ev ionix.Event, progress func(Result)) (Result, error) {
-	var res Result
-	err := ReadItems(r, func(raw Raw) error {
-		defer func() {
-			if progress != nil {
-				progress(res)
-			}
-		}()
-		if raw.Err != nil {
-			res.Invalid++
-			res.Problems = append(res.Problems, Problem{Pos: raw.Pos, Err: raw.Err})
-			return nil
-		}
-		item, err := ionix.Decode(raw.Data)
-		if err != nil {
-			res.Invalid++
-			res.Problems = append(res.Problems, Problem{Pos: raw.Pos, ID: item.ID, Err: err})
-			return nil
-		}
-		dup, err := p.Publish(ctx, raw.Data, item, ev)
-		if err != nil {
-			return fmt.Errorf("%s: %w", raw.Pos, err)
-		}
-		if dup {
-			res.Duplicates++
-		} else {
-			res.Published++
-		}
-		return nil
-	})
-	return res, err
+// Repeat is an item whose message id (id, event and fingerprint) already
+// appeared earlier in the same input.
+type Repeat struct {
+	Pos   Position
+	ID    string
+	First Position // where the same message id appeared first
+}
+
+func (r Repeat) String() string {
+	return fmt.Sprintf("%s (id %q): same item and version as %s", r.Pos, r.ID, r.First)
 }
