@@ -42,6 +42,8 @@ type Options struct {
 	// MaxDeliver is the durable consumer's MaxDeliver (0: unlimited). A message
 	// that fails on its last delivery is dead-lettered instead of returned.
 	MaxDeliver int
+	// Replay, when set, makes this consumer re-send a range of the stream.
+	Replay *Replay
 	// DrainTimeout bounds how long Run waits for in-flight posts after its context
 	// ends (default 30s); posts still running then are cancelled and their messages
 	// redelivered later.

@@ -21,13 +21,16 @@ import (
 // handle decides the fate of one message and reports whether it spent a send grant
 // (made an import request). Posts of one item wait for their turn (the caller ends it).
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn, probe bool) (posted bool) {
-	c.stats.received.Add(1)
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.d.Log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminating it")
 		_ = msg.Term()
 		return false
 	}
+	if c.beyondRange(ctx, msg, meta) {
+		return false
+	}
+	c.stats.received.Add(1)
 	log := c.d.Log.With().Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivered", meta.NumDelivered).Logger()
 
 	item, err := ionix.Decode(msg.Data())
@@ -59,23 +62,27 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn, pr
 	fingerprint := item.Fingerprint()
 	// A first delivery cannot be in the ledger under this fingerprint unless the same
 	// item was published again after the duplicate window; coalesce makes that post
-	// an update. Only redeliveries, and posts that waited for another post of the
-	// same item, pay for a ledger lookup.
-	if meta.NumDelivered > 1 || waited {
+	// an update. Only redeliveries, posts that waited for another post of the
+	// same item, and replays pay for a ledger lookup.
+	redriven := originalSeq(msg) != 0
+	if meta.NumDelivered > 1 || waited || redriven || c.o.Replay != nil {
 		t, found, err := c.d.Ledger.Get(ctx, item.ID)
 		if err != nil {
 			c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
 			return false
 		}
-		if found && c.superseded(ctx, log, msg, meta, t) {
+		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint) && c.superseded(ctx, log, msg, meta, t) {
 			return false
 		}
-		if found && t.Fingerprint == fingerprint {
+		if found && t.Fingerprint == fingerprint && (c.o.Replay == nil || c.replayed(t)) {
 			c.stats.duplicates.Add(1)
 			log.Info().Str("incident", t.Number).Msg("redelivery already ticketed; acknowledging without a post")
 			c.ack(ctx, log, msg)
 			return false
 		}
+	}
+	if present, ok := c.present(ctx, log, msg, meta, item.ID); present || !ok {
+		return false
 	}
 	record, err := mapping.ToRecord(item, c.o.Mapping)
 	if err != nil {
@@ -102,7 +109,7 @@ func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jet
 	if found && c.superseded(ctx, log, msg, meta, t) {
 		return false
 	}
-	if !found || t.Status == StatusResolved {
+	if !found || t.Status == StatusResolved && (c.o.Replay == nil || c.replayed(t)) {
 		c.stats.filteredClosed.Add(1)
 		log.Info().Bool("ticketed", found).Msg("closing event needs no post")
 		c.ack(ctx, log, msg)
@@ -191,7 +198,11 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 // superseded acknowledges, without a post, a message older than the event the ledger
 // recorded for its item, and reports whether it did.
 func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t Ticket) bool {
-	if !t.newerThan(meta.Sequence.Stream) {
+	seq := meta.Sequence.Stream
+	if orig := originalSeq(msg); orig != 0 {
+		seq = orig // a re-driven dead letter is as old as the message it was
+	}
+	if !t.newerThan(seq) {
 		return false
 	}
 	c.stats.superseded.Add(1)
@@ -199,6 +210,17 @@ func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetst
 		Msg("a newer version of this item is already ticketed; acknowledging without a post")
 	c.ack(ctx, log, msg)
 	return true
+}
+
+// originalSeq is the stream sequence a re-driven dead letter had before it failed
+// (0 for any other message).
+func originalSeq(msg jetstream.Msg) uint64 {
+	v := msg.Headers().Get(HeaderRedrivenFrom)
+	if v == "" {
+		return 0
+	}
+	seq, _ := strconv.ParseUint(v, 10, 64)
+	return seq
 }
 
 // requeueNewest puts a copy of the newest version (stream sequence seq) at the end of

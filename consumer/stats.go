@@ -6,7 +6,7 @@ import "sync/atomic"
 // concurrent use; read it with Snapshot.
 type Stats struct {
 	received, created, updated, unchanged, resolved, duplicates, deadLettered, failed atomic.Int64
-	superseded, requeued                                                              atomic.Int64
+	superseded, requeued, present                                                     atomic.Int64
 	filteredCategory, filteredUrgency, filteredClosed                                 atomic.Int64
 }
 
@@ -29,6 +29,9 @@ type Snapshot struct {
 	// Requeued counts newest versions copied to the end of the stream because an
 	// older version may have reached ServiceNow after them.
 	Requeued int64 `json:"requeued"`
+	// Present counts items a --missing-only replay did not re-send because their
+	// incident still exists.
+	Present int64 `json:"present,omitempty"`
 	// Filtered counts items acked without a post, by reason.
 	FilteredCategory int64 `json:"filtered_category"`
 	FilteredUrgency  int64 `json:"filtered_urgency"`
@@ -53,6 +56,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Duplicates:       s.duplicates.Load(),
 		Superseded:       s.superseded.Load(),
 		Requeued:         s.requeued.Load(),
+		Present:          s.present.Load(),
 		FilteredCategory: s.filteredCategory.Load(),
 		FilteredUrgency:  s.filteredUrgency.Load(),
 		FilteredClosed:   s.filteredClosed.Load(),

@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // runInProcess runs the command line in this process.
 func runInProcess(t *testing.T, vars map[string]string, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
+	var out, errb syncBuffer // commands log from several goroutines
 	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, lookupEnv: func(k string) (string, bool) {
 		v, ok := vars[k]
 		return v, ok

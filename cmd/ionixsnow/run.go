@@ -36,6 +36,9 @@ func commands() []command {
 		{"consume", "the main job: pull action items and create ServiceNow incidents", runConsume},
 		{"publish", "publish action items from a file or stdin (NDJSON, JSON array, IONIX API page)", runPublish},
 		{"poll", "poll the IONIX API; publish new and changed items and closing events", runPoll},
+		{"replay", "re-send a range of the stream through the same pipeline and budget", runReplay},
+		{"dlq", "list, re-drive or purge dead letters", runDLQ},
+		{"status", "stream, backlog, budget, dead letters and the time to drain", runStatus},
 		{"doctor", "check NATS, the ServiceNow URL, OAuth, the import table, ACLs and field lengths", runDoctor},
 		{"servicenow-sim", "run the ServiceNow emulator", runServiceNowSim},
 	}

@@ -1,0 +1,200 @@
+// Package replay re-sends a range of the action-item stream through the same
+// pipeline, filters and global budget as `consume` (`ionixsnow replay`): after a
+// ServiceNow instance was restored from a backup, or to fill the gaps of an outage.
+//
+// A replay is a durable consumer of its own, named after the range it was asked
+// for, so a stopped replay resumes where it stopped when the same command runs
+// again; it is deleted when the range is done.
+package replay
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Range is what the operator asked to replay: from a sequence or a time, up to a
+// time or the end of the stream as it is when the replay starts.
+type Range struct {
+	FromSeq uint64    // first stream sequence; or
+	Since   time.Time // the first message stored at or after it
+	Until   time.Time // the last message stored at or before it; zero: the stream's end
+	// FilterSubjects select the categories (and events); empty: the whole stream.
+	FilterSubjects []string
+	MissingOnly    bool
+}
+
+// ErrNothingToReplay is returned when the range holds no message.
+var ErrNothingToReplay = errors.New("no message in the range")
+
+// Plan is a range resolved to stream sequences.
+type Plan struct {
+	Range
+	FirstSeq, LastSeq uint64
+	FirstTime         time.Time // when the first message of the range was stored
+	LastTime          time.Time
+	// Total is how many messages of the range match the filter subjects (the
+	// urgency filter applies when they are sent).
+	Total uint64
+	// Durable names the replay's consumer: the same range gives the same name.
+	Durable string
+}
+
+// Resolve finds the sequences of the range in the stream and counts its messages.
+func Resolve(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, r Range) (Plan, error) {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return Plan{}, fmt.Errorf("stream: %w", err)
+	}
+	st := info.State
+	if st.Msgs == 0 {
+		return Plan{}, ErrNothingToReplay
+	}
+	p := Plan{Range: r, FirstSeq: max(r.FromSeq, st.FirstSeq), LastSeq: st.LastSeq}
+	if r.FromSeq == 0 {
+		if p.FirstSeq, err = firstAtOrAfter(ctx, stream, r.Since, st.FirstSeq, st.LastSeq); err != nil {
+			return Plan{}, err
+		}
+	}
+	if !r.Until.IsZero() {
+		if p.LastSeq, err = lastAtOrBefore(ctx, stream, r.Until, st.FirstSeq, st.LastSeq); err != nil {
+			return Plan{}, err
+		}
+	}
+	if p.FirstSeq == 0 || p.LastSeq == 0 || p.FirstSeq > p.LastSeq {
+		return Plan{}, ErrNothingToReplay
+	}
+	if p.Total, err = countRange(ctx, js, info.Config.Name, r.FilterSubjects, p.FirstSeq, p.LastSeq); err != nil {
+		return Plan{}, err
+	}
+	if p.Total == 0 {
+		return Plan{}, ErrNothingToReplay
+	}
+	if m, err := nearest(ctx, stream, p.FirstSeq, st.LastSeq); err == nil {
+		p.FirstTime = m.Time
+	}
+	if m, err := nearest(ctx, stream, p.LastSeq, st.LastSeq); err == nil {
+		p.LastTime = m.Time
+	}
+	p.Durable = durableName(info.Config.Name, r)
+	return p, nil
+}
+
+// durableName derives the replay consumer's name from what the operator asked, so
+// running the same command again resumes it.
+func durableName(stream string, r Range) string {
+	subjects := slices.Clone(r.FilterSubjects)
+	slices.Sort(subjects)
+	key := strings.Join([]string{stream, strconv.FormatUint(r.FromSeq, 10), stamp(r.Since), stamp(r.Until),
+		strings.Join(subjects, ","), strconv.FormatBool(r.MissingOnly)}, "|")
+	sum := sha256.Sum256([]byte(key))
+	return "replay_" + hex.EncodeToString(sum[:6])
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// countRange counts the messages from first to last that match the filter subjects,
+// as the difference of two consumers' pending counts.
+func countRange(ctx context.Context, js jetstream.JetStream, stream string, filters []string, first, last uint64) (uint64, error) {
+	from, err := countFrom(ctx, js, stream, filters, first)
+	if err != nil {
+		return 0, err
+	}
+	after, err := countFrom(ctx, js, stream, filters, last+1)
+	if err != nil {
+		return 0, err
+	}
+	if after > from {
+		return 0, nil
+	}
+	return from - after, nil
+}
+
+// countFrom counts the messages from seq to the end that match the filter subjects:
+// the pending count of a short-lived consumer starting there.
+func countFrom(ctx context.Context, js jetstream.JetStream, stream string, filters []string, seq uint64) (uint64, error) {
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       seq,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubjects:    filters,
+		InactiveThreshold: 30 * time.Second,
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	c, err := js.CreateConsumer(ctx, stream, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("count messages from sequence %d: %w", seq, err)
+	}
+	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, c.CachedInfo().Name) }()
+	return c.CachedInfo().NumPending, nil
+}
+
+// firstAtOrAfter finds the first sequence whose message was stored at or after t
+// (0 when none), by binary search over the stream's timestamps.
+func firstAtOrAfter(ctx context.Context, s jetstream.Stream, t time.Time, lo, hi uint64) (uint64, error) {
+	found := uint64(0)
+	for lo <= hi {
+		mid := lo + (hi-lo)/2
+		m, err := nearest(ctx, s, mid, hi)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			hi = mid - 1 // nothing stored from mid to hi
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !m.Time.Before(t) {
+			found, hi = m.Sequence, mid-1
+			if mid == 0 {
+				break
+			}
+		} else {
+			lo = m.Sequence + 1
+		}
+	}
+	return found, nil
+}
+
+// lastAtOrBefore finds the last sequence whose message was stored at or before t
+// (0 when none).
+func lastAtOrBefore(ctx context.Context, s jetstream.Stream, t time.Time, lo, hi uint64) (uint64, error) {
+	first, err := firstAtOrAfter(ctx, s, t.Add(time.Nanosecond), lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	if first == 0 {
+		return hi, nil // every message is at or before t
+	}
+	if first <= lo {
+		return 0, nil
+	}
+	return first - 1, nil
+}
+
+// nearest returns the message at seq, or the next stored one up to hi (messages
+// may have been deleted: dead letters are terminated, not removed, but operators
+// can delete).
+func nearest(ctx context.Context, s jetstream.Stream, seq, hi uint64) (*jetstream.RawStreamMsg, error) {
+	for ; seq <= hi; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		return m, err
+	}
+	return nil, jetstream.ErrMsgNotFound
+}

@@ -1,0 +1,301 @@
+package replay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/replay"
+	"github.com/ionix/ionixsnow/servicenow"
+	"github.com/ionix/ionixsnow/servicenow/emulator"
+	"github.com/ionix/ionixsnow/topology"
+)
+
+// rig: a real JetStream with the topology, the ServiceNow emulator over HTTP.
+type rig struct {
+	js   jetstream.JetStream
+	topo *topology.Topology
+	sim  *emulator.Server
+	snow *servicenow.Client
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	js := natstest.Connect(t, natstest.Start(t).URL())
+	topo, err := topology.Ensure(context.Background(), js, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := emulator.New(emulator.Options{})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	snow, err := servicenow.New(servicenow.Config{InstanceURL: srv.URL, ClientID: "ionix", ClientSecret: "ionix", Username: "ionix", Password: "ionix"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{js: js, topo: topo, sim: sim, snow: snow}
+}
+
+func item(id, title string) ionix.ActionItem {
+	return ionix.ActionItem{ID: id, Title: title, Type: "Cloud", Urgency: 8, FirstOpenedAt: "2026-10-01T08:00:00Z", Summary: "summary of " + id}
+}
+
+func (r *rig) publish(t *testing.T, items ...ionix.ActionItem) {
+	t.Helper()
+	pub := publisher.New(r.js, "")
+	for _, it := range items {
+		raw, _ := json.Marshal(it)
+		if _, err := pub.Publish(context.Background(), raw, it, ionix.EventOpened); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (r *rig) deps() consumer.Deps {
+	return consumer.Deps{
+		Importer:    r.snow,
+		Ledger:      consumer.NewLedger(r.topo.Tickets),
+		DeadLetters: consumer.NewDeadLetters(r.js, r.topo.Names),
+		Stream:      r.topo.Stream,
+		Log:         zerolog.Nop(),
+	}
+}
+
+func opts() consumer.Options {
+	return consumer.Options{Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond}
+}
+
+// deliver runs the main consumer until every published item is an incident.
+func (r *rig) deliver(t *testing.T, want int) {
+	t.Helper()
+	d := r.deps()
+	d.Consumer = r.topo.Consumer
+	c, err := consumer.New(d, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, 20*time.Second, "the items delivered", func() bool {
+		info, err := r.topo.Consumer.Info(context.Background())
+		return len(r.sim.Incidents()) == want && err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	cancel()
+	<-done
+}
+
+func (r *rig) replay(t *testing.T, ctx context.Context, rg replay.Range, o replay.Options) (replay.Progress, error) {
+	t.Helper()
+	plan, err := replay.Resolve(context.Background(), r.js, r.topo.Stream, rg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Deps.Ledger == nil {
+		o.Deps = r.deps()
+	}
+	if o.Consumer.Mapping.FieldPrefix == "" {
+		o.Consumer = opts()
+	}
+	o.ProgressEvery = 100 * time.Millisecond
+	return replay.Run(ctx, r.js, r.topo.Names.Stream, plan, o)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func items(n int) []ionix.ActionItem {
+	out := make([]ionix.ActionItem, n)
+	for i := range out {
+		out[i] = item(fmt.Sprintf("rp-%02d", i), fmt.Sprintf("Finding %d", i))
+	}
+	return out
+}
+
+// TestReplayResendsEachOnce: a replay of delivered items re-sends each exactly once;
+// coalesce makes every re-send an update, never a second incident; the replay's
+// consumer is gone afterwards.
+func TestReplayResendsEachOnce(t *testing.T) {
+	r := newRig(t)
+	r.publish(t, items(12)...)
+	r.deliver(t, 12)
+
+	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1}, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Finished || p.Done != 12 || p.Plan.Total != 12 {
+		t.Errorf("progress %+v, want 12 of 12, finished", p)
+	}
+	if n := r.sim.ImportCount(); n != 24 {
+		t.Errorf("%d imports, want 24 (12 delivered + 12 re-sent)", n)
+	}
+	for _, in := range r.sim.Incidents() {
+		if in.Inserts != 1 || in.Updates != 1 {
+			t.Errorf("%s: %d inserts, %d updates; want 1 and 1", in.Number, in.Inserts, in.Updates)
+		}
+	}
+	if len(r.sim.Incidents()) != 12 {
+		t.Errorf("%d incidents, want 12", len(r.sim.Incidents()))
+	}
+	if _, err := r.js.Consumer(context.Background(), r.topo.Names.Stream, p.Plan.Durable); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the replay's consumer is still there after it finished: %v", err)
+	}
+}
+
+// TestReplayMissingOnly re-sends only the items whose incident is gone.
+func TestReplayMissingOnly(t *testing.T) {
+	r := newRig(t)
+	r.publish(t, items(10)...)
+	r.deliver(t, 10)
+	var gone []string
+	for _, in := range r.sim.Incidents()[:3] {
+		if !r.sim.DeleteIncident(in.Number) {
+			t.Fatal("emulator did not delete", in.Number)
+		}
+		gone = append(gone, in.CorrelationID)
+	}
+	before, seen := r.sim.ImportCount(), len(r.sim.Requests())
+	o := replay.Options{Present: func(ctx context.Context, id string) (bool, error) {
+		found, err := r.snow.FindIncidents(ctx, mapping.CorrelationID(id))
+		return len(found) > 0, err
+	}}
+	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1, MissingOnly: true}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.sim.ImportCount() - before; n != 3 {
+		t.Errorf("%d imports, want 3 (the missing incidents)", n)
+	}
+	if p.Stats.Present != 7 {
+		t.Errorf("stats %+v, want 7 present", p.Stats)
+	}
+	if n := len(r.sim.Incidents()); n != 10 {
+		t.Errorf("%d incidents after the replay, want 10", n)
+	}
+	for _, req := range r.sim.Requests()[seen:] {
+		if strings.Contains(req.Path, "/import/") && !contains(gone, req.Fields["u_correlation_id"]) {
+			t.Errorf("re-sent %s, whose incident was there", req.Fields["u_correlation_id"])
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReplaySkipsOlderVersions: a replay re-sends what the ledger holds, not the
+// versions it replaced.
+func TestReplaySkipsOlderVersions(t *testing.T) {
+	r := newRig(t)
+	v1 := item("ver-1", "Open port 22")
+	v2 := item("ver-1", "Open port 22 (brute-forced)")
+	r.publish(t, v1, v2)
+	r.deliver(t, 1)
+	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1}, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Stats.Superseded != 1 || p.Stats.Updated+p.Stats.Unchanged != 1 {
+		t.Errorf("stats %+v: want the older version skipped and the newer re-sent", p.Stats)
+	}
+	if in := r.sim.Incidents()[0]; in.ShortDescription != v2.Title {
+		t.Errorf("incident says %q after the replay, want %q", in.ShortDescription, v2.Title)
+	}
+}
+
+// TestReplayRespectsTheBudget: a replay spends the same global budget as consume:
+// never more than the cap's sends in any window.
+func TestReplayRespectsTheBudget(t *testing.T) {
+	const limit, window, n = 5, time.Second, 14
+	r := newRig(t)
+	r.publish(t, items(n)...)
+	r.deliver(t, n)
+	budget, err := consumer.NewKVBudget(r.topo.Budget, limit, window, consumer.WithBudgetMargin(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	o := replay.Options{Deps: r.deps(), Budget: budget}
+	o.Deps.Budget = budget
+	if _, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1}, o); err != nil {
+		t.Fatal(err)
+	}
+	var at []time.Time
+	for _, req := range r.sim.Requests() {
+		if strings.Contains(req.Path, "/import/") && req.At.After(start) {
+			at = append(at, req.At)
+		}
+	}
+	if len(at) != n {
+		t.Fatalf("%d imports during the replay, want %d", len(at), n)
+	}
+	for i := limit; i < len(at); i++ {
+		if span := at[i].Sub(at[i-limit]); span < window {
+			t.Errorf("%d imports within %s (from %s): the cap of %d per %s was exceeded", limit+1, span, at[i-limit].Format(time.StampMilli), limit, window)
+		}
+	}
+}
+
+// TestReplayResumes: a replay stopped part way resumes, under the same command, where
+// it stopped: every item re-sent, none twice beyond the posts in flight at the stop.
+func TestReplayResumes(t *testing.T) {
+	r := newRig(t)
+	r.publish(t, items(20)...)
+	r.deliver(t, 20)
+	cfg := r.sim.Config()
+	cfg.Latency = emulator.Duration(30 * time.Millisecond)
+	if err := r.sim.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	before := r.sim.ImportCount()
+	ctx, cancel := context.WithCancel(context.Background())
+	o := replay.Options{Progress: func(p replay.Progress) {
+		if p.Stats.Received >= 6 {
+			cancel()
+		}
+	}}
+	p, err := r.replay(t, ctx, replay.Range{FromSeq: 1}, o)
+	if !errors.Is(err, replay.ErrStopped) || p.Finished {
+		t.Fatalf("stopped replay: %v, %+v", err, p)
+	}
+	p, err = r.replay(t, context.Background(), replay.Range{FromSeq: 1}, replay.Options{})
+	if err != nil || !p.Finished || !p.Resumed || p.Done != 20 {
+		t.Fatalf("resumed replay: %v, %+v", err, p)
+	}
+	resent := r.sim.ImportCount() - before
+	if resent < 20 || resent > 20+4 {
+		t.Errorf("%d re-sends over the two runs, want 20 (+ at most the 4 in flight at the stop)", resent)
+	}
+	for _, in := range r.sim.Incidents() {
+		if in.Updates < 1 || in.Inserts != 1 {
+			t.Errorf("%s: %d inserts, %d updates", in.Number, in.Inserts, in.Updates)
+		}
+	}
+}
