@@ -308,6 +308,10 @@ type BudgetState struct {
 	WindowSeconds float64   // the window
 	NextFreeAt    time.Time // when the next slot frees; zero when one is free now
 	At            time.Time // when the state was read
+	// Hold is how long one grant holds its slot: the window plus the margin.
+	Hold time.Duration
+	// FreesAt is when each used slot frees, oldest first.
+	FreesAt []time.Time
 }
 
 // Remaining is how many sends could be granted now.
@@ -337,7 +341,11 @@ func (b *KVBudget) State(ctx context.Context) (BudgetState, error) {
 	t := b.now()
 	now := t.UnixMilli()
 	s = b.w.live(s, now)
-	st := BudgetState{Used: len(s), Limit: b.max, WindowSeconds: b.window.Seconds(), At: t}
+	st := BudgetState{Used: len(s), Limit: b.max, WindowSeconds: b.window.Seconds(), At: t,
+		Hold: time.Duration(b.w.span) * time.Millisecond, FreesAt: make([]time.Time, len(s))}
+	for i, stamp := range s {
+		st.FreesAt[i] = time.UnixMilli(stamp + b.w.span)
+	}
 	if next := b.w.nextFree(s, now); next > now {
 		st.NextFreeAt = time.UnixMilli(next)
 	}

@@ -26,12 +26,16 @@ type Ledger struct {
 // LedgerOf is the Ledger of a budget state read from consumer.KVBudget, whose
 // grants hold their slot for the window plus margin.
 func LedgerOf(s consumer.BudgetState, margin time.Duration) Ledger {
-	return Ledger{
+	l := Ledger{
 		Used:       s.Used,
 		Limit:      s.Limit,
 		Hold:       time.Duration(s.WindowSeconds*float64(time.Second)) + margin,
 		NextFreeAt: s.NextFreeAt,
 	}
+	if s.Hold > 0 && len(s.FreesAt) == s.Used {
+		l.Hold, l.FreesAt = s.Hold, s.FreesAt // the ledger's own stamps: exact
+	}
+	return l
 }
 
 // ETA is how long sending a backlog takes at the cap.

@@ -145,7 +145,7 @@ func TestStatusJSONAndTable(t *testing.T) {
 		"servicenow", "pending 6   ack pending 2   redelivered 1",
 		"5 / 5 per 1h", "next free slot ",
 		"dead letters  1", "(ionixsnow dlq list)",
-		"about 2h01m at the cap (backlog 8,",
+		"2h01m at the cap (backlog 8,",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
