@@ -35,13 +35,13 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn, pr
 
 	item, err := ionix.Decode(msg.Data())
 	if err != nil {
-		c.deadLetter(ctx, log, msg, meta, err.Error())
+		c.deadLetter(ctx, log, msg, meta, DeadInvalid, err.Error())
 		return false
 	}
 	log = log.With().Str("action_item", item.ID).Logger()
 	ev, ok := eventOf(msg)
 	if !ok {
-		c.deadLetter(ctx, log, msg, meta, "unknown event "+strconv.Quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())
+		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "unknown event "+strconv.Quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())
 		return false
 	}
 	if pass, reason := c.o.Filter.Allows(item); !pass {
@@ -86,7 +86,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn, pr
 	}
 	record, err := mapping.ToRecord(item, c.o.Mapping)
 	if err != nil {
-		c.deadLetter(ctx, log, msg, meta, "cannot map action item: "+err.Error())
+		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "cannot map action item: "+err.Error())
 		return false
 	}
 	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint}, probe)
@@ -135,7 +135,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	started := c.now()
 	res, err := c.importKeepingAlive(ctx, msg, record)
-	if unchanged(res) {
+	if Unchanged(res) {
 		// A coalesced re-post that changes nothing: the incident already holds
 		// exactly what we sent.
 		err = nil
@@ -144,7 +144,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	switch {
 	case err == nil:
 	case errors.Is(err, servicenow.ErrRejected):
-		c.deadLetter(ctx, log, msg, meta, "rejected by ServiceNow: "+err.Error())
+		c.deadLetter(ctx, log, msg, meta, DeadRejected, "rejected by ServiceNow: "+err.Error())
 		return true
 	default:
 		c.stats.failed.Add(1)
@@ -188,7 +188,7 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 		c.stats.resolved.Add(1)
 	case res.Status == "updated":
 		c.stats.updated.Add(1)
-	case unchanged(res):
+	case Unchanged(res):
 		c.stats.unchanged.Add(1)
 	default:
 		c.stats.created.Add(1)
@@ -262,10 +262,10 @@ func (c *Consumer) importKeepingAlive(ctx context.Context, msg jetstream.Msg, re
 	return c.d.Importer.Import(ctx, record)
 }
 
-// unchanged tells a re-post that ServiceNow ignored because the incident it coalesced
+// Unchanged tells a re-post that ServiceNow ignored because the incident it coalesced
 // on already holds the same values ("ignored", "No field values changed", with the
 // incident's sys_id) from an item the transform refused (no incident named).
-func unchanged(res servicenow.Result) bool {
+func Unchanged(res servicenow.Result) bool {
 	return res.Status == "ignored" && res.SysID != "" && res.Number != ""
 }
 
@@ -274,7 +274,7 @@ func unchanged(res servicenow.Result) bool {
 // delivery MaxDeliver allows, it dead-letters the message instead.
 func (c *Consumer) retryLater(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
 	if c.o.MaxDeliver > 0 && meta.NumDelivered >= uint64(c.o.MaxDeliver) {
-		c.deadLetter(ctx, log, msg, meta, fmt.Sprintf("%s after %d deliveries (consumer.max_deliver): %v", ReasonMaxDeliver, meta.NumDelivered, cause))
+		c.deadLetter(ctx, log, msg, meta, DeadMaxDeliver, fmt.Sprintf("%s after %d deliveries (consumer.max_deliver): %v", ReasonMaxDeliver, meta.NumDelivered, cause))
 		return
 	}
 	c.nakLater(log, msg, meta, cause)
@@ -308,14 +308,14 @@ func (c *Consumer) redeliveryDelay(delivered uint64, cause error) time.Duration 
 	return min(d, c.o.MaxBackoff)
 }
 
-func (c *Consumer) deadLetter(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string) {
+func (c *Consumer) deadLetter(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, kind DeadKind, reason string) {
 	if err := c.d.DeadLetters.Store(ctx, msg, meta.Sequence.Stream, reason); err != nil {
 		log.Error().Err(err).Str("reason", reason).Msg("could not store dead letter; the message stays on the stream")
 		c.nakLater(log, msg, meta, nil)
 		return
 	}
-	c.stats.deadLettered.Add(1)
-	log.Warn().Str("reason", reason).Msg("dead-lettered")
+	c.stats.countDead(kind)
+	log.Warn().Str("reason", reason).Str("kind", string(kind)).Msg("dead-lettered")
 	if err := msg.TermWithReason(shortReason(reason)); err != nil {
 		log.Warn().Err(err).Msg("terminate failed; the redelivery will be dead-lettered again under the same id")
 	}

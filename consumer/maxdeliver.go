@@ -71,7 +71,7 @@ func (c *Consumer) deadLetterExhausted(ctx context.Context, advisory []byte) {
 		return
 	}
 	if !dup {
-		c.stats.deadLettered.Add(1)
-		log.Warn().Str("reason", reason).Msg("dead-lettered")
+		c.stats.countDead(DeadMaxDeliver)
+		log.Warn().Str("reason", reason).Str("kind", string(DeadMaxDeliver)).Msg("dead-lettered")
 	}
 }

@@ -7,6 +7,7 @@ import "sync/atomic"
 type Stats struct {
 	received, created, updated, unchanged, resolved, duplicates, deadLettered, failed atomic.Int64
 	superseded, requeued, present                                                     atomic.Int64
+	deadInvalid, deadRejected, deadMaxDeliver                                         atomic.Int64
 	filteredCategory, filteredUrgency, filteredClosed                                 atomic.Int64
 }
 
@@ -37,6 +38,10 @@ type Snapshot struct {
 	FilteredUrgency  int64 `json:"filtered_urgency"`
 	FilteredClosed   int64 `json:"filtered_closed"`
 	DeadLettered     int64 `json:"dead_lettered"`
+	// DeadLettered by kind (see DeadKind).
+	DeadInvalid    int64 `json:"dead_invalid,omitempty"`
+	DeadRejected   int64 `json:"dead_rejected,omitempty"`
+	DeadMaxDeliver int64 `json:"dead_max_deliver,omitempty"`
 	// Failed counts attempts that failed for a reason that is not the item's fault;
 	// the message was kept for a later attempt.
 	Failed int64 `json:"failed"`
@@ -61,6 +66,32 @@ func (s *Stats) Snapshot() Snapshot {
 		FilteredUrgency:  s.filteredUrgency.Load(),
 		FilteredClosed:   s.filteredClosed.Load(),
 		DeadLettered:     s.deadLettered.Load(),
+		DeadInvalid:      s.deadInvalid.Load(),
+		DeadRejected:     s.deadRejected.Load(),
+		DeadMaxDeliver:   s.deadMaxDeliver.Load(),
 		Failed:           s.failed.Load(),
+	}
+}
+
+// DeadKind says why a message was dead-lettered, for counting (the reason header
+// says it in words).
+type DeadKind string
+
+// The kinds of dead letters.
+const (
+	DeadInvalid    DeadKind = "invalid"     // undecodable, invalid or unmappable item
+	DeadRejected   DeadKind = "rejected"    // ServiceNow rejected the item
+	DeadMaxDeliver DeadKind = "max_deliver" // its deliveries ran out
+)
+
+func (s *Stats) countDead(k DeadKind) {
+	s.deadLettered.Add(1)
+	switch k {
+	case DeadInvalid:
+		s.deadInvalid.Add(1)
+	case DeadRejected:
+		s.deadRejected.Add(1)
+	case DeadMaxDeliver:
+		s.deadMaxDeliver.Add(1)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/metrics"
 	"github.com/ionix/ionixsnow/monitoring"
 	"github.com/ionix/ionixsnow/servicenow"
 )
@@ -43,19 +44,23 @@ func runConsume(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "ionixsnow consume: %v\n", err)
 		return exitUsage
 	}
-	c, err := newPipeline(ctx, conn, cfg, snow, log)
+	m := metrics.New()
+	p, err := newPipeline(ctx, conn, cfg, m.Importer(snow), log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot set up the consumer")
 		return exitFailed
 	}
+	c := p.consumer
+	m.Watch(c, p.budget)
 	if cfg.HTTP.Listen != "" {
 		mon := monitoring.New(log, readiness(conn, snow, c)...)
+		mon.Handle("/metrics", m.Handler())
 		addr, err := mon.ListenAndServe(ctx, cfg.HTTP.Listen)
 		if err != nil {
-			log.Error().Err(err).Msg("cannot serve /healthz and /readyz")
+			log.Error().Err(err).Msg("cannot serve /metrics, /healthz and /readyz")
 			return exitFailed
 		}
-		log.Info().Str("listen", addr.String()).Msg("serving /healthz and /readyz")
+		log.Info().Str("listen", addr.String()).Msg("serving /metrics, /healthz and /readyz")
 	}
 	if err := snow.Authenticate(ctx); err != nil {
 		log.Warn().Err(err).Msg("no ServiceNow token yet; items wait on the stream until ServiceNow accepts them")
@@ -86,17 +91,23 @@ func serviceNowConfig(cfg config.Config) servicenow.Config {
 	}
 }
 
+// pipeline is a consumer and the global budget it spends.
+type pipeline struct {
+	consumer *consumer.Consumer
+	budget   *consumer.KVBudget
+}
+
 // newPipeline ensures the topology and builds the consumer over it.
-func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp consumer.Importer, log zerolog.Logger) (*consumer.Consumer, error) {
+func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp consumer.Importer, log zerolog.Logger) (pipeline, error) {
 	topo, err := ensureTopology(ctx, conn.js, topologyOptions(cfg))
 	if err != nil {
-		return nil, err
+		return pipeline{}, err
 	}
 	budget, err := consumer.NewKVBudget(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, consumer.WithBudgetLogger(log))
 	if err != nil {
-		return nil, fmt.Errorf("budget: %w", err)
+		return pipeline{}, fmt.Errorf("budget: %w", err)
 	}
-	return consumer.New(consumer.Deps{
+	c, err := consumer.New(consumer.Deps{
 		Consumer:    topo.Consumer,
 		Importer:    imp,
 		Ledger:      consumer.NewLedger(topo.Tickets),
@@ -114,6 +125,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 		MaxDeliver:     cfg.Consumer.MaxDeliver,
 		DrainTimeout:   cfg.Consumer.DrainTimeout,
 	})
+	return pipeline{consumer: c, budget: budget}, err
 }
 
 // readiness lists what /readyz checks: NATS connected, a ServiceNow token held, and

@@ -136,10 +136,12 @@ func startDemo(ctx context.Context, log zerolog.Logger, threshold float64) (*dem
 		d.close()
 		return nil, err
 	}
-	if d.cons, err = newPipeline(ctx, d.conn, d.cfg, snow, log); err != nil {
+	p, err := newPipeline(ctx, d.conn, d.cfg, snow, log)
+	if err != nil {
 		d.close()
 		return nil, err
 	}
+	d.cons = p.consumer
 	return d, nil
 }
 
