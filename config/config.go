@@ -37,15 +37,18 @@ type NATS struct {
 // grant with Username/Password, or refresh-token grant with RefreshToken) and
 // the import set table the records go to.
 type ServiceNow struct {
-	InstanceURL  string        `yaml:"instance_url"` // after Load: without a trailing slash
-	ClientID     string        `yaml:"client_id"`
-	ClientSecret string        `yaml:"client_secret" secret:"true"`
-	Username     string        `yaml:"username"`
-	Password     string        `yaml:"password" secret:"true"`
-	RefreshToken string        `yaml:"refresh_token" secret:"true"`
-	ImportTable  string        `yaml:"import_table"`
-	FieldPrefix  string        `yaml:"field_prefix"`
-	Timeout      time.Duration `yaml:"timeout"`
+	InstanceURL  string `yaml:"instance_url"` // after Load: without a trailing slash
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret" secret:"true"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password" secret:"true"`
+	RefreshToken string `yaml:"refresh_token" secret:"true"`
+	// AllowInsecureHTTP accepts a plain http instance_url on any host: for the
+	// emulator in docker compose only, never for a real instance.
+	AllowInsecureHTTP bool          `yaml:"allow_insecure_http"`
+	ImportTable       string        `yaml:"import_table"`
+	FieldPrefix       string        `yaml:"field_prefix"`
+	Timeout           time.Duration `yaml:"timeout"`
 	// CategoryOverrides maps an IONIX category (type) to the ServiceNow
 	// category sent instead. Keys are as written; categories compare
 	// case-insensitively (Load refuses two keys differing only in case).

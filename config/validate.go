@@ -73,7 +73,7 @@ func (c Config) problems(n Needs) Problems {
 	// servicenow
 	sn := c.ServiceNow
 	if sn.InstanceURL != "" {
-		checkBaseURL(&ps, "servicenow.instance_url", sn.InstanceURL, false, "https://<instance>.service-now.com")
+		checkBaseURL(&ps, "servicenow.instance_url", sn.InstanceURL, false, sn.AllowInsecureHTTP, "https://<instance>.service-now.com")
 	} else if n.ServiceNow {
 		ps.add("servicenow.instance_url", "required, such as https://<instance>.service-now.com")
 	}
@@ -84,7 +84,9 @@ func (c Config) problems(n Needs) Problems {
 		ps.add("servicenow.client_secret", "required (or servicenow.client_secret_file)")
 	}
 	switch {
-	case sn.Username != "" && sn.Password == "":
+	case sn.Username != "" && sn.Password == "" && n.ServiceNow:
+		// Only for commands that talk to ServiceNow: the poller may share a
+		// config file whose password is given to the consumers alone.
 		ps.add("servicenow.password", "required with servicenow.username (or servicenow.password_file)")
 	case sn.Username == "" && sn.Password != "":
 		ps.add("servicenow.username", "required with servicenow.password")
@@ -162,7 +164,7 @@ func (c Config) problems(n Needs) Problems {
 
 	// ionix
 	if c.IONIX.APIURL != "" {
-		checkBaseURL(&ps, "ionix.api_url", c.IONIX.APIURL, true, "https://api.portal.ionix.io")
+		checkBaseURL(&ps, "ionix.api_url", c.IONIX.APIURL, true, false, "https://api.portal.ionix.io")
 	} else if n.IONIX {
 		ps.add("ionix.api_url", "required, such as https://api.portal.ionix.io")
 	}
@@ -214,8 +216,9 @@ func checkNATSURLs(ps *Problems, list string) {
 	}
 }
 
-// checkBaseURL checks an https base URL; plain http only for a loopback host.
-func checkBaseURL(ps *Problems, key, raw string, allowPath bool, example string) {
+// checkBaseURL checks an https base URL; plain http only for a loopback host, or
+// for any host with insecureOK.
+func checkBaseURL(ps *Problems, key, raw string, allowPath, insecureOK bool, example string) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.Opaque != "" || u.Scheme == "" {
 		ps.add(key, "must be an absolute URL such as "+example)
@@ -224,8 +227,8 @@ func checkBaseURL(ps *Problems, key, raw string, allowPath bool, example string)
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
-			ps.add(key, "must be https (plain http only for loopback)")
+		if !insecureOK && !isLoopback(u.Hostname()) {
+			ps.add(key, "must be https (plain http only for loopback)"+insecureHint(key))
 		}
 	default:
 		ps.add(key, "must be https (plain http only for loopback)")
@@ -337,4 +340,12 @@ func (c Config) scrub(ps Problems) Problems {
 		}
 	}
 	return ps
+}
+
+// insecureHint names the way out for an emulator on another host.
+func insecureHint(key string) string {
+	if key == "servicenow.instance_url" {
+		return "; for the emulator on another host of a private network, set servicenow.allow_insecure_http"
+	}
+	return ""
 }

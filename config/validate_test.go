@@ -133,7 +133,8 @@ func TestValidateRanges(t *testing.T) {
 		{"http listen named port", func(c *config.Config) { c.HTTP.Listen = ":http" }, "http.listen"},
 		{"log trace/console", func(c *config.Config) { c.Log.Level, c.Log.Format = "trace", "console" }, ""},
 		{"log upper case (Validate does not normalise)", func(c *config.Config) { c.Log.Level = "INFO" }, "log.level"},
-		{"username without password", func(c *config.Config) { c.ServiceNow.Username = "u" }, "servicenow.password"},
+		// Only commands that talk to ServiceNow need the password (ValidateFor).
+		{"username without password", func(c *config.Config) { c.ServiceNow.Username = "u" }, ""},
 		{"password without username", func(c *config.Config) { c.ServiceNow.Password = "p" }, "servicenow.username"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -280,5 +281,22 @@ func TestValidateFor(t *testing.T) {
 			}
 			wantKeys(t, err, tc.keys...)
 		})
+	}
+}
+
+// TestAllowInsecureHTTP: plain http to another host only with the explicit switch.
+func TestAllowInsecureHTTP(t *testing.T) {
+	c := config.Default()
+	c.ServiceNow.InstanceURL = "http://servicenow-sim:8080"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "servicenow.allow_insecure_http") {
+		t.Errorf("http to another host without the switch: %v, want a problem naming the switch", err)
+	}
+	c.ServiceNow.AllowInsecureHTTP = true
+	if err := c.Validate(); err != nil {
+		t.Errorf("http with allow_insecure_http: %v", err)
+	}
+	c.IONIX.APIURL = "http://ionix-sim:8080"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ionix.api_url") {
+		t.Errorf("the switch must not reach ionix.api_url: %v", err)
 	}
 }

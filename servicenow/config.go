@@ -30,6 +30,10 @@ type Config struct {
 
 	ImportTable string        // staging table; default "u_ionix_action_item"
 	Timeout     time.Duration // per request; default 30s
+
+	// AllowInsecureHTTP accepts plain http for any host: only for an emulator on
+	// another host of a private network (docker compose), never for an instance.
+	AllowInsecureHTTP bool
 }
 
 // FieldError is one problem with one configuration key. It never holds the
@@ -52,7 +56,7 @@ func (c Config) Validate() error {
 		problems = append(problems, &FieldError{Key: "servicenow." + key, Problem: fmt.Sprintf(format, args...)})
 	}
 
-	if err := checkInstanceURL(c.InstanceURL); err != "" {
+	if err := checkInstanceURL(c.InstanceURL, c.AllowInsecureHTTP); err != "" {
 		add("instance_url", "%s", err)
 	}
 	if c.ClientID == "" {
@@ -93,7 +97,7 @@ func (c Config) Validate() error {
 
 // checkInstanceURL returns what is wrong with the instance URL, or "". It
 // never echoes user information a URL might carry.
-func checkInstanceURL(raw string) string {
+func checkInstanceURL(raw string, insecureOK bool) string {
 	if raw == "" {
 		return "is required (https://<instance>.service-now.com)"
 	}
@@ -107,7 +111,7 @@ func checkInstanceURL(raw string) string {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !insecureOK && !isLoopback(u.Hostname()) {
 			return fmt.Sprintf("must use https (plain http only for loopback hosts), got %s", u.Redacted())
 		}
 	default:

@@ -62,6 +62,9 @@ func runConsume(e *env, args []string) int {
 		}
 		log.Info().Str("listen", addr.String()).Msg("serving /metrics, /healthz and /readyz")
 	}
+	if cfg.ServiceNow.AllowInsecureHTTP && strings.HasPrefix(cfg.ServiceNow.InstanceURL, "http:") {
+		log.Warn().Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("servicenow.allow_insecure_http: credentials and items travel in clear text; for an emulator only")
+	}
 	if err := snow.Authenticate(ctx); err != nil {
 		log.Warn().Err(err).Msg("no ServiceNow token yet; items wait on the stream until ServiceNow accepts them")
 	}
@@ -88,6 +91,8 @@ func serviceNowConfig(cfg config.Config) servicenow.Config {
 		RefreshToken: s.RefreshToken,
 		ImportTable:  s.ImportTable,
 		Timeout:      s.Timeout,
+
+		AllowInsecureHTTP: s.AllowInsecureHTTP,
 	}
 }
 
