@@ -157,22 +157,37 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, o Options) (jet
 
 // EnsureBucket creates the key-value bucket if it does not exist and returns it.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, name, description string, replicas int) (jetstream.KeyValue, error) {
+	replicas = max(replicas, 1)
 	kv, err := js.KeyValue(ctx, name)
-	if err == nil {
+	if err == nil && bucketReplicas(ctx, kv) == replicas {
 		return kv, nil
 	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("open bucket %s: %w", name, err)
 	}
+	// Missing, or with another replica count (nats.replicas changed): create or
+	// update it in place; its keys stay.
 	kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: description,
 		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+		Replicas:    replicas,
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", name, err)
+		return nil, fmt.Errorf("create or update bucket %s: %w", name, err)
 	}
 	return kv, nil
+}
+
+// bucketReplicas is the bucket's replica count, or 0 when it cannot be read.
+func bucketReplicas(ctx context.Context, kv jetstream.KeyValue) int {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		return bs.StreamInfo().Config.Replicas
+	}
+	return 0
 }
