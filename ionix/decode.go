@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The JSON field names of an action item (SPEC §2).
@@ -119,22 +120,47 @@ func Decode(data []byte) (ActionItem, error) {
 	return item, nil
 }
 
+// knownFieldsHint is about how many fields an IONIX action item has.
+const knownFieldsHint = 24
+
 // decodeObject unmarshals data into fields, or says why it is not one JSON object.
 func decodeObject(data []byte, fields *map[string]json.RawMessage) string {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return "empty input, want a JSON object"
 	}
-	if !json.Valid(trimmed) {
-		return "not valid JSON"
-	}
 	if trimmed[0] != '{' {
+		if !json.Valid(trimmed) {
+			return "not valid JSON"
+		}
 		return "not a JSON object (got " + jsonKind(trimmed) + ")"
 	}
+	// Unmarshal validates the whole input before it decodes anything: no
+	// separate json.Valid pass over it. The map is sized for an IONIX item's
+	// fields, so that it does not grow while it is filled.
+	*fields = make(map[string]json.RawMessage, knownFieldsHint)
 	if err := json.Unmarshal(trimmed, fields); err != nil {
+		if _, syntax := errors.AsType[*json.SyntaxError](err); syntax {
+			return "not valid JSON"
+		}
 		return "not a JSON object: " + err.Error()
 	}
 	return ""
+}
+
+// unquote returns the text of raw, a JSON string taken from a document that was
+// validated as a whole (every raw value Decode looks at is). The common string —
+// no escape, valid UTF-8 — is its bytes between the quotes; any other goes through
+// json.Unmarshal, which decodes the escapes and replaces invalid UTF-8 as before.
+// ok is false when raw is not a string.
+func unquote(raw json.RawMessage) (s string, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	if body := raw[1 : len(raw)-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+		return string(body), true
+	}
+	return s, json.Unmarshal(raw, &s) == nil
 }
 
 // jsonKind names the kind of a valid JSON value for messages.
@@ -170,8 +196,8 @@ func decodeID(raw json.RawMessage) (string, string) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := unquote(raw)
+		if !ok {
 			return "", "id is not a string"
 		}
 		if strings.TrimSpace(s) == "" {
@@ -190,9 +216,10 @@ func decodeTitle(raw json.RawMessage) (string, string) {
 		return "", "missing title"
 	}
 	var s string
+	var ok bool
 	switch raw[0] {
 	case '"':
-		if json.Unmarshal(raw, &s) != nil {
+		if s, ok = unquote(raw); !ok {
 			return "", "title is not a string"
 		}
 	case '{':
@@ -204,7 +231,7 @@ func decodeTitle(raw json.RawMessage) (string, string) {
 		if !ok || isNull(label) {
 			return "", "title has no label"
 		}
-		if json.Unmarshal(label, &s) != nil {
+		if s, ok = unquote(label); !ok {
 			return "", "title label is not a string (got " + jsonKind(label) + ")"
 		}
 	default:
@@ -221,8 +248,8 @@ func decodeType(raw json.RawMessage) (string, string) {
 	if raw == nil || isNull(raw) {
 		return "", "missing type"
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		return "", "type is not a string (got " + jsonKind(raw) + ")"
 	}
 	if strings.TrimSpace(s) == "" {
@@ -273,11 +300,7 @@ func decodeOptionalString(raw json.RawMessage) (string, bool) {
 	if raw == nil || isNull(raw) {
 		return "", true
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
+	return unquote(raw)
 }
 
 // decodeOptionalBool reads an optional boolean; ok is false when the value is
@@ -320,17 +343,14 @@ func labelOf(raw json.RawMessage, keys []string) string {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
+		if s, ok := unquote(raw); ok {
 			return s
 		}
 	case '{':
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(raw, &obj) == nil {
 			for _, key := range keys {
-				var s string
-				if v, ok := obj[key]; ok && len(v) > 0 && v[0] == '"' &&
-					json.Unmarshal(v, &s) == nil && strings.TrimSpace(s) != "" {
+				if s, ok := unquote(obj[key]); ok && strings.TrimSpace(s) != "" {
 					return s
 				}
 			}

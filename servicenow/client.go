@@ -55,6 +55,10 @@ type options struct {
 	earlyExpiry time.Duration
 }
 
+// maxIdleConnsPerHost bounds the kept-alive connections to the instance; above the
+// largest sensible consumer.concurrency.
+const maxIdleConnsPerHost = 64
+
 // WithHTTPClient makes the client use hc (its transport, TLS settings,
 // proxies). The client works on a copy that does not follow redirects.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
@@ -86,7 +90,11 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 	g := &gate{log: log}
 	base := hc.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		// The default keeps 2 idle connections per host: with more posts in
+		// flight most would open (and TLS-handshake) a new connection.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+		base = t
 	}
 	hc.Transport = &gateTransport{base: base, gate: g}
 

@@ -157,11 +157,12 @@ type Server struct {
 	cfg           Config     // the switches
 	rng           *rand.Rand // draws of jitter, error and drop rates
 	rateCounts    map[string]*rateCount
-	access        map[string]grant // access token -> grant
-	refresh       map[string]grant // refresh token -> grant
-	incidents     []*Incident      // insertion order
-	nextIncident  int              // next INC number
-	importSets    map[string]int   // UTC day -> ISET number
+	access        map[string]grant     // access token -> grant
+	refresh       map[string]grant     // refresh token -> grant
+	incidents     []*Incident          // insertion order
+	byCorrelation map[string]*Incident // lower-cased correlation_id -> incident (coalesce)
+	nextIncident  int                  // next INC number
+	importSets    map[string]int       // UTC day -> ISET number
 	nextImportSet int
 	requests      []Request
 	importCount   int

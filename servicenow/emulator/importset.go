@@ -319,14 +319,9 @@ func (s *Server) transform(row map[string]string, now time.Time) importResult {
 
 	var inc *Incident
 	if cid := target["correlation_id"]; cid != "" {
-		for _, i := range s.incidents {
-			// Coalesce looks the value up in the database, whose string
-			// comparisons ignore case.
-			if strings.EqualFold(i.CorrelationID, cid) {
-				inc = i
-				break
-			}
-		}
+		// Coalesce looks the value up in the database, whose string
+		// comparisons ignore case.
+		inc = s.byCorrelation[strings.ToLower(cid)]
 	}
 
 	if inc == nil {
@@ -345,6 +340,12 @@ func (s *Server) transform(row map[string]string, now time.Time) importResult {
 		applyFields(inc, target)
 		inc.Priority = priority(inc.Impact, inc.Urgency)
 		s.incidents = append(s.incidents, inc)
+		if inc.CorrelationID != "" {
+			if s.byCorrelation == nil {
+				s.byCorrelation = make(map[string]*Incident)
+			}
+			s.byCorrelation[strings.ToLower(inc.CorrelationID)] = inc
+		}
 		res.Status = "inserted"
 	} else {
 		before := *inc

@@ -146,6 +146,9 @@ func (s *Server) DeleteIncident(number string) bool {
 	for i, inc := range s.incidents {
 		if inc.Number == number || inc.SysID == number {
 			s.incidents = append(s.incidents[:i], s.incidents[i+1:]...)
+			if key := strings.ToLower(inc.CorrelationID); s.byCorrelation[key] == inc {
+				delete(s.byCorrelation, key)
+			}
 			return true
 		}
 	}
