@@ -52,6 +52,7 @@ func TestClosingEvents(t *testing.T) {
 			c := r.startWith(t, r.topo.Consumer, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: tt.resolveOnClose, FetchWait: 300 * time.Millisecond})
 			waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
 			r.publishClosed(t, "2026-11-20T09:30:00Z", ticketed, never)
+			waitFor(t, 10*time.Second, "the closing events", func() bool { return c.Stats().Received == 3 })
 			r.waitDrained(t)
 
 			s := c.Stats()
@@ -104,6 +105,7 @@ func TestClosingEventIsNotRepeated(t *testing.T) {
 	if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "the repeated closing event", func() bool { return c.Stats().Received == 3 })
 	r.waitDrained(t)
 	if n := importsOf(r.sim, "ionix:close-3"); n != 2 {
 		t.Errorf("%d imports, want 2 (open, resolve)", n)
