@@ -280,14 +280,14 @@ func TestBacklog(t *testing.T) {
 	rss, heap := column(samples, func(s backlogSample) float64 { return s.rssMB }), column(samples, func(s backlogSample) float64 { return s.heapMB })
 	fmt.Printf("backlog: stopped after %s (%s); %d items processed in %.1fs: %.0f items/s\n",
 		consTime.Round(time.Second), stopReason, processed, consTime.Seconds(), float64(processed)/consTime.Seconds())
-	var steadyFrom backlogSample
-	for _, s := range samples {
-		if s.at >= backlogWarmUp {
-			steadyFrom = s
+	var steadyFrom *backlogSample
+	for i := range samples {
+		if samples[i].at >= backlogWarmUp {
+			steadyFrom = &samples[i]
 			break
 		}
 	}
-	if last.at > steadyFrom.at {
+	if steadyFrom != nil && last.at > steadyFrom.at {
 		fmt.Printf("backlog: after the warm-up (%s): %.0f items/s\n", backlogWarmUp,
 			float64(last.processed-steadyFrom.processed)/(last.at-steadyFrom.at).Seconds())
 	}

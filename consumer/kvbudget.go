@@ -89,7 +89,7 @@ type KVBudget struct {
 	warned atomic.Int64 // Unix ms of the last warning about a clock ahead
 
 	mu   sync.Mutex
-	mine stamps // stamps this process added and has not released, ascending
+	mine stamps // live stamps this process added and has not released, ascending
 }
 
 var _ GrantBudget = (*KVBudget)(nil)
@@ -207,6 +207,9 @@ func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 			return Grant{}, err
 		}
 		b.mu.Lock()
+		// Expire here too: under a backlog every grant is spent and Release (which
+		// also expires) never runs.
+		b.mine = b.w.expire(b.mine, b.now().UnixMilli())
 		for range n {
 			b.mine = insertSorted(b.mine, at)
 		}

@@ -81,7 +81,8 @@ const maxRecordAttempts = 16
 // version meanwhile). It returns what the ledger held before (found false: nothing)
 // and whether t was written. The write is a compare-and-swap: concurrent recorders
 // of one item never overwrite a newer entry with an older one. A first ticket costs
-// one request; replacing one costs a read and a write.
+// one request; replacing one costs four (nats.go's Create reads the key after the
+// failed write, then Get and Update).
 func (l *Ledger) Record(ctx context.Context, id string, t Ticket) (prev Ticket, found, written bool, err error) {
 	b, err := json.Marshal(t)
 	if err != nil {
