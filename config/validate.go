@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // Limits checked by Validate.
@@ -227,7 +229,7 @@ func checkBaseURL(ps *Problems, key, raw string, allowPath, insecureOK bool, exa
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !insecureOK && !isLoopback(u.Hostname()) {
+		if !insecureOK && !remote.IsLoopback(u.Hostname()) {
 			ps.add(key, "must be https (plain http only for loopback)"+insecureHint(key))
 		}
 	default:
@@ -242,15 +244,6 @@ func checkBaseURL(ps *Problems, key, raw string, allowPath, insecureOK bool, exa
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		ps.add(key, "must not have a query or fragment")
 	}
-}
-
-// isLoopback reports whether host is localhost, in 127.0.0.0/8 or ::1.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkHostPort returns a message if s is not host:port with a numeric port

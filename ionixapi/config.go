@@ -3,11 +3,12 @@ package ionixapi
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // Defaults of [Config].
@@ -113,7 +114,7 @@ func checkBaseURL(raw string) string {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !remote.IsLoopback(u.Hostname()) {
 			return "must use https (plain http only for loopback hosts), got http://" + u.Host
 		}
 	default:
@@ -123,15 +124,6 @@ func checkBaseURL(raw string) string {
 		return "must not have a query or fragment"
 	}
 	return ""
-}
-
-// isLoopback reports whether host is localhost or a loopback address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // withDefaults fills in the defaults.

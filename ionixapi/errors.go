@@ -3,10 +3,11 @@ package ionixapi
 import (
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // Sentinel errors. Every failed request ends in an [*Error] that matches
@@ -156,7 +157,7 @@ func (c class) kind() error {
 func classify(status int, contentType string) class {
 	switch {
 	case status >= 200 && status <= 299:
-		if isHTML(contentType) {
+		if remote.IsHTML(contentType) {
 			return classTransient
 		}
 		return classOK
@@ -175,13 +176,4 @@ func classify(status int, contentType string) class {
 		return classTransient
 	}
 	return classRequest
-}
-
-// isHTML reports whether a Content-Type is an HTML page.
-func isHTML(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return strings.Contains(strings.ToLower(contentType), "html")
-	}
-	return mt == "text/html" || mt == "application/xhtml+xml"
 }

@@ -8,11 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // maxResponseBody bounds what is read of an answer.
@@ -112,7 +113,7 @@ func (c *Client) try(ctx context.Context, list List, u *url.URL, offset int) (pa
 			kind = ErrUnavailable
 		}
 		return page{}, &Error{Kind: kind, List: list, Offset: offset, StatusCode: a.status,
-			Message: c.secret.redact(err.Error()), RetryAfter: retryAfter(a.header, time.Now())}
+			Message: c.secret.redact(err.Error()), RetryAfter: remote.RetryAfter(a.header, time.Now())}
 	}
 	return p, nil
 }
@@ -155,7 +156,7 @@ func (c *Client) answerError(list List, offset int, a *answer, cl class) *Error 
 		Offset:     offset,
 		StatusCode: a.status,
 		Message:    c.secret.redact(serverMessage(a)),
-		RetryAfter: retryAfter(a.header, time.Now()),
+		RetryAfter: remote.RetryAfter(a.header, time.Now()),
 	}
 	switch {
 	case a.status == http.StatusUnauthorized:
@@ -177,7 +178,7 @@ func (c *Client) answerError(list List, offset int, a *answer, cl class) *Error 
 // serverMessage is what an answer says went wrong: DRF's {"detail": ...},
 // the title of an HTML page, the start of a text, or the status text.
 func serverMessage(a *answer) string {
-	if isHTML(a.contentType) {
+	if remote.IsHTML(a.contentType) {
 		if t := htmlTitle(string(a.body[:min(len(a.body), 4096)])); t != "" {
 			return "HTML page instead of JSON: " + t
 		}
@@ -199,26 +200,4 @@ func serverMessage(a *answer) string {
 		return clip(s, 200)
 	}
 	return http.StatusText(a.status)
-}
-
-// retryAfter parses Retry-After (seconds or an HTTP date); 0 when absent or
-// in the past.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(24*time.Hour/time.Second) {
-			n = int64(24 * time.Hour / time.Second)
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 func TestDecodePage(t *testing.T) {
@@ -197,8 +199,8 @@ func TestRetryAfter(t *testing.T) {
 			if tt.value != "" {
 				h.Set("Retry-After", tt.value)
 			}
-			if got := retryAfter(h, now); got != tt.want {
-				t.Errorf("retryAfter(%q) = %s, want %s", tt.value, got, tt.want)
+			if got := remote.RetryAfter(h, now); got != tt.want {
+				t.Errorf("remote.RetryAfter(%q) = %s, want %s", tt.value, got, tt.want)
 			}
 		})
 	}

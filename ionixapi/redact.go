@@ -1,9 +1,10 @@
 package ionixapi
 
 import (
-	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // Redacted replaces the token in anything the client reports.
@@ -17,15 +18,7 @@ type redactor struct {
 // newRedactor knows the forms a secret may take in text: as is, and query-
 // or path-escaped (as a URL or a server echoing a request would show it).
 func newRedactor(secret string) redactor {
-	if secret == "" {
-		return redactor{}
-	}
-	forms := []string{secret}
-	for _, f := range []string{url.QueryEscape(secret), url.PathEscape(secret)} {
-		if !slices.Contains(forms, f) {
-			forms = append(forms, f)
-		}
-	}
+	forms := remote.SecretForms(secret)
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
 	return redactor{forms: forms}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // authenticator holds the client's token and obtains new ones through
@@ -232,7 +234,7 @@ func (a *authenticator) grantError(grantType string, err error) *Error {
 		Op:         OpAuthenticate,
 		StatusCode: resp.status,
 		Message:    a.secrets.redact(msg),
-		RetryAfter: retryAfter(resp.header, a.now()),
+		RetryAfter: remote.RetryAfter(resp.header, a.now()),
 	}
 	if class == ClassConfiguration {
 		switch {

@@ -9,11 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // DefaultEarlyExpiry is how long before its expiry a token is renewed.
@@ -234,7 +235,7 @@ func (c *Client) responseError(op string, resp *response, class Class) *Error {
 		Op:         op,
 		StatusCode: resp.status,
 		Message:    c.secrets.redact(serverMessage(resp)),
-		RetryAfter: retryAfter(resp.header, c.now()),
+		RetryAfter: remote.RetryAfter(resp.header, c.now()),
 	}
 	if class == ClassConfiguration {
 		e.Fix = fixFor(op, resp)
@@ -282,7 +283,7 @@ type errorBody struct {
 
 // serverMessage is what a response says went wrong, for an error message.
 func serverMessage(resp *response) string {
-	if isHTML(resp.contentType) {
+	if remote.IsHTML(resp.contentType) {
 		t := htmlTitle(resp.body)
 		if isHibernating(t, resp.body) {
 			return MsgHibernating
@@ -344,21 +345,3 @@ func clip(s string, n int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-// retryAfter parses Retry-After (seconds or an HTTP date); 0 when absent.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}

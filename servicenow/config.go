@@ -3,12 +3,13 @@ package servicenow
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // Defaults of [Config].
@@ -111,7 +112,7 @@ func checkInstanceURL(raw string, insecureOK bool) string {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !insecureOK && !isLoopback(u.Hostname()) {
+		if !insecureOK && !remote.IsLoopback(u.Hostname()) {
 			return fmt.Sprintf("must use https (plain http only for loopback hosts), got %s", u.Redacted())
 		}
 	default:
@@ -121,15 +122,6 @@ func checkInstanceURL(raw string, insecureOK bool) string {
 		return fmt.Sprintf("must be the instance's base URL without path, query or fragment, got %s", u.Redacted())
 	}
 	return ""
-}
-
-// isLoopback reports whether host is localhost or a loopback address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // withDefaults fills in the defaults.

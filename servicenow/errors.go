@@ -3,10 +3,11 @@ package servicenow
 import (
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // Class is the outcome class of a request to ServiceNow.
@@ -148,7 +149,7 @@ func ErrorClass(err error) Class {
 func Classify(statusCode int, contentType string, resultStatus string) Class {
 	switch {
 	case statusCode >= 200 && statusCode <= 299:
-		if isHTML(contentType) {
+		if remote.IsHTML(contentType) {
 			return ClassTransient
 		}
 		switch strings.ToLower(strings.TrimSpace(resultStatus)) {
@@ -172,15 +173,6 @@ func Classify(statusCode int, contentType string, resultStatus string) Class {
 		return ClassPermanent
 	}
 	return ClassConfiguration
-}
-
-// isHTML reports whether a Content-Type is an HTML page.
-func isHTML(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return strings.Contains(strings.ToLower(contentType), "html")
-	}
-	return mt == "text/html" || mt == "application/xhtml+xml"
 }
 
 // Fixes: the setup steps (integration guide, README) that fix configuration

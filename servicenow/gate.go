@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // DefaultRateLimitPause is how long the client pauses after a 429 that
@@ -84,7 +86,7 @@ func (g *gate) observe(resp *http.Response) {
 	}
 	var until time.Time
 	if resp.StatusCode == http.StatusTooManyRequests {
-		switch d := retryAfter(h, now); {
+		switch d := remote.RetryAfter(h, now); {
 		case d > 0:
 			until = now.Add(d)
 		case rl.Reset.After(now) && rl.Reset.Sub(now) <= maxRateLimitReset:
@@ -148,7 +150,7 @@ func (t *gateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.gate.observe(resp)
 	if strings.HasSuffix(req.URL.Path, "/oauth_token.do") && resp.StatusCode >= 200 && resp.StatusCode <= 299 &&
-		isHTML(resp.Header.Get("Content-Type")) {
+		remote.IsHTML(resp.Header.Get("Content-Type")) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return nil, &htmlTokenError{resp: &response{status: resp.StatusCode, header: resp.Header,

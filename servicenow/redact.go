@@ -1,10 +1,11 @@
 package servicenow
 
 import (
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // Redacted replaces secret values in anything the client reports.
@@ -25,7 +26,7 @@ type secrets struct {
 func newSecrets(values ...string) *secrets {
 	s := &secrets{}
 	for _, v := range values {
-		for _, form := range forms(v) {
+		for _, form := range remote.SecretForms(v) {
 			if !slices.Contains(s.static, form) {
 				s.static = append(s.static, form)
 			}
@@ -34,26 +35,11 @@ func newSecrets(values ...string) *secrets {
 	return s
 }
 
-// forms returns a secret as it may appear in text: as is, and form- or
-// URL-encoded (as a server echoing a request would show it).
-func forms(v string) []string {
-	if v == "" {
-		return nil
-	}
-	out := []string{v}
-	for _, f := range []string{url.QueryEscape(v), url.PathEscape(v)} {
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // add remembers an issued token.
 func (s *secrets) add(v string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, f := range forms(v) {
+	for _, f := range remote.SecretForms(v) {
 		if slices.Contains(s.static, f) || slices.Contains(s.dynamic, f) {
 			continue
 		}
