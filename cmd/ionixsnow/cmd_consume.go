@@ -17,6 +17,7 @@ import (
 	"github.com/ionix/ionixsnow/metrics"
 	"github.com/ionix/ionixsnow/monitoring"
 	"github.com/ionix/ionixsnow/servicenow"
+	"github.com/ionix/ionixsnow/topology"
 )
 
 func runConsume(e *env, args []string) int {
@@ -112,15 +113,28 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 	if err != nil {
 		return pipeline{}, fmt.Errorf("budget: %w", err)
 	}
-	c, err := consumer.New(consumer.Deps{
-		Consumer:    topo.Consumer,
+	d := pipelineDeps(conn, topo, imp, budget, log)
+	d.Consumer = topo.Consumer
+	c, err := consumer.New(d, consumerOptions(cfg))
+	return pipeline{consumer: c, budget: budget}, err
+}
+
+// pipelineDeps are the consumer's parts over the topology, but for the durable
+// consumer itself (consume's, or a replay's).
+func pipelineDeps(conn *natsConn, topo *topology.Topology, imp consumer.Importer, budget *consumer.KVBudget, log zerolog.Logger) consumer.Deps {
+	return consumer.Deps{
 		Importer:    imp,
 		Ledger:      consumer.NewLedger(topo.Tickets),
 		DeadLetters: consumer.NewDeadLetters(conn.js, topo.Names),
 		Budget:      budget,
 		Stream:      topo.Stream,
 		Log:         log,
-	}, consumer.Options{
+	}
+}
+
+// consumerOptions are the pipeline's options from the configuration.
+func consumerOptions(cfg config.Config) consumer.Options {
+	return consumer.Options{
 		Concurrency:    cfg.Consumer.Concurrency,
 		Filter:         filterOf(cfg),
 		Mapping:        mappingOf(cfg),
@@ -129,8 +143,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 		AckWait:        cfg.Consumer.AckWait,
 		MaxDeliver:     cfg.Consumer.MaxDeliver,
 		DrainTimeout:   cfg.Consumer.DrainTimeout,
-	})
-	return pipeline{consumer: c, budget: budget}, err
+	}
 }
 
 // readiness lists what /readyz checks: NATS connected, a ServiceNow token held, and

@@ -108,24 +108,12 @@ func runReplay(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "ionixsnow replay: %v\n", err)
 		return exitUsage
 	}
+	opts := consumerOptions(cfg)
+	opts.Filter = filter
+	opts.MaxDeliver = 0 // the replay's own durable delivers without limit
 	o := replay.Options{
-		Deps: consumer.Deps{
-			Importer:    snow,
-			Ledger:      consumer.NewLedger(t.Tickets),
-			DeadLetters: consumer.NewDeadLetters(conn.js, t.Names),
-			Budget:      budget,
-			Stream:      t.Stream,
-			Log:         log,
-		},
-		Consumer: consumer.Options{
-			Concurrency:    cfg.Consumer.Concurrency,
-			Filter:         filter,
-			Mapping:        mappingOf(cfg),
-			ResolveOnClose: cfg.Consumer.ResolveOnClose,
-			MaxBackoff:     cfg.Consumer.MaxBackoff,
-			AckWait:        cfg.Consumer.AckWait,
-			DrainTimeout:   cfg.Consumer.DrainTimeout,
-		},
+		Deps:     pipelineDeps(conn, t, snow, budget, log),
+		Consumer: opts,
 		AckWait:  cfg.Consumer.AckWait,
 		Budget:   budget,
 		Progress: newReplayReporter(e, log).report,
