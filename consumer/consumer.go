@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 )
@@ -208,13 +209,19 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 			c.giveBack(slots, grant, 1)
 			continue
 		}
-		turn := c.locks.reserve(lockKey(msg.Data()))
+		// Decoded here, in fetch order, so that posts of one item take their turns
+		// in stream order; an invalid item needs no turn (it is dead-lettered).
+		item, decodeErr := ionix.Decode(msg.Data())
+		var turn *turn
+		if decodeErr == nil {
+			turn = c.locks.reserve(item.ID)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer giveSlots(slots, 1)
 			defer turn.done()
-			if !c.handle(work, msg, turn, probe) {
+			if !c.handle(work, msg, item, decodeErr, turn, probe) {
 				c.releaseGrant(work, grant, 1)
 			}
 		}()

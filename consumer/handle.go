@@ -20,7 +20,7 @@ import (
 
 // handle decides the fate of one message and reports whether it spent a send grant
 // (made an import request). Posts of one item wait for their turn (the caller ends it).
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn, probe bool) (posted bool) {
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool) (posted bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.d.Log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminating it")
@@ -33,9 +33,8 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, turn *turn, pr
 	c.stats.received.Add(1)
 	log := c.d.Log.With().Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivered", meta.NumDelivered).Logger()
 
-	item, err := ionix.Decode(msg.Data())
-	if err != nil {
-		c.deadLetter(ctx, log, msg, meta, DeadInvalid, err.Error())
+	if decodeErr != nil {
+		c.deadLetter(ctx, log, msg, meta, DeadInvalid, decodeErr.Error())
 		return false
 	}
 	log = log.With().Str("action_item", item.ID).Logger()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -56,7 +55,7 @@ type turn struct {
 	waited  bool // another message of the item was ahead when it was reserved
 }
 
-// reserve queues a turn for the item with this key (see lockKey).
+// reserve queues a turn for the item with this id.
 func (l *idLocks) reserve(key string) *turn {
 	if key == "" {
 		return nil
@@ -115,18 +114,6 @@ func (t *turn) done() {
 	} else {
 		l.queues[t.key] = q
 	}
-}
-
-// lockKey is the raw JSON of the message's "id": enough to tell its item apart
-// without decoding the whole action item. Empty when there is none.
-func lockKey(data []byte) string {
-	var v struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	return string(v.ID)
 }
 
 // sameContent reports whether two tickets put the same values on the incident.
