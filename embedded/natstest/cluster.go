@@ -204,7 +204,9 @@ func (c *Cluster) Node(name string) *Node {
 }
 
 // WaitReady waits until every running node has a route to every other running one, one of them is the
-// JetStream meta leader and every running node is current with it.
+// JetStream meta leader, every running node is current with it, and the leader has heard every running
+// node's statistics (until then it counts the node offline and refuses to place replicas on it: "no
+// suitable peers for placement, peer offline").
 func (c *Cluster) WaitReady(tb testing.TB, timeout time.Duration) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
@@ -215,10 +217,11 @@ func (c *Cluster) WaitReady(tb testing.TB, timeout time.Duration) {
 				up = append(up, srv)
 			}
 		}
-		leaders, current, routed := 0, 0, 0
+		leaders, current, routed, placeable := 0, 0, 0, 0
 		for _, srv := range up {
 			if srv.JetStreamIsLeader() {
 				leaders++
+				placeable = len(srv.JetStreamClusterPeers())
 			}
 			if srv.JetStreamIsCurrent() {
 				current++
@@ -228,11 +231,11 @@ func (c *Cluster) WaitReady(tb testing.TB, timeout time.Duration) {
 			}
 		}
 		running := len(up)
-		if leaders == 1 && current == running && routed == running {
+		if leaders == 1 && current == running && routed == running && placeable >= running {
 			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("cluster not ready after %s: %d running, %d meta leaders, %d current, %d routed", timeout, running, leaders, current, routed)
+			tb.Fatalf("cluster not ready after %s: %d running, %d meta leaders, %d current, %d routed, %d placeable", timeout, running, leaders, current, routed, placeable)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
