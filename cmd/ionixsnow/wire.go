@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -193,14 +192,14 @@ func mappingOf(cfg config.Config) mapping.Options {
 	return o
 }
 
-// ensureTopology creates the topology, waiting briefly for a JetStream server that is
-// still starting.
+// ensureTopology creates the topology, waiting up to 30 s for a JetStream server or
+// cluster that is still starting (topology.Starting).
 func ensureTopology(ctx context.Context, js jetstream.JetStream, o topology.Options) (*topology.Topology, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
 		t, err := topology.Ensure(ctx, js, o)
-		if err == nil || ctx.Err() != nil || !errors.Is(err, jetstream.ErrJetStreamNotEnabled) && !errors.Is(err, nats.ErrTimeout) {
+		if err == nil || ctx.Err() != nil || !topology.Starting(err) {
 			return t, err
 		}
 		select {
