@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -74,12 +75,28 @@ func (r *rig) publish(t *testing.T, items ...ionix.ActionItem) {
 	}
 }
 
-// waitDrained waits until the durable consumer has nothing pending or unacked.
+// waitDrained waits until the durable consumer has delivered the last message of the
+// stream it matches and has nothing pending or unacked. (The server counts a stored
+// message as pending a moment after the publish was acknowledged: pending 0 alone can
+// hold just after a publish.)
 func (r *rig) waitDrained(t *testing.T) {
 	t.Helper()
+	ctx := context.Background()
 	waitFor(t, 20*time.Second, "consumer drained", func() bool {
-		info, err := r.topo.Consumer.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		info, err := r.topo.Consumer.Info(ctx)
+		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+			return false
+		}
+		for _, subj := range info.Config.FilterSubjects {
+			last, err := r.topo.Stream.GetLastMsgForSubject(ctx, subj)
+			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return false
+			}
+			if err == nil && last.Sequence > info.Delivered.Stream {
+				return false
+			}
+		}
+		return true
 	})
 }
 
