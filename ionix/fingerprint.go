@@ -52,6 +52,18 @@ func MsgID(a ActionItem, ev Event) string {
 	return escapeHeaderText(a.ID) + ":" + string(ev) + ":" + a.Fingerprint()
 }
 
+// MsgIDNth is the de-duplication id of an item's n-th publication by a publisher
+// that counts them (the poller): MsgID for the first (n = 0), MsgID + ":<n>" after
+// it. Counting lets an event that repeats an earlier id — an item reopened with the
+// fingerprint it had, closed again, or changed back — be a new message within the
+// duplicate window, while a retried publication keeps its n and stays one message.
+func MsgIDNth(a ActionItem, ev Event, n int) string {
+	if n <= 0 {
+		return MsgID(a, ev)
+	}
+	return MsgID(a, ev) + ":" + strconv.Itoa(n)
+}
+
 // escapeHeaderText percent-encodes '%', control characters and invalid UTF-8
 // bytes, which keeps the escaping reversible and the result one header line.
 func escapeHeaderText(s string) string {

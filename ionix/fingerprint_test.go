@@ -2,6 +2,7 @@ package ionix_test
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,5 +93,29 @@ func TestMsgIDEscapesUnsafeIDs(t *testing.T) {
 	}
 	if ionix.MsgID(ionix.ActionItem{ID: "a\nb"}, ionix.EventOpened) == ionix.MsgID(ionix.ActionItem{ID: "a%0Ab"}, ionix.EventOpened) {
 		t.Error("escaped and literal ids collide")
+	}
+}
+
+func TestMsgIDNth(t *testing.T) {
+	it := ionix.SampleItems(1, 7)[0]
+	first := ionix.MsgID(it, ionix.EventOpened)
+	tests := []struct {
+		n    int
+		want string
+	}{
+		{0, first},
+		{-1, first},
+		{1, first + ":1"},
+		{12, first + ":12"},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.n), func(t *testing.T) {
+			if got := ionix.MsgIDNth(it, ionix.EventOpened, tt.n); got != tt.want {
+				t.Errorf("MsgIDNth(n=%d) = %q, want %q", tt.n, got, tt.want)
+			}
+		})
+	}
+	if ionix.MsgIDNth(it, ionix.EventOpened, 1) == ionix.MsgIDNth(it, ionix.EventClosed, 1) {
+		t.Error("opened and closed events of the same publication share an id")
 	}
 }

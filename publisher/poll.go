@@ -127,11 +127,12 @@ func (p *Poller) opened(ctx context.Context, res *PollResult, raw json.RawMessag
 	case found:
 		count = &res.Changed
 	}
-	if err := p.publish(ctx, raw, item, ionix.EventOpened); err != nil {
+	n := next(prev, found)
+	if err := p.publish(ctx, raw, item, ionix.EventOpened, n); err != nil {
 		return err
 	}
 	*count++
-	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: fp, State: SeenOpen, PublishedAt: p.now().UTC(), Item: raw})
+	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: fp, State: SeenOpen, PublishedAt: p.now().UTC(), Item: raw, Publications: n + 1})
 }
 
 // closed publishes the closing event of an item the poller published as open.
@@ -143,19 +144,23 @@ func (p *Poller) closed(ctx context.Context, res *PollResult, raw json.RawMessag
 	if !found || prev.State != SeenOpen {
 		return nil // never published, or already closed
 	}
-	if err := p.publish(ctx, raw, item, ionix.EventClosed); err != nil {
+	n := next(prev, found)
+	if err := p.publish(ctx, raw, item, ionix.EventClosed, n); err != nil {
 		return err
 	}
 	res.Closed++
-	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: prev.Fingerprint, State: SeenClosed, PublishedAt: p.now().UTC(), Item: raw})
+	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: prev.Fingerprint, State: SeenClosed, PublishedAt: p.now().UTC(), Item: raw, Publications: n + 1})
 }
 
-func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.ActionItem, ev ionix.Event) error {
-	dup, err := p.pub.Publish(ctx, raw, item, ev)
+// publish publishes the item's n-th event. A poll that stopped between a publish and
+// the Put of its seen entry publishes the same n again, which the stream drops as a
+// duplicate.
+func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.ActionItem, ev ionix.Event, n int) error {
+	dup, err := p.pub.PublishNth(ctx, raw, item, ev, n)
 	if err != nil {
 		return err
 	}
-	p.log.Info().Str("action_item", item.ID).Str("event", string(ev)).Bool("duplicate", dup).Msg("published")
+	p.log.Info().Str("action_item", item.ID).Str("event", string(ev)).Int("publication", n).Bool("duplicate", dup).Msg("published")
 	return nil
 }
 

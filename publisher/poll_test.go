@@ -195,3 +195,69 @@ func TestPollerReportsInvalidItems(t *testing.T) {
 		t.Errorf("problem %s, want bad-1 at item 1 naming the missing type", p)
 	}
 }
+
+// TestPollerPublishesEveryTransitionWithinTheDuplicateWindow: an item closed, reopened
+// with the fields it had, closed again and changed back to an earlier version — all
+// within the stream's 24 h duplicate window — gives one new message per transition,
+// while a poll repeated after stopping between its publish and its state write
+// still adds nothing.
+func TestPollerPublishesEveryTransitionWithinTheDuplicateWindow(t *testing.T) {
+	r := newPollRig(t, ionixsim.Options{})
+	r.api.SetOpen(ionixsim.Item("ai-r", "Exposed admin panel", "Vulnerability", 8))
+	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	steps := []struct {
+		name         string
+		change       func() bool
+		wantOpened   uint64
+		wantClosed   uint64
+		wantReopened int
+	}{
+		{"first seen", func() bool { return true }, 1, 0, 0},
+		{"closed", func() bool { return r.api.Close("ai-r", at) }, 1, 1, 0},
+		{"reopened unchanged", func() bool { return r.api.Reopen("ai-r", at.Add(time.Hour)) }, 2, 1, 1},
+		{"closed again", func() bool { return r.api.Close("ai-r", at.Add(2*time.Hour)) }, 2, 2, 0},
+		{"reopened again", func() bool { return r.api.Reopen("ai-r", at.Add(3*time.Hour)) }, 3, 2, 1},
+		{"urgency raised", func() bool {
+			r.api.Upsert(ionixsim.Item("ai-r", "Exposed admin panel", "Vulnerability", 9.5))
+			return true
+		}, 4, 2, 0},
+		{"urgency back", func() bool {
+			r.api.Upsert(ionixsim.Item("ai-r", "Exposed admin panel", "Vulnerability", 8))
+			return true
+		}, 5, 2, 0},
+	}
+	for _, st := range steps {
+		if !st.change() {
+			t.Fatalf("%s: the emulator did not make the change", st.name)
+		}
+		res := r.poll(t)
+		if res.Published() != 1 || res.Reopened != st.wantReopened {
+			t.Errorf("%s: poll %+v, want 1 published, %d reopened", st.name, res, st.wantReopened)
+		}
+		opened, closed := r.events(t, ionix.EventOpened), r.events(t, ionix.EventClosed)
+		if opened != st.wantOpened || closed != st.wantClosed {
+			t.Errorf("%s: %d opened and %d closed events on the stream, want %d and %d", st.name, opened, closed, st.wantOpened, st.wantClosed)
+		}
+	}
+
+	// A poll that published but stopped before writing its state: the next poll
+	// publishes the same event again and the stream keeps one copy.
+	key := ionix.KeyToken("ai-r")
+	before, err := r.seen.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.api.Close("ai-r", at.Add(4*time.Hour)) {
+		t.Fatal("emulator did not close")
+	}
+	r.poll(t)
+	if _, err := r.seen.Put(context.Background(), key, before.Value()); err != nil { // the state write undone
+		t.Fatal(err)
+	}
+	if res := r.poll(t); res.Closed != 1 {
+		t.Errorf("repeated poll %+v, want the closing event published again", res)
+	}
+	if n := r.events(t, ionix.EventClosed); n != 3 {
+		t.Errorf("%d closed events after the repeated poll, want 3 (the repeat a duplicate)", n)
+	}
+}

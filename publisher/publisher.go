@@ -30,7 +30,15 @@ func New(js jetstream.JetStream, prefix string) *Publisher {
 // is true when the stream already held the same event of the same item (same id and
 // fingerprint) within its duplicate window.
 func (p *Publisher) Publish(ctx context.Context, raw []byte, item ionix.ActionItem, ev ionix.Event) (duplicate bool, err error) {
-	ack, err := p.js.PublishMsg(ctx, p.message(raw, item, ev), jetstream.WithMsgID(ionix.MsgID(item, ev)))
+	return p.PublishNth(ctx, raw, item, ev, 0)
+}
+
+// PublishNth is Publish for the item's n-th publication (0 = the first), under the
+// de-duplication id ionix.MsgIDNth: the poller counts its publications of each item
+// so that a reopening or a change back to an earlier version is not taken for a
+// duplicate.
+func (p *Publisher) PublishNth(ctx context.Context, raw []byte, item ionix.ActionItem, ev ionix.Event, n int) (duplicate bool, err error) {
+	ack, err := p.js.PublishMsg(ctx, p.message(raw, item, ev), jetstream.WithMsgID(ionix.MsgIDNth(item, ev, n)))
 	if err != nil {
 		return false, fmt.Errorf("publish %q: %w", item.ID, err)
 	}

@@ -28,6 +28,20 @@ type SeenItem struct {
 	State       string          `json:"state"`
 	PublishedAt time.Time       `json:"published_at"`
 	Item        json.RawMessage `json:"item"`
+	// Publications counts the events published for the item; the next one is
+	// published as the Publications-th (see ionix.MsgIDNth). Zero in entries
+	// written before it was counted.
+	Publications int `json:"publications,omitempty"`
+}
+
+// next is the number of the item's next publication: 0 for an item never published,
+// else the count of its publications (at least 1: an entry from before they were
+// counted has had one).
+func next(prev SeenItem, found bool) int {
+	if !found {
+		return 0
+	}
+	return max(prev.Publications, 1)
 }
 
 // Seen is the poller's state in the KV bucket ionix_seen: action item id -> SeenItem.
