@@ -27,7 +27,9 @@ type Options struct {
 	Concurrency int
 	Filter      mapping.Filter
 	Mapping     mapping.Options
-	// ResolveOnClose re-posts a ticketed item with state Resolved on its closing event.
+	// ResolveOnClose re-posts a ticketed item with state Resolved on its closing event,
+	// and with state In Progress on an opened event that follows it (a reopening).
+	// Every opened event then costs a ledger lookup.
 	ResolveOnClose bool
 	// MaxBackoff caps the redelivery delay after a failed post and the interval
 	// between probes while sending is paused (default 5m).

@@ -62,9 +62,11 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 	// A first delivery cannot be in the ledger under this fingerprint unless the same
 	// item was published again after the duplicate window; coalesce makes that post
 	// an update. Only redeliveries, posts that waited for another post of the
-	// same item, and replays pay for a ledger lookup.
+	// same item, replays, and (with resolve_on_close) possible reopenings pay for a
+	// ledger lookup.
 	redriven := originalSeq(msg) != 0
-	if meta.NumDelivered > 1 || waited || redriven || c.o.Replay != nil {
+	reopens := false
+	if meta.NumDelivered > 1 || waited || redriven || c.o.Replay != nil || c.o.ResolveOnClose {
 		t, found, err := c.d.Ledger.Get(ctx, item.ID)
 		if err != nil {
 			c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
@@ -73,7 +75,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint) && c.superseded(ctx, log, msg, meta, t) {
 			return false
 		}
-		if found && t.Fingerprint == fingerprint && (c.o.Replay == nil || c.replayed(t)) {
+		// An opened event after the closing event that resolved the incident: IONIX
+		// detects the finding again.
+		reopens = found && c.o.ResolveOnClose && t.Status == StatusResolved && t.StreamSeq < eventSeq(msg, meta)
+		if !reopens && found && t.Fingerprint == fingerprint && (c.o.Replay == nil || c.replayed(t)) {
 			c.stats.duplicates.Add(1)
 			log.Info().Str("incident", t.Number).Msg("redelivery already ticketed; acknowledging without a post")
 			c.ack(ctx, log, msg)
@@ -82,6 +87,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 	}
 	if present, ok := c.present(ctx, log, msg, meta, item.ID); present || !ok {
 		return false
+	}
+	if reopens {
+		record := mapping.ReopeningRecord(item, c.o.Mapping, time.Time{})
+		return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint, Status: StatusReopened}, probe)
 	}
 	record, err := mapping.ToRecord(item, c.o.Mapping)
 	if err != nil {
@@ -185,6 +194,8 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 	switch {
 	case t.Status == StatusResolved:
 		c.stats.resolved.Add(1)
+	case t.Status == StatusReopened:
+		c.stats.reopened.Add(1)
 	case res.Status == "updated":
 		c.stats.updated.Add(1)
 	case Unchanged(res):
@@ -197,11 +208,7 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 // superseded acknowledges, without a post, a message older than the event the ledger
 // recorded for its item, and reports whether it did.
 func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t Ticket) bool {
-	seq := meta.Sequence.Stream
-	if orig := originalSeq(msg); orig != 0 {
-		seq = orig // a re-driven dead letter is as old as the message it was
-	}
-	if !t.newerThan(seq) {
+	if !t.newerThan(eventSeq(msg, meta)) {
 		return false
 	}
 	c.stats.superseded.Add(1)
@@ -209,6 +216,15 @@ func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetst
 		Msg("a newer version of this item is already ticketed; acknowledging without a post")
 	c.ack(ctx, log, msg)
 	return true
+}
+
+// eventSeq is the stream sequence that dates the message's event: its own, or for a
+// re-driven dead letter the one of the message it was (it is as old as that).
+func eventSeq(msg jetstream.Msg, meta *jetstream.MsgMetadata) uint64 {
+	if orig := originalSeq(msg); orig != 0 {
+		return orig
+	}
+	return meta.Sequence.Stream
 }
 
 // originalSeq is the stream sequence a re-driven dead letter had before it failed

@@ -14,7 +14,10 @@ import (
 
 // Ticket statuses recorded in the ledger besides ServiceNow's import statuses
 // ("inserted", "updated").
-const StatusResolved = "resolved"
+const (
+	StatusResolved = "resolved" // a closing event resolved the incident
+	StatusReopened = "reopened" // an opened event after that set it back to In Progress
+)
 
 // Ticket is what the ledger remembers of an action item's incident.
 type Ticket struct {

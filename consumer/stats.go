@@ -6,7 +6,7 @@ import "sync/atomic"
 // concurrent use; read it with Snapshot.
 type Stats struct {
 	received, created, updated, unchanged, resolved, duplicates, deadLettered, failed atomic.Int64
-	superseded, requeued, present                                                     atomic.Int64
+	superseded, requeued, present, reopened                                           atomic.Int64
 	deadInvalid, deadRejected, deadMaxDeliver                                         atomic.Int64
 	filteredCategory, filteredUrgency, filteredClosed                                 atomic.Int64
 }
@@ -22,6 +22,9 @@ type Snapshot struct {
 	Unchanged int64 `json:"unchanged"`
 	// Resolved counts closing events posted with state Resolved.
 	Resolved int64 `json:"resolved"`
+	// Reopened counts opened events that set a Resolved incident back to In
+	// Progress (IONIX detected the finding again).
+	Reopened int64 `json:"reopened"`
 	// Duplicates counts redeliveries already in the ledger, acked without a post.
 	Duplicates int64 `json:"duplicates"`
 	// Superseded counts messages acked without a post because the ledger already
@@ -58,6 +61,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Updated:          s.updated.Load(),
 		Unchanged:        s.unchanged.Load(),
 		Resolved:         s.resolved.Load(),
+		Reopened:         s.reopened.Load(),
 		Duplicates:       s.duplicates.Load(),
 		Superseded:       s.superseded.Load(),
 		Requeued:         s.requeued.Load(),

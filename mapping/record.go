@@ -51,6 +51,10 @@ const (
 	CloseCode     = "Resolved by caller" // the caller, IONIX, no longer detects the finding
 )
 
+// StateInProgress is the state of a reopening record: ServiceNow's own Reopen
+// moves a Resolved incident to In Progress.
+const StateInProgress = "2"
+
 // ToRecord maps an item to its Import Set record: name, body, category,
 // impact, urgency, opening_date and correlation_id, each with the field
 // prefix. Every field is present; opening_date is "" when first_opened_at is
@@ -79,19 +83,38 @@ func ToRecord(a ionix.ActionItem, o Options) (Record, error) {
 // accepted.
 func ClosingRecord(a ionix.ActionItem, o Options, closedAt time.Time) Record {
 	r := record(a, o)
-	if closedAt.IsZero() {
-		if t, err := parseRFC3339(a.LastClosedAt); err == nil {
-			closedAt = t
-		}
-	}
-	notes := "Closed in IONIX: the finding is no longer detected."
-	if !closedAt.IsZero() {
-		notes = "Closed in IONIX at " + closedAt.UTC().Format(ServiceNowTimeLayout) + " UTC: the finding is no longer detected."
-	}
 	r[o.Field(FieldState)] = StateResolved
 	r[o.Field(FieldCloseCode)] = CloseCode
-	r[o.Field(FieldCloseNotes)] = notes
+	r[o.Field(FieldCloseNotes)] = eventNote("Closed", "the finding is no longer detected", closedAt, a.LastClosedAt)
 	return r
+}
+
+// ReopeningRecord is the record that reopens the item's Resolved incident when
+// IONIX detects the finding again (with resolve_on_close): the ToRecord fields
+// plus state "2" (In Progress, as ServiceNow's Reopen sets it) and close_notes
+// "Reopened in IONIX at <reopenedAt in UTC>: …", which replaces the closing note
+// (close_code is left as it is: an import cannot empty a field). A zero
+// reopenedAt falls back to the item's last_opened_at, and to no time at all if
+// that cannot be read. Like ClosingRecord, it does not validate.
+func ReopeningRecord(a ionix.ActionItem, o Options, reopenedAt time.Time) Record {
+	r := record(a, o)
+	r[o.Field(FieldState)] = StateInProgress
+	r[o.Field(FieldCloseNotes)] = eventNote("Reopened", "the finding is detected again", reopenedAt, a.LastOpenedAt)
+	return r
+}
+
+// eventNote is "<what> in IONIX at <at, UTC> UTC: <why>." — at, else the RFC 3339
+// time fallback, else no time at all.
+func eventNote(what, why string, at time.Time, fallback string) string {
+	if at.IsZero() {
+		if t, err := parseRFC3339(fallback); err == nil {
+			at = t
+		}
+	}
+	if at.IsZero() {
+		return what + " in IONIX: " + why + "."
+	}
+	return what + " in IONIX at " + at.UTC().Format(ServiceNowTimeLayout) + " UTC: " + why + "."
 }
 
 // record builds the record of ToRecord without validating.

@@ -194,6 +194,39 @@ func TestClosingRecord(t *testing.T) {
 	})
 }
 
+func TestReopeningRecord(t *testing.T) {
+	item := fullItem()
+	open, _ := mapping.ToRecord(item, mapping.DefaultOptions())
+	tests := []struct {
+		name         string
+		lastOpenedAt string
+		reopenedAt   time.Time
+		wantNotes    string
+	}{
+		{"time given", "", time.Date(2024, 7, 1, 10, 0, 0, 0, time.FixedZone("CEST", 2*3600)), "Reopened in IONIX at 2024-07-01 08:00:00 UTC: the finding is detected again."},
+		{"zero time falls back to last_opened_at", "2024-07-02T00:00:00-04:00", time.Time{}, "Reopened in IONIX at 2024-07-02 04:00:00 UTC: the finding is detected again."},
+		{"no time at all", "yesterday", time.Time{}, "Reopened in IONIX: the finding is detected again."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			it := item
+			it.LastOpenedAt = tt.lastOpenedAt
+			rec := mapping.ReopeningRecord(it, mapping.DefaultOptions(), tt.reopenedAt)
+			for k, v := range open {
+				if rec[k] != v {
+					t.Errorf("%s = %q, want %q as in ToRecord", k, rec[k], v)
+				}
+			}
+			if rec["u_state"] != mapping.StateInProgress || rec["u_close_notes"] != tt.wantNotes {
+				t.Errorf("state %q, close_notes %q; want %q, %q", rec["u_state"], rec["u_close_notes"], mapping.StateInProgress, tt.wantNotes)
+			}
+			if _, ok := rec["u_close_code"]; ok {
+				t.Errorf("close_code %q sent; a reopening leaves it", rec["u_close_code"])
+			}
+		})
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
 	if err := mapping.DefaultOptions().Validate(); err != nil {
 		t.Errorf("DefaultOptions invalid: %v", err)

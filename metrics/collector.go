@@ -18,7 +18,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	receivedDesc = desc("items_received_total", "Action-item messages received from the stream (redeliveries included).")
-	sentDesc     = desc("items_sent_total", "Items ServiceNow accepted (inserted, updated, unchanged or resolved).", "status")
+	sentDesc     = desc("items_sent_total", "Items ServiceNow accepted (inserted, updated, unchanged, resolved or reopened).", "status")
 	filteredDesc = desc("items_filtered_total", "Items acknowledged without a post because a filter left them out.", "reason")
 	skippedDesc  = desc("items_skipped_total", "Items acknowledged without a post because nothing needed sending.", "reason")
 	deadDesc     = desc("dead_letters_total", "Items moved to the dead-letter stream.", "reason")
@@ -54,6 +54,7 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(sentDesc, s.Updated, "updated")
 	counter(sentDesc, s.Unchanged, "unchanged")
 	counter(sentDesc, s.Resolved, "resolved")
+	counter(sentDesc, s.Reopened, "reopened")
 	counter(filteredDesc, s.FilteredCategory, "category")
 	counter(filteredDesc, s.FilteredUrgency, "urgency")
 	counter(filteredDesc, s.FilteredClosed, "closed")

@@ -41,7 +41,7 @@ func (f fakeImporter) Import(context.Context, map[string]string) (servicenow.Res
 func TestMetricsExposeTheConsumer(t *testing.T) {
 	m := metrics.New()
 	src := fakeSource{s: consumer.Snapshot{
-		Received: 20, Created: 9, Updated: 2, Unchanged: 1, Resolved: 1,
+		Received: 20, Created: 9, Updated: 2, Unchanged: 1, Resolved: 1, Reopened: 1,
 		FilteredCategory: 3, FilteredUrgency: 2, FilteredClosed: 1, Duplicates: 1,
 		DeadLettered: 2, DeadInvalid: 1, DeadRejected: 1, Failed: 4,
 	}, p: consumer.PauseState{Paused: true, Configuration: true}}
@@ -50,9 +50,10 @@ func TestMetricsExposeTheConsumer(t *testing.T) {
 # HELP ionixsnow_items_received_total Action-item messages received from the stream (redeliveries included).
 # TYPE ionixsnow_items_received_total counter
 ionixsnow_items_received_total 20
-# HELP ionixsnow_items_sent_total Items ServiceNow accepted (inserted, updated, unchanged or resolved).
+# HELP ionixsnow_items_sent_total Items ServiceNow accepted (inserted, updated, unchanged, resolved or reopened).
 # TYPE ionixsnow_items_sent_total counter
 ionixsnow_items_sent_total{status="inserted"} 9
+ionixsnow_items_sent_total{status="reopened"} 1
 ionixsnow_items_sent_total{status="resolved"} 1
 ionixsnow_items_sent_total{status="unchanged"} 1
 ionixsnow_items_sent_total{status="updated"} 2

@@ -81,21 +81,27 @@ func opts() consumer.Options {
 // deliver runs the main consumer until every published item is an incident.
 func (r *rig) deliver(t *testing.T, want int) {
 	t.Helper()
+	r.deliverWith(t, opts(), func() bool { return len(r.sim.Incidents()) == want })
+}
+
+// deliverWith runs the main consumer with o until done holds and nothing is pending.
+func (r *rig) deliverWith(t *testing.T, o consumer.Options, done func() bool) {
+	t.Helper()
 	d := r.deps()
 	d.Consumer = r.topo.Consumer
-	c, err := consumer.New(d, opts())
+	c, err := consumer.New(d, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Run(ctx) }()
 	waitFor(t, 20*time.Second, "the items delivered", func() bool {
 		info, err := r.topo.Consumer.Info(context.Background())
-		return len(r.sim.Incidents()) == want && err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return done() && err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
 	cancel()
-	<-done
+	<-stopped
 }
 
 func (r *rig) replay(t *testing.T, ctx context.Context, rg replay.Range, o replay.Options) (replay.Progress, error) {

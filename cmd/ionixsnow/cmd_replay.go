@@ -218,8 +218,8 @@ func printReplayResult(w io.Writer, p replay.Progress, err error, asJSON bool) {
 	default:
 		fmt.Fprintf(w, "replay done: %d of %d\n", p.Done, p.Plan.Total)
 	}
-	fmt.Fprintf(w, "re-sent %d (created %d, updated %d, unchanged %d, resolved %d); not re-sent: %d newer version ticketed, %d incident present, %d filtered; dead-lettered %d\n",
-		s.Created+s.Updated+s.Unchanged+s.Resolved, s.Created, s.Updated, s.Unchanged, s.Resolved,
+	fmt.Fprintf(w, "re-sent %d (created %d, updated %d, unchanged %d, resolved %d, reopened %d); not re-sent: %d newer version ticketed, %d incident present, %d filtered; dead-lettered %d\n",
+		s.Created+s.Updated+s.Unchanged+s.Resolved+s.Reopened, s.Created, s.Updated, s.Unchanged, s.Resolved, s.Reopened,
 		s.Superseded, s.Present, s.Filtered(), s.DeadLettered)
 }
 

@@ -76,7 +76,8 @@ func TestPollOnce(t *testing.T) {
 
 // TestPollToResolvedIncident runs the whole chain: IONIX API -> poll -> stream ->
 // consume (resolve_on_close) -> ServiceNow. An item whose urgency changes updates its
-// incident; an item that closes in IONIX resolves it.
+// incident; an item that closes in IONIX resolves it, and reopens it when IONIX
+// detects it again.
 func TestPollToResolvedIncident(t *testing.T) {
 	api := ionixsim.New(ionixsim.Options{})
 	api.SetOpen(ionixsim.Item("chain-1", "Open RDP on jump.example.com", "Vulnerability", 6.5),
@@ -126,11 +127,21 @@ func TestPollToResolvedIncident(t *testing.T) {
 	waitFor(t, 20*time.Second, "the urgency change and the closing to reach ServiceNow", func() bool {
 		return incident("chain-1").Urgency == "1" && incident("chain-2").State == "6"
 	})
+	if in := incident("chain-2"); !strings.Contains(in.CloseNotes, "2026-11-23 08:00:00") {
+		t.Errorf("close notes %q do not name the closing time", in.CloseNotes)
+	}
+
+	// IONIX detects chain-2 again an hour later, unchanged: its incident reopens.
+	api.Reopen("chain-2", time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	poll()
+	waitFor(t, 20*time.Second, "the reopening to reach ServiceNow", func() bool {
+		return incident("chain-2").State == "2"
+	})
 	consume.stop(t)
 	if n := len(sim.Incidents()); n != 2 {
 		t.Errorf("%d incidents, want 2", n)
 	}
-	if in := incident("chain-2"); !strings.Contains(in.CloseNotes, "2026-11-23 08:00:00") {
-		t.Errorf("close notes %q do not name the closing time", in.CloseNotes)
+	if in := incident("chain-2"); !strings.Contains(in.CloseNotes, "Reopened in IONIX at 2026-11-23 09:00:00") {
+		t.Errorf("close notes %q do not name the reopening", in.CloseNotes)
 	}
 }

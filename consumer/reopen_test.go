@@ -1,0 +1,136 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/servicenow/emulator"
+)
+
+// publishNth publishes the item's n-th event as the poller does (ionix.MsgIDNth).
+func (r *rig) publishNth(t *testing.T, it ionix.ActionItem, ev ionix.Event, n int) {
+	t.Helper()
+	open := ev == ionix.EventOpened
+	it.IsOpen = &open
+	raw, err := json.Marshal(it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := r.pub.PublishNth(context.Background(), raw, it, ev, n)
+	if err != nil || dup {
+		t.Fatalf("publish %s #%d: duplicate %v, %v", ev, n, dup, err)
+	}
+}
+
+// redriveCopy publishes a copy of the stream's message seq as a re-drive from the
+// dead-letter stream marks it, and returns the copy's sequence.
+func (r *rig) redriveCopy(t *testing.T, seq uint64) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	orig, err := r.topo.Stream.GetMsg(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(orig.Subject)
+	for k, v := range orig.Header {
+		msg.Header[k] = v
+	}
+	msg.Header.Set(consumer.HeaderRedrivenFrom, strconv.FormatUint(seq, 10))
+	msg.Header.Del(nats.MsgIdHdr)
+	msg.Data = orig.Data
+	ack, err := r.js.PublishMsg(ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// TestReopenedItemReopensItsIncident: with resolve_on_close, an item IONIX closes,
+// detects again and closes once more gives one incident that goes Resolved, In
+// Progress, Resolved — each step one post, none repeated on redelivery.
+func TestReopenedItemReopensItsIncident(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	it := item("reopen-1", "Exposed admin panel on ops.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
+	c := r.startWith(t, r.topo.Consumer, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond})
+	ledger := consumer.NewLedger(r.topo.Tickets)
+	steps := []struct {
+		name      string
+		ev        ionix.Event
+		at        string // last_closed_at or last_opened_at
+		wantState string
+		wantNotes string
+		wantLedge string
+	}{
+		{"opened", ionix.EventOpened, "", "1", "", "inserted"},
+		{"closed", ionix.EventClosed, "2026-11-20T09:30:00Z", mapping.StateResolved, "Closed in IONIX at 2026-11-20 09:30:00 UTC", consumer.StatusResolved},
+		{"reopened", ionix.EventOpened, "2026-11-21T08:00:00Z", mapping.StateInProgress, "Reopened in IONIX at 2026-11-21 08:00:00 UTC", consumer.StatusReopened},
+		{"closed again", ionix.EventClosed, "2026-11-22T07:15:00Z", mapping.StateResolved, "Closed in IONIX at 2026-11-22 07:15:00 UTC", consumer.StatusResolved},
+	}
+	for n, st := range steps {
+		ev := it
+		if st.ev == ionix.EventClosed {
+			ev.LastClosedAt = st.at
+		} else {
+			ev.LastOpenedAt = st.at
+		}
+		r.publishNth(t, ev, st.ev, n)
+		waitFor(t, 10*time.Second, st.name+" received", func() bool { return c.Stats().Received == int64(n+1) })
+		r.waitDrained(t)
+		in := incidentOf(t, r.sim, it.ID)
+		if in.State != st.wantState || !strings.Contains(in.CloseNotes, st.wantNotes) {
+			t.Errorf("%s: incident state %q, close notes %q; want %q and notes with %q", st.name, in.State, in.CloseNotes, st.wantState, st.wantNotes)
+		}
+		if in.Inserts != 1 || in.Updates != n {
+			t.Errorf("%s: incident inserted %d and updated %d times, want 1 and %d", st.name, in.Inserts, in.Updates, n)
+		}
+		if tk, ok, _ := ledger.Get(context.Background(), it.ID); !ok || tk.Status != st.wantLedge {
+			t.Errorf("%s: ledger %+v (found %v), want status %q", st.name, tk, ok, st.wantLedge)
+		}
+	}
+	if s := c.Stats(); s.Created != 1 || s.Resolved != 2 || s.Reopened != 1 || s.Duplicates != 0 {
+		t.Errorf("stats %+v: want 1 created, 2 resolved, 1 reopened", s)
+	}
+	if n := r.sim.ImportCount(); n != 4 {
+		t.Errorf("%d imports, want 4 (one per event)", n)
+	}
+}
+
+// TestOpenedEventsDoNotReopenWithoutAClosing: with resolve_on_close, a changed item
+// (an opened event after another opened event) updates its incident without touching
+// its state, and an incident resolved by a closing event is not reopened by an older
+// opened event coming back (here re-driven from the dead-letter stream).
+func TestOpenedEventsDoNotReopenWithoutAClosing(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	it := item("reopen-2", "Weak TLS on mail.example.com", "PKI", 7.5, "2026-09-01T10:00:00Z")
+	c := r.startWith(t, r.topo.Consumer, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond})
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	changed := it
+	changed.Urgency = 9.1
+	r.publishNth(t, changed, ionix.EventOpened, 1)
+	waitFor(t, 10*time.Second, "both versions posted", func() bool { return c.Stats().Created == 1 && c.Stats().Updated == 1 })
+	if in := incidentOf(t, r.sim, it.ID); in.State != "1" || in.Urgency != "1" {
+		t.Errorf("changed item: incident state %q urgency %q, want state 1 (untouched) and urgency 1", in.State, in.Urgency)
+	}
+
+	r.publishNth(t, changed, ionix.EventClosed, 2)
+	waitFor(t, 10*time.Second, "the closing", func() bool { return c.Stats().Resolved == 1 })
+	// The first opened event (stream sequence 1) re-driven after a fix.
+	redriven := r.redriveCopy(t, 1)
+	waitFor(t, 10*time.Second, "the re-driven event", func() bool { return c.Stats().Received == 4 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
+		t.Errorf("incident state %q after an older opened event (seq %d), want it to stay resolved", in.State, redriven)
+	}
+	if s := c.Stats(); s.Reopened != 0 || s.Superseded != 1 {
+		t.Errorf("stats %+v: want nothing reopened, the older event superseded", s)
+	}
+}

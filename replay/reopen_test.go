@@ -1,0 +1,51 @@
+package replay_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/replay"
+)
+
+// TestReplayDoesNotReopenOnTheWay: with resolve_on_close, replaying an item's opened
+// and closed events re-sends both in order and never asks ServiceNow to reopen the
+// resolved incident (the opened event is older than the closing the ledger holds).
+func TestReplayDoesNotReopenOnTheWay(t *testing.T) {
+	r := newRig(t)
+	it := item("rr-1", "Public S3 bucket")
+	pub := publisher.New(r.js, "")
+	for n, ev := range []ionix.Event{ionix.EventOpened, ionix.EventClosed} {
+		raw, _ := json.Marshal(it)
+		if _, err := pub.PublishNth(context.Background(), raw, it, ev, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := opts()
+	o.ResolveOnClose = true
+	r.deliverWith(t, o, func() bool { return len(r.sim.Incidents()) == 1 && r.sim.Incidents()[0].State == mapping.StateResolved })
+	seen := len(r.sim.Requests())
+
+	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1}, replay.Options{Consumer: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Stats.Reopened != 0 || p.Stats.Resolved != 1 {
+		t.Errorf("replay stats %+v: want the closing re-sent and nothing reopened", p.Stats)
+	}
+	for _, req := range r.sim.Requests()[seen:] {
+		if req.Fields["u_state"] == mapping.StateInProgress {
+			t.Errorf("the replay asked ServiceNow to reopen the incident: %v", req.Fields)
+		}
+	}
+	if in := r.sim.Incidents()[0]; in.State != mapping.StateResolved {
+		t.Errorf("incident state %q after the replay, want resolved", in.State)
+	}
+	if tk, _, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), it.ID); tk.Status != consumer.StatusResolved {
+		t.Errorf("ledger status %q after the replay, want resolved", tk.Status)
+	}
+}
