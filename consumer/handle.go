@@ -174,13 +174,11 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	switch {
-	case found && sameContent(prev, t):
-		// Whichever post came last, the incident holds this content.
-	case !written:
+	case !written && !harmlessAfter(t, prev):
 		// A newer version was posted meanwhile; ours may have reached ServiceNow
 		// after it and put older values back.
 		c.requeueNewest(ctx, log, prev.StreamSeq, "a newer version was posted while this one was in flight")
-	case found && prev.PostedBy != c.instance && overlapped(prev, started):
+	case written && found && prev.PostedBy != c.instance && overlapped(prev, started) && !harmlessAfter(prev, t):
 		// Another replica posted an older version while ours was in flight; it may
 		// have reached ServiceNow after ours.
 		c.requeueNewest(ctx, log, t.StreamSeq, "an older version was posted by another replica while this one was in flight")

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/mapping"
 )
 
 // Ticket statuses recorded in the ledger besides ServiceNow's import statuses
@@ -33,6 +34,18 @@ type Ticket struct {
 	// PostedBy is the consumer instance that posted it (random per process): posts
 	// of one item by one instance never overlap.
 	PostedBy string `json:"posted_by,omitempty"`
+}
+
+// state is the incident state the ticket's post set: Resolved, In Progress for a
+// reopening, "" for a plain post (which sets none).
+func (t Ticket) state() string {
+	switch t.Status {
+	case StatusResolved:
+		return mapping.StateResolved
+	case StatusReopened:
+		return mapping.StateInProgress
+	}
+	return ""
 }
 
 // newerThan reports whether the ticket records a later event than stream sequence seq.

@@ -116,9 +116,13 @@ func (t *turn) done() {
 	}
 }
 
-// sameContent reports whether two tickets put the same values on the incident.
-func sameContent(a, b Ticket) bool {
-	return a.Fingerprint == b.Fingerprint && (a.Status == StatusResolved) == (b.Status == StatusResolved)
+// harmlessAfter reports whether the post recorded in late, landing in ServiceNow after
+// the post recorded in newest, leaves the incident as newest made it: the same
+// version of the item, and no state or the same state (a plain post sets no state, so
+// it cannot undo a resolving or a reopening; a resolving landing after a reopening
+// can).
+func harmlessAfter(late, newest Ticket) bool {
+	return late.Fingerprint == newest.Fingerprint && (late.state() == "" || late.state() == newest.state())
 }
 
 // overlapped reports whether the post of an older version, recorded in prev, may have
