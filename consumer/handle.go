@@ -64,9 +64,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 	// an update. Only redeliveries, posts that waited for another post of the
 	// same item, replays, and (with resolve_on_close) possible reopenings pay for a
 	// ledger lookup.
-	redriven := originalSeq(msg) != 0
+	redriven, requeued := headerSeq(msg, HeaderRedrivenFrom) != 0, headerSeq(msg, HeaderRequeuedFrom) != 0
 	reopens := false
-	if meta.NumDelivered > 1 || waited || redriven || c.o.Replay != nil || c.o.ResolveOnClose {
+	if meta.NumDelivered > 1 || waited || redriven || requeued || c.o.Replay != nil || c.o.ResolveOnClose {
 		t, found, err := c.d.Ledger.Get(ctx, item.ID)
 		if err != nil {
 			c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
@@ -75,10 +75,13 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint) && c.superseded(ctx, log, msg, meta, t) {
 			return false
 		}
-		// An opened event after the closing event that resolved the incident: IONIX
-		// detects the finding again.
-		reopens = found && c.o.ResolveOnClose && t.Status == StatusResolved && t.StreamSeq < eventSeq(msg, meta)
-		if !reopens && found && t.Fingerprint == fingerprint && (c.o.Replay == nil || c.replayed(t)) {
+		// An opened event after the closing event that resolved the incident (IONIX
+		// detects the finding again), or the requeued copy of such a reopening.
+		seq := eventSeq(msg, meta)
+		reopens = found && c.o.ResolveOnClose &&
+			(t.Status == StatusResolved && t.StreamSeq < seq || requeued && t.Status == StatusReopened && t.StreamSeq == seq)
+		// A requeued copy is posted again whatever the ledger says: that is its purpose.
+		if !reopens && !requeued && found && t.Fingerprint == fingerprint && (c.o.Replay == nil || c.replayed(t)) {
 			c.stats.duplicates.Add(1)
 			log.Info().Str("incident", t.Number).Msg("redelivery already ticketed; acknowledging without a post")
 			c.ack(ctx, log, msg)
@@ -117,7 +120,8 @@ func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jet
 	if found && c.superseded(ctx, log, msg, meta, t) {
 		return false
 	}
-	if !found || t.Status == StatusResolved && (c.o.Replay == nil || c.replayed(t)) {
+	requeued := headerSeq(msg, HeaderRequeuedFrom) != 0
+	if !found || t.Status == StatusResolved && !requeued && (c.o.Replay == nil || c.replayed(t)) {
 		c.stats.filteredClosed.Add(1)
 		log.Info().Bool("ticketed", found).Msg("closing event needs no post")
 		c.ack(ctx, log, msg)
@@ -161,7 +165,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log = log.With().Str("incident", res.Number).Logger()
 	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
-	t.StreamSeq, t.PostedBy = meta.Sequence.Stream, c.instance
+	t.StreamSeq, t.PostedBy = eventSeq(msg, meta), c.instance
 	if t.Status == "" {
 		t.Status = res.Status
 	}
@@ -216,19 +220,25 @@ func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetst
 	return true
 }
 
-// eventSeq is the stream sequence that dates the message's event: its own, or for a
-// re-driven dead letter the one of the message it was (it is as old as that).
+// eventSeq is the stream sequence that dates the message's event, and the one the
+// ledger records for it: its own, or for a copy the sequence of the message it copies —
+// a re-driven dead letter or a requeued version is as old as its original. (Dated by
+// the copy's own sequence, a newer version published between the two would look
+// older than the copy and be taken for superseded.)
 func eventSeq(msg jetstream.Msg, meta *jetstream.MsgMetadata) uint64 {
-	if orig := originalSeq(msg); orig != 0 {
+	if orig := headerSeq(msg, HeaderRedrivenFrom); orig != 0 {
+		return orig
+	}
+	if orig := headerSeq(msg, HeaderRequeuedFrom); orig != 0 {
 		return orig
 	}
 	return meta.Sequence.Stream
 }
 
-// originalSeq is the stream sequence a re-driven dead letter had before it failed
-// (0 for any other message).
-func originalSeq(msg jetstream.Msg) uint64 {
-	v := msg.Headers().Get(HeaderRedrivenFrom)
+// headerSeq is the stream sequence in the header (HeaderRedrivenFrom or
+// HeaderRequeuedFrom), 0 when the message has none.
+func headerSeq(msg jetstream.Msg, header string) uint64 {
+	v := msg.Headers().Get(header)
 	if v == "" {
 		return 0
 	}

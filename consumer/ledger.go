@@ -27,9 +27,10 @@ type Ticket struct {
 	Number      string    `json:"number"`
 	Status      string    `json:"status"`
 	SentAt      time.Time `json:"sent_at"`
-	// StreamSeq is the stream sequence of the event that was posted: a message
-	// older than it carries an older version of the item. Zero in entries
-	// written before it was recorded.
+	// StreamSeq is the stream sequence of the event that was posted (for a
+	// re-driven or requeued copy, its original's): a message older than it
+	// carries an older version of the item. Zero in entries written before it
+	// was recorded.
 	StreamSeq uint64 `json:"stream_seq,omitempty"`
 	// PostedBy is the consumer instance that posted it (random per process): posts
 	// of one item by one instance never overlap.

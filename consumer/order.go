@@ -29,7 +29,9 @@ import (
 //     either order. The ledger's compare-and-swap tells the replica that finishes
 //     second; if the two posts overlapped and carried different content, it
 //     requeues the newer version (a copy of its message at the end of the stream),
-//     whose post then settles the incident.
+//     whose post then settles the incident. A copy is dated by its original's
+//     sequence and posted whatever the ledger says (the ledger already records the
+//     original), with the same record — a reopening's copy reopens again.
 
 // HeaderRequeuedFrom names the stream sequence a requeued copy was taken from.
 const HeaderRequeuedFrom = "Ionix-Requeued-From"

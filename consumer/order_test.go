@@ -104,15 +104,19 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 		// recordV1First makes replica B, once its v2 reached ServiceNow, wait until
 		// replica A (which posts v1 after that) has recorded v1 in the ledger.
 		recordV1First bool
+		// resolveOnClose makes every opened event look in the ledger first.
+		resolveOnClose bool
 	}{
-		{"older post recorded last", false},
-		{"older post recorded first", true},
+		{"older post recorded last", false, false},
+		{"older post recorded first", true, false},
+		{"older post recorded last, resolve_on_close", false, true},
+		{"older post recorded first, resolve_on_close", true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
 			ledger := consumer.NewLedger(r.topo.Tickets)
 			v2Landed := newSignal()
-			o := consumer.Options{Concurrency: 1, Mapping: mapping.DefaultOptions(), FetchWait: 300 * time.Millisecond}
+			o := consumer.Options{Concurrency: 1, Mapping: mapping.DefaultOptions(), ResolveOnClose: tt.resolveOnClose, FetchWait: 300 * time.Millisecond}
 			// Replica A holds v1 until replica B's v2 reached ServiceNow.
 			a := r.deps(r.topo.Consumer)
 			a.Importer = hookImporter{inner: r.snow, hook: func(ctx context.Context, title string) error {

@@ -31,9 +31,10 @@ func (r *rig) publishNth(t *testing.T, it ionix.ActionItem, ev ionix.Event, n in
 	}
 }
 
-// redriveCopy publishes a copy of the stream's message seq as a re-drive from the
-// dead-letter stream marks it, and returns the copy's sequence.
-func (r *rig) redriveCopy(t *testing.T, seq uint64) uint64 {
+// copyAs publishes a copy of the stream's message seq marked, as the consumer's
+// re-drive or requeue marks it, with header (consumer.HeaderRedrivenFrom or
+// consumer.HeaderRequeuedFrom) naming seq.
+func (r *rig) copyAs(t *testing.T, seq uint64, header string) {
 	t.Helper()
 	ctx := context.Background()
 	orig, err := r.topo.Stream.GetMsg(ctx, seq)
@@ -44,14 +45,12 @@ func (r *rig) redriveCopy(t *testing.T, seq uint64) uint64 {
 	for k, v := range orig.Header {
 		msg.Header[k] = v
 	}
-	msg.Header.Set(consumer.HeaderRedrivenFrom, strconv.FormatUint(seq, 10))
+	msg.Header.Set(header, strconv.FormatUint(seq, 10))
 	msg.Header.Del(nats.MsgIdHdr)
 	msg.Data = orig.Data
-	ack, err := r.js.PublishMsg(ctx, msg)
-	if err != nil {
+	if _, err := r.js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	return ack.Sequence
 }
 
 // TestReopenedItemReopensItsIncident: with resolve_on_close, an item IONIX closes,
@@ -124,13 +123,68 @@ func TestOpenedEventsDoNotReopenWithoutAClosing(t *testing.T) {
 	r.publishNth(t, changed, ionix.EventClosed, 2)
 	waitFor(t, 10*time.Second, "the closing", func() bool { return c.Stats().Resolved == 1 })
 	// The first opened event (stream sequence 1) re-driven after a fix.
-	redriven := r.redriveCopy(t, 1)
+	r.copyAs(t, 1, consumer.HeaderRedrivenFrom)
 	waitFor(t, 10*time.Second, "the re-driven event", func() bool { return c.Stats().Received == 4 })
 	r.waitDrained(t)
 	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
-		t.Errorf("incident state %q after an older opened event (seq %d), want it to stay resolved", in.State, redriven)
+		t.Errorf("incident state %q after an older opened event, want it to stay resolved", in.State)
 	}
 	if s := c.Stats(); s.Reopened != 0 || s.Superseded != 1 {
 		t.Errorf("stats %+v: want nothing reopened, the older event superseded", s)
 	}
+}
+
+// TestRequeuedCopiesArePostedAgain: a requeued copy (the newest version put back at
+// the end of the stream because an older post may have landed after it) is posted
+// even though the ledger already records its original — for a closing and for a
+// reopening, with the same record as the original.
+func TestRequeuedCopiesArePostedAgain(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	it := item("requeue-1", "Open SMB on files.example.com", "Vulnerability", 9, "2026-09-01T10:00:00Z")
+	c := r.startWith(t, r.topo.Consumer, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond})
+	ctx := context.Background()
+	late := func(record mapping.Record) { // an older post landing late, behind the consumer's back
+		t.Helper()
+		if _, err := r.snow.Import(ctx, record); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name      string
+		ev        ionix.Event
+		lateState mapping.Record // what lands late after the event's post
+		wantState string
+	}{
+		{"closing", ionix.EventClosed, mapping.ReopeningRecord(it, mapping.DefaultOptions(), time.Time{}), mapping.StateResolved},
+		{"reopening", ionix.EventOpened, mapping.ClosingRecord(it, mapping.DefaultOptions(), time.Time{}), mapping.StateInProgress},
+	}
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+	for n, st := range steps {
+		r.publishNth(t, it, st.ev, n+1)
+		waitFor(t, 10*time.Second, st.name+" posted", func() bool { return incidentOf(t, r.sim, it.ID).State == st.wantState })
+		seq := r.lastSeq(t)
+		late(st.lateState)
+		if got := incidentOf(t, r.sim, it.ID).State; got == st.wantState {
+			t.Fatalf("%s: the late post did not change the state (%q)", st.name, got)
+		}
+		r.copyAs(t, seq, consumer.HeaderRequeuedFrom)
+		waitFor(t, 10*time.Second, st.name+"'s requeued copy to put the state back", func() bool {
+			return incidentOf(t, r.sim, it.ID).State == st.wantState
+		})
+	}
+	r.waitDrained(t)
+	if s := c.Stats(); s.Duplicates != 0 || s.FilteredClosed != 0 {
+		t.Errorf("stats %+v: a requeued copy was taken for a repeat", s)
+	}
+}
+
+// lastSeq is the stream's last sequence.
+func (r *rig) lastSeq(t *testing.T) uint64 {
+	t.Helper()
+	info, err := r.topo.Stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastSeq
 }
