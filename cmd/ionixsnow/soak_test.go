@@ -62,11 +62,16 @@ func TestSoak(t *testing.T) {
 		seed, nItems, rate, nProcs, concurrency, ackWait, maxBackoff)
 	rng := rand.New(rand.NewPCG(seed, 0x50a4))
 
-	r := newFaultRig(t, emulator.Options{Seed: int64(seed)},
-		"IONIXSNOW_CONSUMER_CONCURRENCY="+strconv.Itoa(concurrency),
-		"IONIXSNOW_CONSUMER_ACK_WAIT="+ackWait.String(),
-		"IONIXSNOW_CONSUMER_MAX_BACKOFF="+maxBackoff.String(),
-		"IONIXSNOW_CONSUMER_DRAIN_TIMEOUT=5s")
+	env := []string{
+		"IONIXSNOW_CONSUMER_CONCURRENCY=" + strconv.Itoa(concurrency),
+		"IONIXSNOW_CONSUMER_ACK_WAIT=" + ackWait.String(),
+		"IONIXSNOW_CONSUMER_MAX_BACKOFF=" + maxBackoff.String(),
+		"IONIXSNOW_CONSUMER_DRAIN_TIMEOUT=5s",
+	}
+	if os.Getenv("SOAK_RESOLVE_ON_CLOSE") != "" { // every opened event looks in the ledger first
+		env = append(env, "IONIXSNOW_CONSUMER_RESOLVE_ON_CLOSE=true")
+	}
+	r := newFaultRig(t, emulator.Options{Seed: int64(seed)}, env...)
 	items := faultItems("soak", nItems, int64(seed))
 	f := newFleet(t, r.env, nProcs)
 
