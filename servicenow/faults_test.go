@@ -16,8 +16,8 @@ import (
 
 // TestNoRequestBeforeRetryAfter: several goroutines import through one
 // client against a rate limit rule with a one-second window; after every
-// 429 nothing but requests already in flight reaches the instance before
-// the Retry-After instant.
+// 429 nothing but requests already in flight (one per other worker) reaches
+// the instance before the Retry-After instant.
 func TestNoRequestBeforeRetryAfter(t *testing.T) {
 	const workers, perWorker = 4, 3
 	e := newEnv(t, emulator.Options{Now: time.Now, RateLimit: emulator.RateLimit{Requests: 4, Window: emulator.Duration(time.Second)}})
@@ -72,16 +72,14 @@ func TestNoRequestBeforeRetryAfter(t *testing.T) {
 				continue
 			}
 			// Only requests sent before the client saw this 429 may
-			// arrive before its Retry-After instant, and they are over
-			// the limit too.
+			// arrive before its Retry-After instant: at most one per
+			// other worker. (Their status says nothing: the window may
+			// free a slot the moment after the 429.)
 			inFlight++
-			if later.Status != http.StatusTooManyRequests {
-				t.Errorf("request at %v (status %d) before the Retry-After instant %v of the 429 at %v",
-					later.At.Format("15:04:05.000"), later.Status, resume.Format("15:04:05.000"), r.At.Format("15:04:05.000"))
-			}
 		}
 		if inFlight > workers-1 {
-			t.Errorf("%d requests after the 429 at %v before its Retry-After: more than were in flight", inFlight, r.At)
+			t.Errorf("%d requests arrived after the 429 at %v and before its Retry-After instant %v: more than the %d that can have been in flight",
+				inFlight, r.At.Format("15:04:05.000"), resume.Format("15:04:05.000"), workers-1)
 		}
 	}
 	if limited == 0 {
