@@ -181,11 +181,11 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	case !written && !harmlessAfter(t, prev):
 		// A newer version was posted meanwhile; ours may have reached ServiceNow
 		// after it and put older values back.
-		c.requeueNewest(ctx, log, prev.StreamSeq, "a newer version was posted while this one was in flight")
+		c.requeueNewest(ctx, log, prev.StreamSeq, meta.Sequence.Stream, "a newer version was posted while this one was in flight")
 	case written && found && prev.PostedBy != c.instance && overlapped(prev, started) && !harmlessAfter(prev, t):
 		// Another replica posted an older version while ours was in flight; it may
 		// have reached ServiceNow after ours.
-		c.requeueNewest(ctx, log, t.StreamSeq, "an older version was posted by another replica while this one was in flight")
+		c.requeueNewest(ctx, log, t.StreamSeq, meta.Sequence.Stream, "an older version was posted by another replica while this one was in flight")
 	}
 	c.ack(ctx, log, msg)
 	return true
@@ -248,8 +248,8 @@ func headerSeq(msg jetstream.Msg, header string) uint64 {
 
 // requeueNewest puts a copy of the newest version (stream sequence seq) at the end of
 // the stream so that it is posted last.
-func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, seq uint64, why string) {
-	if err := c.requeue(ctx, seq); err != nil {
+func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, seq, by uint64, why string) {
+	if err := c.requeue(ctx, seq, by); err != nil {
 		log.Warn().Err(err).Uint64("newest_seq", seq).Str("why", why).
 			Msg("could not requeue the newest version; the incident may show an older version until the item changes again")
 		return

@@ -137,9 +137,11 @@ func overlapped(prev Ticket, started time.Time) bool {
 var ErrNoStream = errors.New("consumer: no stream to requeue from")
 
 // requeue publishes a copy of the message at stream sequence seq at the end of the
-// stream, so the version it carries is posted after whatever overtook it. Copies of
-// one sequence are de-duplicated by their message id.
-func (c *Consumer) requeue(ctx context.Context, seq uint64) error {
+// stream, so the version it carries is posted after whatever overtook it. by is the
+// stream sequence of the message whose handling found the overlap: copies for one
+// finding are de-duplicated by their message id, while a later overlap involving the
+// same version gets a copy of its own.
+func (c *Consumer) requeue(ctx context.Context, seq, by uint64) error {
 	if c.d.Stream == nil {
 		return ErrNoStream
 	}
@@ -158,7 +160,7 @@ func (c *Consumer) requeue(ctx context.Context, seq uint64) error {
 	}
 	m.Header.Set(HeaderRequeuedFrom, strconv.FormatUint(seq, 10))
 	m.Data = raw.Data
-	id := "requeue:" + c.d.Stream.CachedInfo().Config.Name + ":" + strconv.FormatUint(seq, 10)
+	id := "requeue:" + c.d.Stream.CachedInfo().Config.Name + ":" + strconv.FormatUint(seq, 10) + ":" + strconv.FormatUint(by, 10)
 	if _, err := c.d.DeadLetters.js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("requeue: publish copy of sequence %d: %w", seq, err)
 	}
