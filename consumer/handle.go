@@ -49,7 +49,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		c.ack(ctx, log, msg)
 		return false
 	}
-	waited, err := turn.wait(ctx)
+	waited, err := turn.wait(ctx, func() { _ = msg.InProgress() }, c.o.AckWait/3)
 	if err != nil { // shutting down
 		c.nakLater(log, msg, meta, nil)
 		return false

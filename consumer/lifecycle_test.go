@@ -185,3 +185,27 @@ func TestShutdownFinishesOrReturnsWhatIsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageWaitingForItsTurnIsKeptAlive: a second version of an item, waiting while
+// the first one's post outlasts AckWait, is marked in progress too: it is delivered
+// once and posted once.
+func TestMessageWaitingForItsTurnIsKeptAlive(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	cons := r.durable(t, "turn", time.Second, 0)
+	if err := r.snow.Authenticate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.setLatency(t, 1600*time.Millisecond)
+	v1 := item("turn-1", "Open Redis on cache.example.com", "Vulnerability", 8, "2026-10-01T08:00:00Z")
+	v2 := v1
+	v2.Urgency = 9.5
+	r.publish(t, v1, v2)
+	c := r.run(t, r.deps(cons), consumer.Options{Concurrency: 2, Mapping: mapping.DefaultOptions(), AckWait: time.Second, FetchWait: 300 * time.Millisecond})
+	waitFor(t, 15*time.Second, "both versions posted", func() bool { return c.Stats().Created == 1 && c.Stats().Updated == 1 })
+	if s := c.Stats(); s.Received != 2 {
+		t.Errorf("%d deliveries while the first post took 1.6s with AckWait 1s; want 2 (each version once)", s.Received)
+	}
+	if n := r.sim.ImportCount(); n != 2 {
+		t.Errorf("%d imports, want 2", n)
+	}
+}

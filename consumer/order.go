@@ -79,16 +79,27 @@ func (l *idLocks) reserve(key string) *turn {
 }
 
 // wait blocks until the turn comes and reports whether another message of the item
-// went first.
-func (t *turn) wait(ctx context.Context) (waited bool, err error) {
+// went first. While it waits, keepAlive runs every interval (the message is marked in
+// progress, so that a long post ahead of it does not get it redelivered).
+func (t *turn) wait(ctx context.Context, keepAlive func(), every time.Duration) (waited bool, err error) {
 	if t == nil {
 		return false, nil
 	}
-	select {
-	case <-t.granted:
-		return t.waited, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
+	var tick <-chan time.Time
+	if t.waited && every > 0 {
+		ticker := time.NewTicker(every)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	for {
+		select {
+		case <-t.granted:
+			return t.waited, nil
+		case <-tick:
+			keepAlive()
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 }
 
