@@ -79,9 +79,13 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		// detects the finding again), or the requeued copy of such a reopening.
 		seq := eventSeq(msg, meta)
 		reopens = found && c.o.ResolveOnClose &&
-			(t.Status == StatusResolved && t.StreamSeq < seq || requeued && t.Status == StatusReopened && t.StreamSeq == seq)
-		// A requeued copy is posted again whatever the ledger says: that is its purpose.
-		if !reopens && !requeued && found && t.Fingerprint == fingerprint && (c.o.Replay == nil || c.replayed(t)) {
+			(t.Status == StatusResolved && t.StreamSeq < seq || requeued && msg.Headers().Get(HeaderRequeuedReopen) == "true")
+		// A redelivery of a message already posted (the ledger records its sequence)
+		// is acknowledged. Another message with the same fingerprint is a new event —
+		// the item published again, or reopened while another replica's closing is
+		// in flight — and is posted (coalesce makes it an update). A requeued copy
+		// is posted again whatever the ledger says: that is its purpose.
+		if !reopens && !requeued && found && t.Fingerprint == fingerprint && t.StreamSeq == seq && (c.o.Replay == nil || c.replayed(t)) {
 			c.stats.duplicates.Add(1)
 			log.Info().Str("incident", t.Number).Msg("redelivery already ticketed; acknowledging without a post")
 			c.ack(ctx, log, msg)
@@ -181,11 +185,11 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	case !written && !harmlessAfter(t, prev):
 		// A newer version was posted meanwhile; ours may have reached ServiceNow
 		// after it and put older values back.
-		c.requeueNewest(ctx, log, prev.StreamSeq, meta.Sequence.Stream, "a newer version was posted while this one was in flight")
+		c.requeueNewest(ctx, log, prev.StreamSeq, meta.Sequence.Stream, c.o.ResolveOnClose && copyReopens(t, prev), "a newer version was posted while this one was in flight")
 	case written && found && prev.PostedBy != c.instance && overlapped(prev, started) && !harmlessAfter(prev, t):
 		// Another replica posted an older version while ours was in flight; it may
 		// have reached ServiceNow after ours.
-		c.requeueNewest(ctx, log, t.StreamSeq, meta.Sequence.Stream, "an older version was posted by another replica while this one was in flight")
+		c.requeueNewest(ctx, log, t.StreamSeq, meta.Sequence.Stream, c.o.ResolveOnClose && copyReopens(prev, t), "an older version was posted by another replica while this one was in flight")
 	}
 	c.ack(ctx, log, msg)
 	return true
@@ -248,8 +252,8 @@ func headerSeq(msg jetstream.Msg, header string) uint64 {
 
 // requeueNewest puts a copy of the newest version (stream sequence seq) at the end of
 // the stream so that it is posted last.
-func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, seq, by uint64, why string) {
-	if err := c.requeue(ctx, seq, by); err != nil {
+func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, seq, by uint64, reopen bool, why string) {
+	if err := c.requeue(ctx, seq, by, reopen); err != nil {
 		log.Warn().Err(err).Uint64("newest_seq", seq).Str("why", why).
 			Msg("could not requeue the newest version; the incident may show an older version until the item changes again")
 		return

@@ -36,6 +36,11 @@ import (
 // HeaderRequeuedFrom names the stream sequence a requeued copy was taken from.
 const HeaderRequeuedFrom = "Ionix-Requeued-From"
 
+// HeaderRequeuedReopen, "true" on a requeued copy of an opened event, says that its
+// post must reopen the incident: the original was a reopening, or the post that may
+// have landed after it was a resolving (an older closing).
+const HeaderRequeuedReopen = "Ionix-Requeued-Reopen"
+
 // overlapMargin widens the window in which two posts of one item count as
 // overlapping, for clock skew between replicas.
 const overlapMargin = time.Second
@@ -129,6 +134,14 @@ func (t *turn) done() {
 	}
 }
 
+// copyReopens reports whether the requeued copy of newest, requeued because late may
+// have landed after it, must reopen the incident: newest is an opened event (not a
+// resolving) and either reopened the incident itself or follows a closing that may
+// have resolved it again.
+func copyReopens(late, newest Ticket) bool {
+	return newest.Status != StatusResolved && (newest.Status == StatusReopened || late.Status == StatusResolved)
+}
+
 // harmlessAfter reports whether the post recorded in late, landing in ServiceNow after
 // the post recorded in newest, leaves the incident as newest made it: the same
 // version of the item, and no state or the same state (a plain post sets no state, so
@@ -152,7 +165,7 @@ var ErrNoStream = errors.New("consumer: no stream to requeue from")
 // stream sequence of the message whose handling found the overlap: copies for one
 // finding are de-duplicated by their message id, while a later overlap involving the
 // same version gets a copy of its own.
-func (c *Consumer) requeue(ctx context.Context, seq, by uint64) error {
+func (c *Consumer) requeue(ctx context.Context, seq, by uint64, reopen bool) error {
 	if c.d.Stream == nil {
 		return ErrNoStream
 	}
@@ -170,6 +183,10 @@ func (c *Consumer) requeue(ctx context.Context, seq, by uint64) error {
 		}
 	}
 	m.Header.Set(HeaderRequeuedFrom, strconv.FormatUint(seq, 10))
+	m.Header.Del(HeaderRequeuedReopen)
+	if reopen {
+		m.Header.Set(HeaderRequeuedReopen, "true")
+	}
 	m.Data = raw.Data
 	id := "requeue:" + c.d.Stream.CachedInfo().Config.Name + ":" + strconv.FormatUint(seq, 10) + ":" + strconv.FormatUint(by, 10)
 	if _, err := c.d.DeadLetters.js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {

@@ -30,3 +30,28 @@ func TestHarmlessAfter(t *testing.T) {
 		})
 	}
 }
+
+func TestCopyReopens(t *testing.T) {
+	plain := Ticket{Fingerprint: "a", Status: "updated"}
+	resolved := Ticket{Fingerprint: "a", Status: StatusResolved}
+	reopened := Ticket{Fingerprint: "a", Status: StatusReopened}
+	tests := []struct {
+		name         string
+		late, newest Ticket
+		want         bool
+	}{
+		{"plain opened after an older closing", resolved, plain, true},
+		{"reopening after an older closing", resolved, reopened, true},
+		{"reopening after an older plain post", plain, reopened, true},
+		{"plain opened after an older plain post", plain, plain, false},
+		{"closing after an older reopening", reopened, resolved, false},
+		{"closing after an older plain post", plain, resolved, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := copyReopens(tt.late, tt.newest); got != tt.want {
+				t.Errorf("copyReopens(late %s, newest %s) = %v, want %v", tt.late.Status, tt.newest.Status, got, tt.want)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
@@ -33,8 +34,8 @@ func (r *rig) publishNth(t *testing.T, it ionix.ActionItem, ev ionix.Event, n in
 
 // copyAs publishes a copy of the stream's message seq marked, as the consumer's
 // re-drive or requeue marks it, with header (consumer.HeaderRedrivenFrom or
-// consumer.HeaderRequeuedFrom) naming seq.
-func (r *rig) copyAs(t *testing.T, seq uint64, header string) {
+// consumer.HeaderRequeuedFrom) naming seq, plus the extra headers given.
+func (r *rig) copyAs(t *testing.T, seq uint64, header string, extra ...string) {
 	t.Helper()
 	ctx := context.Background()
 	orig, err := r.topo.Stream.GetMsg(ctx, seq)
@@ -46,6 +47,9 @@ func (r *rig) copyAs(t *testing.T, seq uint64, header string) {
 		msg.Header[k] = v
 	}
 	msg.Header.Set(header, strconv.FormatUint(seq, 10))
+	for i := 0; i+1 < len(extra); i += 2 {
+		msg.Header.Set(extra[i], extra[i+1])
+	}
 	msg.Header.Del(nats.MsgIdHdr)
 	msg.Data = orig.Data
 	if _, err := r.js.PublishMsg(ctx, msg); err != nil {
@@ -154,9 +158,10 @@ func TestRequeuedCopiesArePostedAgain(t *testing.T) {
 		ev        ionix.Event
 		lateState mapping.Record // what lands late after the event's post
 		wantState string
+		headers   []string // what the requeue adds to the copy
 	}{
-		{"closing", ionix.EventClosed, mapping.ReopeningRecord(it, mapping.DefaultOptions(), time.Time{}), mapping.StateResolved},
-		{"reopening", ionix.EventOpened, mapping.ClosingRecord(it, mapping.DefaultOptions(), time.Time{}), mapping.StateInProgress},
+		{"closing", ionix.EventClosed, mapping.ReopeningRecord(it, mapping.DefaultOptions(), time.Time{}), mapping.StateResolved, nil},
+		{"reopening", ionix.EventOpened, mapping.ClosingRecord(it, mapping.DefaultOptions(), time.Time{}), mapping.StateInProgress, []string{consumer.HeaderRequeuedReopen, "true"}},
 	}
 	r.publishNth(t, it, ionix.EventOpened, 0)
 	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
@@ -168,7 +173,7 @@ func TestRequeuedCopiesArePostedAgain(t *testing.T) {
 		if got := incidentOf(t, r.sim, it.ID).State; got == st.wantState {
 			t.Fatalf("%s: the late post did not change the state (%q)", st.name, got)
 		}
-		r.copyAs(t, seq, consumer.HeaderRequeuedFrom)
+		r.copyAs(t, seq, consumer.HeaderRequeuedFrom, st.headers...)
 		waitFor(t, 10*time.Second, st.name+"'s requeued copy to put the state back", func() bool {
 			return incidentOf(t, r.sim, it.ID).State == st.wantState
 		})
@@ -187,4 +192,84 @@ func (r *rig) lastSeq(t *testing.T) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.LastSeq
+}
+
+// stateHookImporter holds a post that sets the incident state hold (a closing: "6")
+// until release fires, and calls landed after each other post ServiceNow answered.
+type stateHookImporter struct {
+	inner   consumer.Importer
+	hold    string
+	release *signal
+	landed  func()
+}
+
+func (h stateHookImporter) Import(ctx context.Context, record map[string]string) (servicenow.Result, error) {
+	held := record["u_"+mapping.FieldState] == h.hold
+	if held {
+		if err := h.release.wait(ctx); err != nil {
+			return servicenow.Result{}, err
+		}
+	}
+	res, err := h.inner.Import(ctx, record)
+	if !held && h.landed != nil {
+		h.landed()
+	}
+	return res, err
+}
+
+// TestClosingLandingAfterAReopeningOnAnotherReplica: replica A posts an item's closing,
+// replica B its reopening (the next event) at the same moment, before A recorded the
+// closing — so B posts the reopening as a plain update — and A's closing reaches
+// ServiceNow last. The incident must end open (In Progress), in both orders of the
+// ledger writes.
+func TestClosingLandingAfterAReopeningOnAnotherReplica(t *testing.T) {
+	it := item("race-1", "Open VNC on desk.example.com", "Vulnerability", 8.5, "2026-10-01T08:00:00Z")
+	for _, tt := range []struct {
+		name string
+		// closingRecordedFirst makes B, once its post landed, wait until A recorded
+		// the closing.
+		closingRecordedFirst bool
+	}{
+		{"closing recorded last", false},
+		{"closing recorded first", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, mapping.Filter{}, emulator.Options{})
+			ledger := consumer.NewLedger(r.topo.Tickets)
+			o := consumer.Options{Concurrency: 1, Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond}
+			reopenLanded := newSignal()
+			a := r.deps(r.topo.Consumer)
+			a.Importer = stateHookImporter{inner: r.snow, hold: mapping.StateResolved, release: reopenLanded}
+			r.publishNth(t, it, ionix.EventOpened, 0)
+			ca := r.run(t, a, o)
+			waitFor(t, 10*time.Second, "the incident", func() bool { return ca.Stats().Created == 1 })
+			r.publishNth(t, it, ionix.EventClosed, 1)
+			waitFor(t, 10*time.Second, "replica A to hold the closing", func() bool { return ca.Stats().Received == 2 })
+
+			b := r.deps(r.topo.Consumer)
+			b.Importer = stateHookImporter{inner: r.snow, hold: "never", release: newSignal(), landed: func() {
+				reopenLanded.fire()
+				if tt.closingRecordedFirst {
+					waitFor(t, 10*time.Second, "replica A to record the closing", func() bool {
+						tk, ok, _ := ledger.Get(context.Background(), it.ID)
+						return ok && tk.Status == consumer.StatusResolved
+					})
+				}
+			}}
+			cb := r.run(t, b, o)
+			reopened := it
+			reopened.LastOpenedAt = "2026-11-21T08:00:00Z"
+			r.publishNth(t, reopened, ionix.EventOpened, 2)
+			waitFor(t, 20*time.Second, "the incident open again after the requeue", func() bool {
+				return ca.Stats().Requeued+cb.Stats().Requeued == 1 && incidentOf(t, r.sim, it.ID).State == mapping.StateInProgress
+			})
+			r.waitDrained(t)
+			if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateInProgress || in.Inserts != 1 {
+				t.Errorf("incident %+v: want one incident, In Progress", in)
+			}
+			if tk, _, _ := ledger.Get(context.Background(), it.ID); tk.Status != consumer.StatusReopened {
+				t.Errorf("ledger status %q, want reopened", tk.Status)
+			}
+		})
+	}
 }
