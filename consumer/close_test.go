@@ -87,9 +87,12 @@ func TestClosingEvents(t *testing.T) {
 	}
 }
 
-// TestClosingEventIsNotRepeated: a second closing event of an incident already
-// resolved (IONIX reporting the same closure again) is acknowledged without a post.
-func TestClosingEventIsNotRepeated(t *testing.T) {
+// TestRepeatedClosingEvent: a second closing event of an incident already resolved
+// (IONIX reporting the same closure again, under another message id) is posted again
+// — the incident stays resolved and single, and the ledger moves to the newer event,
+// so that an older reopening still being retried is superseded by it. A redelivery of
+// the closing already posted is acknowledged without a post.
+func TestRepeatedClosingEvent(t *testing.T) {
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	it := item("close-3", "Dangling DNS record", "DNS", 7, "2026-09-01T10:00:00Z")
 	r.publish(t, it)
@@ -102,15 +105,19 @@ func TestClosingEventIsNotRepeated(t *testing.T) {
 	msg := nats.NewMsg(ionix.Subject(topology.DefaultSubjectPrefix, ionix.EventClosed, it.Type))
 	msg.Header.Set(topology.HeaderEvent, string(ionix.EventClosed))
 	msg.Data = raw
-	if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
+	ack, err := r.js.PublishMsg(context.Background(), msg)
+	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the repeated closing event", func() bool { return c.Stats().Received == 3 })
 	r.waitDrained(t)
-	if n := importsOf(r.sim, "ionix:close-3"); n != 2 {
-		t.Errorf("%d imports, want 2 (open, resolve)", n)
+	if n := importsOf(r.sim, "ionix:close-3"); n != 3 {
+		t.Errorf("%d imports, want 3 (open, resolve, resolve again)", n)
 	}
-	if s := c.Stats(); s.FilteredClosed != 1 {
-		t.Errorf("stats %+v: want the repeated closing event counted", s)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
+		t.Errorf("incident state %q, want resolved", in.State)
+	}
+	if tk, _, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), it.ID); tk.StreamSeq != ack.Sequence || tk.Status != consumer.StatusResolved {
+		t.Errorf("ledger %+v, want resolved at the repeated closing's sequence %d", tk, ack.Sequence)
 	}
 }

@@ -224,7 +224,9 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 			defer giveSlots(slots, 1)
 			defer turn.done()
 			if !c.handle(work, msg, item, decodeErr, turn, probe) {
-				c.releaseGrant(work, grant, 1)
+				// Not with work: cancelled at shutdown, it would keep the grant
+				// held until the window passes.
+				c.releaseGrant(context.Background(), grant, 1)
 			}
 		}()
 	}

@@ -43,7 +43,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "unknown event "+strconv.Quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())
 		return false
 	}
-	if pass, reason := c.o.Filter.Allows(item); !pass {
+	// The urgency filter applies to opened events only: an item's closing carries its
+	// last published fields, which may have fallen below the threshold after its
+	// incident was created.
+	if pass, reason := c.o.Filter.Allows(item); !pass && ev == ionix.EventOpened {
 		c.countFiltered(reason)
 		log.Debug().Str("reason", reason).Float64("urgency", item.Urgency).Str("category", item.Type).Msg("filtered")
 		c.ack(ctx, log, msg)
@@ -59,91 +62,82 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 	}
 
 	fingerprint := item.Fingerprint()
+	seq := eventSeq(msg, meta)
+	requeued := headerSeq(msg, HeaderRequeuedFrom) != 0
 	// A first delivery cannot be in the ledger under this fingerprint unless the same
 	// item was published again after the duplicate window; coalesce makes that post
 	// an update. Only redeliveries, posts that waited for another post of the
-	// same item, replays, and (with resolve_on_close) possible reopenings pay for a
-	// ledger lookup.
-	redriven, requeued := headerSeq(msg, HeaderRedrivenFrom) != 0, headerSeq(msg, HeaderRequeuedFrom) != 0
-	reopens := false
-	if meta.NumDelivered > 1 || waited || redriven || requeued || c.o.Replay != nil || c.o.ResolveOnClose {
+	// same item, copies, replays, and (with resolve_on_close) possible reopenings pay
+	// for a ledger lookup.
+	var view ledgerView
+	if meta.NumDelivered > 1 || waited || requeued || headerSeq(msg, HeaderRedrivenFrom) != 0 || c.o.Replay != nil || c.o.ResolveOnClose {
 		t, found, err := c.d.Ledger.Get(ctx, item.ID)
 		if err != nil {
 			c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
 			return false
 		}
+		view = ledgerView{read: true, found: found, t: t}
 		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint) && c.superseded(ctx, log, msg, meta, t) {
 			return false
 		}
-		// An opened event after the closing event that resolved the incident (IONIX
-		// detects the finding again), or the requeued copy of such a reopening.
-		seq := eventSeq(msg, meta)
-		reopens = found && c.o.ResolveOnClose &&
-			(t.Status == StatusResolved && t.StreamSeq < seq || requeued && msg.Headers().Get(HeaderRequeuedReopen) == "true")
 		// A redelivery of a message already posted (the ledger records its sequence)
 		// is acknowledged. Another message with the same fingerprint is a new event —
-		// the item published again, or reopened while another replica's closing is
-		// in flight — and is posted (coalesce makes it an update). A requeued copy
-		// is posted again whatever the ledger says: that is its purpose.
-		if !reopens && !requeued && found && t.Fingerprint == fingerprint && t.StreamSeq == seq && (c.o.Replay == nil || c.replayed(t)) {
-			c.stats.duplicates.Add(1)
-			log.Info().Str("incident", t.Number).Msg("redelivery already ticketed; acknowledging without a post")
-			c.ack(ctx, log, msg)
+		// the item published again, or reopened — and is posted (coalesce makes it
+		// an update). A requeued copy is posted again whatever the ledger says: that
+		// is its purpose.
+		if !requeued && found && t.Fingerprint == fingerprint && c.postedAlready(ctx, log, msg, t, seq) {
 			return false
 		}
 	}
 	if present, ok := c.present(ctx, log, msg, meta, item.ID); present || !ok {
 		return false
 	}
-	if reopens {
+	if c.reopens(msg, view, seq) {
 		record := mapping.ReopeningRecord(item, c.o.Mapping, time.Time{})
-		return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint, Status: StatusReopened}, probe)
+		return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint, Status: StatusReopened}, view, probe)
 	}
 	record, err := mapping.ToRecord(item, c.o.Mapping)
 	if err != nil {
 		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "cannot map action item: "+err.Error())
 		return false
 	}
-	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint}, probe)
+	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint}, view, probe)
 }
 
-// handleClosed acts on a closing event: with ResolveOnClose, a ticketed item is
-// re-posted as Resolved; anything else is acknowledged and counted.
-func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, item ionix.ActionItem, probe bool) bool {
-	if !c.o.ResolveOnClose {
-		c.stats.filteredClosed.Add(1)
-		log.Debug().Msg("closing event ignored (resolve_on_close is off)")
-		c.ack(ctx, log, msg)
+// postedAlready acknowledges a redelivery of the message the ledger entry t records
+// as posted (in a replay: re-sent by this replay), and reports whether it did.
+func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, seq uint64) bool {
+	if t.StreamSeq != seq || c.o.Replay != nil && !c.replayed(t) {
 		return false
 	}
-	t, found, err := c.d.Ledger.Get(ctx, item.ID)
-	if err != nil {
-		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
+	c.stats.duplicates.Add(1)
+	log.Info().Str("incident", t.Number).Msg("redelivery of an event already posted; acknowledging without a post")
+	c.ack(ctx, log, msg)
+	return true
+}
+
+// reopens reports whether an opened event reopens its incident (with
+// resolve_on_close): the poller marked it as a reopening (topology.HeaderReopened),
+// or it is the requeued copy of an event that must reopen (HeaderRequeuedReopen);
+// and the item has an incident whose ledger entry is not newer than the event (a
+// replay re-sending an old reopening does not reopen on the way). The mark, not the
+// ledger's status, decides: the closing before it may still be in flight on another
+// replica, or may have reached ServiceNow without reaching the ledger.
+func (c *Consumer) reopens(msg jetstream.Msg, v ledgerView, seq uint64) bool {
+	if !c.o.ResolveOnClose || !v.found || !v.t.ticketed() || v.t.newerThan(seq) {
 		return false
 	}
-	if found && c.superseded(ctx, log, msg, meta, t) {
-		return false
-	}
-	requeued := headerSeq(msg, HeaderRequeuedFrom) != 0
-	if !found || t.Status == StatusResolved && !requeued && (c.o.Replay == nil || c.replayed(t)) {
-		c.stats.filteredClosed.Add(1)
-		log.Info().Bool("ticketed", found).Msg("closing event needs no post")
-		c.ack(ctx, log, msg)
-		return false
-	}
-	closedAt := c.now()
-	if ts, err := time.Parse(time.RFC3339, item.LastClosedAt); err == nil {
-		closedAt = ts
-	}
-	record := mapping.ClosingRecord(item, c.o.Mapping, closedAt)
-	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: t.Fingerprint, Status: StatusResolved}, probe)
+	h := msg.Headers()
+	return h.Get(topology.HeaderReopened) == "true" ||
+		h.Get(HeaderRequeuedFrom) != "" && h.Get(HeaderRequeuedReopen) == "true"
 }
 
 // post sends the record and settles the message by the outcome: ledger and ack on
 // success, dead letter when ServiceNow rejects the item, delayed redelivery otherwise.
 // While sending is paused only the probe is sent; other messages fetched before the
 // pause go back to the stream unsent. It reports whether a request was made.
-func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, probe bool) (sent bool) {
+// view is what the ledger held when the post was decided, if it was read.
+func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, view ledgerView, probe bool) (sent bool) {
 	if !probe && c.brk.isOpen() {
 		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
 		c.nakLater(log, msg, meta, nil)
@@ -186,9 +180,9 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		// A newer version was posted meanwhile; ours may have reached ServiceNow
 		// after it and put older values back.
 		c.requeueNewest(ctx, log, prev.StreamSeq, meta.Sequence.Stream, c.o.ResolveOnClose && copyReopens(t, prev), "a newer version was posted while this one was in flight")
-	case written && found && prev.PostedBy != c.instance && overlapped(prev, started) && !harmlessAfter(prev, t):
-		// Another replica posted an older version while ours was in flight; it may
-		// have reached ServiceNow after ours.
+	case written && found && prev.PostedBy != c.instance && view.changedTo(prev, started) && !harmlessAfter(prev, t):
+		// Another replica posted an older version after we decided (while ours
+		// was in flight); it may have reached ServiceNow after ours.
 		c.requeueNewest(ctx, log, t.StreamSeq, meta.Sequence.Stream, c.o.ResolveOnClose && copyReopens(prev, t), "an older version was posted by another replica while this one was in flight")
 	}
 	c.ack(ctx, log, msg)

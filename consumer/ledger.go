@@ -49,6 +49,10 @@ func (t Ticket) state() string {
 	return ""
 }
 
+// ticketed reports whether the entry names an incident. The entry of a closing
+// recorded before the item had one (no post made) does not.
+func (t Ticket) ticketed() bool { return t.SysID != "" || t.Number != "" }
+
 // newerThan reports whether the ticket records a later event than stream sequence seq.
 func (t Ticket) newerThan(seq uint64) bool { return t.StreamSeq > seq }
 

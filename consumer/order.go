@@ -147,8 +147,36 @@ func copyReopens(late, newest Ticket) bool {
 // version of the item, and no state or the same state (a plain post sets no state, so
 // it cannot undo a resolving or a reopening; a resolving landing after a reopening
 // can).
+//
+// A closing recorded without an incident (no post) is harmless as late; as newest,
+// nothing is: late made the incident that closing never reached.
 func harmlessAfter(late, newest Ticket) bool {
+	switch {
+	case !late.ticketed():
+		return true
+	case !newest.ticketed():
+		return false
+	}
 	return late.Fingerprint == newest.Fingerprint && (late.state() == "" || late.state() == newest.state())
+}
+
+// ledgerView is what the ledger held for an item when its post was decided.
+type ledgerView struct {
+	read  bool // the ledger was read (first deliveries may skip it)
+	found bool
+	t     Ticket
+}
+
+// changedTo reports whether prev, the entry our ledger write replaced, was written by
+// another post after ours was decided — which then may have reached ServiceNow after
+// ours. Without a read, a post that ended less than overlapMargin before ours began
+// counts.
+func (v ledgerView) changedTo(prev Ticket, started time.Time) bool {
+	if !v.read {
+		return overlapped(prev, started)
+	}
+	return !v.found || prev.StreamSeq != v.t.StreamSeq || prev.PostedBy != v.t.PostedBy ||
+		prev.Status != v.t.Status || !prev.SentAt.Equal(v.t.SentAt)
 }
 
 // overlapped reports whether the post of an older version, recorded in prev, may have

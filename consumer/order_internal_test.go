@@ -1,11 +1,15 @@
 package consumer
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestHarmlessAfter(t *testing.T) {
-	plain := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: "updated"} }
-	resolved := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusResolved} }
-	reopened := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusReopened} }
+	plain := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: "updated", SysID: "s1"} }
+	resolved := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusResolved, SysID: "s1"} }
+	reopened := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusReopened, SysID: "s1"} }
+	noIncident := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusResolved} } // a closing recorded before any post
 	tests := []struct {
 		name         string
 		late, newest Ticket
@@ -21,6 +25,8 @@ func TestHarmlessAfter(t *testing.T) {
 		{"resolving twice", resolved("a"), resolved("a"), true},
 		{"reopening twice", reopened("a"), reopened("a"), true},
 		{"older version's resolving", resolved("a"), resolved("b"), false},
+		{"a closing recorded without a post, late", noIncident("a"), plain("a"), true},
+		{"plain post after a closing recorded without a post", plain("a"), noIncident("a"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +57,33 @@ func TestCopyReopens(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := copyReopens(tt.late, tt.newest); got != tt.want {
 				t.Errorf("copyReopens(late %s, newest %s) = %v, want %v", tt.late.Status, tt.newest.Status, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLedgerViewChangedTo(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	read := Ticket{Fingerprint: "a", Status: "inserted", SysID: "s", StreamSeq: 1, PostedBy: "x", SentAt: at}
+	other := read
+	other.StreamSeq, other.Status, other.PostedBy = 2, StatusResolved, "y"
+	tests := []struct {
+		name    string
+		view    ledgerView
+		prev    Ticket
+		started time.Time
+		want    bool
+	}{
+		{"read, unchanged", ledgerView{read: true, found: true, t: read}, read, at.Add(time.Hour), false},
+		{"read, written meanwhile", ledgerView{read: true, found: true, t: read}, other, at.Add(time.Hour), true},
+		{"read nothing, written meanwhile", ledgerView{read: true}, other, at.Add(time.Hour), true},
+		{"not read, posted just before ours began", ledgerView{}, other, at.Add(500 * time.Millisecond), true},
+		{"not read, posted long before ours began", ledgerView{}, other, at.Add(time.Hour), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.view.changedTo(tt.prev, tt.started); got != tt.want {
+				t.Errorf("changedTo = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -23,7 +23,8 @@ import (
 // de-duplication window instead of being published twice.
 
 // HeaderRedrivenFrom names the main-stream sequence a re-driven message had when it
-// was dead-lettered.
+// was dead-lettered (for a dead letter that was itself a copy, the sequence of the
+// message it copied, which its own header already names).
 const HeaderRedrivenFrom = "Ionix-Redriven-From"
 
 // dlqHeaderPrefix starts every header the dead-letter stream adds (topology/headers.go).
@@ -197,7 +198,9 @@ func (d *DeadLetters) redrive(ctx context.Context, dlq jetstream.Stream, subject
 			m.Header.Add(k, v)
 		}
 	}
-	if res.StreamSeq > 0 {
+	// A copy keeps the sequence of the message it copies (a dead letter that was
+	// itself re-driven or requeued is as old as its original).
+	if res.StreamSeq > 0 && m.Header.Get(HeaderRedrivenFrom) == "" && m.Header.Get(HeaderRequeuedFrom) == "" {
 		m.Header.Set(HeaderRedrivenFrom, strconv.FormatUint(res.StreamSeq, 10))
 	}
 	m.Data = raw.Data

@@ -437,3 +437,33 @@ func TestRedrivenOlderVersionDoesNotOverwriteANewerOne(t *testing.T) {
 		t.Errorf("incident says %q, want the newer %q", in.ShortDescription, v2.Title)
 	}
 }
+
+// TestRedriveOfACopyKeepsItsOriginal: a dead letter that was itself a copy (a
+// requeued version, or a message re-driven before) keeps naming the message it
+// copied, so it is dated as old as that, not as its own later sequence.
+func TestRedriveOfACopyKeepsItsOriginal(t *testing.T) {
+	for _, header := range []string{consumer.HeaderRequeuedFrom, consumer.HeaderRedrivenFrom} {
+		t.Run(header, func(t *testing.T) {
+			r := newRig(t, mapping.Filter{}, emulator.Options{})
+			m := poisonMsg("copy-1")
+			m.Header.Set(header, "1")
+			storeDeadLetters(t, r, m)
+			res, err := consumer.NewDeadLetters(r.js, r.topo.Names).Redrive(context.Background(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.topo.Stream.GetMsg(context.Background(), res.NewSeq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := got.Header.Get(header); v != "1" {
+				t.Errorf("re-driven copy: %s = %q, want 1 (the original)", header, v)
+			}
+			for _, h := range []string{consumer.HeaderRequeuedFrom, consumer.HeaderRedrivenFrom} {
+				if h != header && got.Header.Get(h) != "" {
+					t.Errorf("re-driven copy also has %s = %q", h, got.Header.Get(h))
+				}
+			}
+		})
+	}
+}

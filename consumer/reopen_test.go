@@ -13,6 +13,7 @@ import (
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
@@ -20,15 +21,26 @@ import (
 // publishNth publishes the item's n-th event as the poller does (ionix.MsgIDNth).
 func (r *rig) publishNth(t *testing.T, it ionix.ActionItem, ev ionix.Event, n int) {
 	t.Helper()
-	open := ev == ionix.EventOpened
+	r.publishAs(t, it, publisher.Publication{Event: ev, N: n})
+}
+
+// publishReopening publishes the item's n-th event as the poller publishes a reopening.
+func (r *rig) publishReopening(t *testing.T, it ionix.ActionItem, n int) {
+	t.Helper()
+	r.publishAs(t, it, publisher.Publication{Event: ionix.EventOpened, N: n, Reopened: true})
+}
+
+func (r *rig) publishAs(t *testing.T, it ionix.ActionItem, pub publisher.Publication) {
+	t.Helper()
+	open := pub.Event == ionix.EventOpened
 	it.IsOpen = &open
 	raw, err := json.Marshal(it)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dup, err := r.pub.PublishNth(context.Background(), raw, it, ev, n)
+	dup, err := r.pub.PublishEvent(context.Background(), raw, it, pub)
 	if err != nil || dup {
-		t.Fatalf("publish %s #%d: duplicate %v, %v", ev, n, dup, err)
+		t.Fatalf("publish %+v: duplicate %v, %v", pub, dup, err)
 	}
 }
 
@@ -85,7 +97,11 @@ func TestReopenedItemReopensItsIncident(t *testing.T) {
 		} else {
 			ev.LastOpenedAt = st.at
 		}
-		r.publishNth(t, ev, st.ev, n)
+		if st.name == "reopened" {
+			r.publishReopening(t, ev, n)
+		} else {
+			r.publishNth(t, ev, st.ev, n)
+		}
 		waitFor(t, 10*time.Second, st.name+" received", func() bool { return c.Stats().Received == int64(n+1) })
 		r.waitDrained(t)
 		in := incidentOf(t, r.sim, it.ID)
@@ -166,7 +182,11 @@ func TestRequeuedCopiesArePostedAgain(t *testing.T) {
 	r.publishNth(t, it, ionix.EventOpened, 0)
 	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
 	for n, st := range steps {
-		r.publishNth(t, it, st.ev, n+1)
+		if st.ev == ionix.EventOpened {
+			r.publishReopening(t, it, n+1)
+		} else {
+			r.publishNth(t, it, st.ev, n+1)
+		}
 		waitFor(t, 10*time.Second, st.name+" posted", func() bool { return incidentOf(t, r.sim, it.ID).State == st.wantState })
 		seq := r.lastSeq(t)
 		late(st.lateState)
@@ -259,7 +279,7 @@ func TestClosingLandingAfterAReopeningOnAnotherReplica(t *testing.T) {
 			cb := r.run(t, b, o)
 			reopened := it
 			reopened.LastOpenedAt = "2026-11-21T08:00:00Z"
-			r.publishNth(t, reopened, ionix.EventOpened, 2)
+			r.publishReopening(t, reopened, 2)
 			waitFor(t, 20*time.Second, "the incident open again after the requeue", func() bool {
 				return ca.Stats().Requeued+cb.Stats().Requeued == 1 && incidentOf(t, r.sim, it.ID).State == mapping.StateInProgress
 			})

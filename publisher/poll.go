@@ -127,12 +127,12 @@ func (p *Poller) opened(ctx context.Context, res *PollResult, raw json.RawMessag
 	case found:
 		count = &res.Changed
 	}
-	n := next(prev, found)
-	if err := p.publish(ctx, raw, item, ionix.EventOpened, n); err != nil {
+	pub := Publication{Event: ionix.EventOpened, N: next(prev, found), Reopened: count == &res.Reopened}
+	if err := p.publish(ctx, raw, item, pub); err != nil {
 		return err
 	}
 	*count++
-	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: fp, State: SeenOpen, PublishedAt: p.now().UTC(), Item: raw, Publications: n + 1})
+	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: fp, State: SeenOpen, PublishedAt: p.now().UTC(), Item: raw, Publications: pub.N + 1})
 }
 
 // closed publishes the closing event of an item the poller published as open.
@@ -145,22 +145,23 @@ func (p *Poller) closed(ctx context.Context, res *PollResult, raw json.RawMessag
 		return nil // never published, or already closed
 	}
 	n := next(prev, found)
-	if err := p.publish(ctx, raw, item, ionix.EventClosed, n); err != nil {
+	if err := p.publish(ctx, raw, item, Publication{Event: ionix.EventClosed, N: n}); err != nil {
 		return err
 	}
 	res.Closed++
 	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: prev.Fingerprint, State: SeenClosed, PublishedAt: p.now().UTC(), Item: raw, Publications: n + 1})
 }
 
-// publish publishes the item's n-th event. A poll that stopped between a publish and
-// the Put of its seen entry publishes the same n again, which the stream drops as a
-// duplicate.
-func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.ActionItem, ev ionix.Event, n int) error {
-	dup, err := p.pub.PublishNth(ctx, raw, item, ev, n)
+// publish publishes one event of the item. A poll that stopped between a publish and
+// the Put of its seen entry publishes the same publication again, which the stream
+// drops as a duplicate.
+func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.ActionItem, pub Publication) error {
+	dup, err := p.pub.PublishEvent(ctx, raw, item, pub)
 	if err != nil {
 		return err
 	}
-	p.log.Info().Str("action_item", item.ID).Str("event", string(ev)).Int("publication", n).Bool("duplicate", dup).Msg("published")
+	p.log.Info().Str("action_item", item.ID).Str("event", string(pub.Event)).Int("publication", pub.N).
+		Bool("reopened", pub.Reopened).Bool("duplicate", dup).Msg("published")
 	return nil
 }
 

@@ -238,6 +238,13 @@ func TestPollerPublishesEveryTransitionWithinTheDuplicateWindow(t *testing.T) {
 		if opened != st.wantOpened || closed != st.wantClosed {
 			t.Errorf("%s: %d opened and %d closed events on the stream, want %d and %d", st.name, opened, closed, st.wantOpened, st.wantClosed)
 		}
+		last, err := r.stream.GetLastMsgForSubject(context.Background(), topology.DefaultSubjectPrefix+".>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := last.Header.Get(topology.HeaderReopened) == "true", st.wantReopened == 1; got != want {
+			t.Errorf("%s: the event published says reopened %v, want %v", st.name, got, want)
+		}
 	}
 
 	// A poll that published but stopped before writing its state: the next poll

@@ -30,15 +30,28 @@ func New(js jetstream.JetStream, prefix string) *Publisher {
 // is true when the stream already held the same event of the same item (same id and
 // fingerprint) within its duplicate window.
 func (p *Publisher) Publish(ctx context.Context, raw []byte, item ionix.ActionItem, ev ionix.Event) (duplicate bool, err error) {
-	return p.PublishNth(ctx, raw, item, ev, 0)
+	return p.PublishEvent(ctx, raw, item, Publication{Event: ev})
 }
 
-// PublishNth is Publish for the item's n-th publication (0 = the first), under the
-// de-duplication id ionix.MsgIDNth: the poller counts its publications of each item
-// so that a reopening or a change back to an earlier version is not taken for a
-// duplicate.
-func (p *Publisher) PublishNth(ctx context.Context, raw []byte, item ionix.ActionItem, ev ionix.Event, n int) (duplicate bool, err error) {
-	ack, err := p.js.PublishMsg(ctx, p.message(raw, item, ev), jetstream.WithMsgID(ionix.MsgIDNth(item, ev, n)))
+// Publication says which event of an item a message carries.
+type Publication struct {
+	Event ionix.Event
+	// N numbers the item's publications by a publisher that counts them (the
+	// poller): the message id is ionix.MsgIDNth, so that a reopening or a change
+	// back to an earlier version is not taken for a duplicate. 0 for the first.
+	N int
+	// Reopened marks an opened event of an item IONIX had closed
+	// (topology.HeaderReopened).
+	Reopened bool
+}
+
+// PublishEvent is Publish for the publication pub.
+func (p *Publisher) PublishEvent(ctx context.Context, raw []byte, item ionix.ActionItem, pub Publication) (duplicate bool, err error) {
+	msg := p.message(raw, item, pub.Event)
+	if pub.Reopened && pub.Event == ionix.EventOpened {
+		msg.Header.Set(topology.HeaderReopened, "true")
+	}
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ionix.MsgIDNth(item, pub.Event, pub.N)))
 	if err != nil {
 		return false, fmt.Errorf("publish %q: %w", item.ID, err)
 	}

@@ -12,22 +12,30 @@ import (
 	"github.com/ionix/ionixsnow/replay"
 )
 
-// TestReplayDoesNotReopenOnTheWay: with resolve_on_close, replaying an item's opened
-// and closed events re-sends both in order and never asks ServiceNow to reopen the
-// resolved incident (the opened event is older than the closing the ledger holds).
-func TestReplayDoesNotReopenOnTheWay(t *testing.T) {
-	r := newRig(t)
-	it := item("rr-1", "Public S3 bucket")
+// openedAndResolved publishes the item's opened and closed events and delivers them
+// with resolve_on_close; it returns the consumer options used.
+func (r *rig) openedAndResolved(t *testing.T, it ionix.ActionItem) consumer.Options {
+	t.Helper()
 	pub := publisher.New(r.js, "")
 	for n, ev := range []ionix.Event{ionix.EventOpened, ionix.EventClosed} {
 		raw, _ := json.Marshal(it)
-		if _, err := pub.PublishNth(context.Background(), raw, it, ev, n); err != nil {
+		if _, err := pub.PublishEvent(context.Background(), raw, it, publisher.Publication{Event: ev, N: n}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	o := opts()
 	o.ResolveOnClose = true
 	r.deliverWith(t, o, func() bool { return len(r.sim.Incidents()) == 1 && r.sim.Incidents()[0].State == mapping.StateResolved })
+	return o
+}
+
+// TestReplayDoesNotReopenOnTheWay: with resolve_on_close, replaying an item's opened
+// and closed events re-sends both in order and never asks ServiceNow to reopen the
+// resolved incident (the opened event is older than the closing the ledger holds).
+func TestReplayDoesNotReopenOnTheWay(t *testing.T) {
+	r := newRig(t)
+	it := item("rr-1", "Public S3 bucket")
+	o := r.openedAndResolved(t, it)
 	seen := len(r.sim.Requests())
 
 	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1}, replay.Options{Consumer: o})
@@ -47,5 +55,20 @@ func TestReplayDoesNotReopenOnTheWay(t *testing.T) {
 	}
 	if tk, _, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), it.ID); tk.Status != consumer.StatusResolved {
 		t.Errorf("ledger status %q after the replay, want resolved", tk.Status)
+	}
+}
+
+// TestMissingOnlyReplaySkipsClosingsOfPresentIncidents: --missing-only re-sends
+// neither the opened nor the closing event of an item whose incident exists.
+func TestMissingOnlyReplaySkipsClosingsOfPresentIncidents(t *testing.T) {
+	r := newRig(t)
+	o := r.openedAndResolved(t, item("rr-2", "Public blob container"))
+	before := r.sim.ImportCount()
+	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1, MissingOnly: true}, replay.Options{Consumer: o, Present: func(context.Context, string) (bool, error) { return true, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.sim.ImportCount() - before; n != 0 || p.Stats.Present != 2 {
+		t.Errorf("%d imports, stats %+v: want nothing re-sent, both events counted present", n, p.Stats)
 	}
 }

@@ -6,6 +6,10 @@ const (
 	HeaderMsgID = "Nats-Msg-Id"
 	// HeaderEvent is the action-item event: opened or closed.
 	HeaderEvent = "Ionix-Event"
+	// HeaderReopened, "true" on an opened event, says that IONIX had closed the item
+	// and detects it again (set by the poller); with resolve_on_close the consumer
+	// reopens its incident.
+	HeaderReopened = "Ionix-Reopened"
 
 	// HeaderDLQReason says why a message was dead-lettered.
 	HeaderDLQReason = "Ionix-Dlq-Reason"

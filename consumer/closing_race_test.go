@@ -1,0 +1,151 @@
+package consumer_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/servicenow"
+	"github.com/ionix/ionixsnow/servicenow/emulator"
+)
+
+// failOnce fails the first post whose record sets the incident state state ("" for
+// a plain post) with a transient error; with commit, ServiceNow takes the post first
+// and only its answer is lost.
+type failOnce struct {
+	inner  consumer.Importer
+	state  string
+	commit bool
+	done   *atomic.Bool
+}
+
+func (f failOnce) Import(ctx context.Context, rec map[string]string) (servicenow.Result, error) {
+	if rec["u_"+mapping.FieldState] == f.state && f.done.CompareAndSwap(false, true) {
+		if f.commit {
+			_, _ = f.inner.Import(ctx, rec)
+		}
+		return servicenow.Result{}, errUnavailable
+	}
+	return f.inner.Import(ctx, rec)
+}
+
+// closingRig runs one consumer with resolve_on_close whose first post setting state
+// fails (see failOnce).
+func closingRig(t *testing.T, filter mapping.Filter, fail failOnce) (*rig, *consumer.Consumer) {
+	t.Helper()
+	r := newRig(t, filter, emulator.Options{})
+	d := r.deps(r.topo.Consumer)
+	if fail.done != nil {
+		fail.inner = r.snow
+		d.Importer = fail
+	}
+	c := r.run(t, d, consumer.Options{Filter: filter, Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second})
+	return r, c
+}
+
+// TestClosingBeforeTheIncidentExists: the opened post fails once and goes back to the
+// stream; the closing behind it finds no incident. The closing is recorded, so the
+// retried opened event is superseded: no open incident for a closed finding.
+func TestClosingBeforeTheIncidentExists(t *testing.T) {
+	r, c := closingRig(t, mapping.Filter{}, failOnce{state: "", done: new(atomic.Bool)})
+	it := item("race-a", "Open RDP on gw.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	closed := it
+	closed.LastClosedAt = "2026-11-20T09:30:00Z"
+	r.publishNth(t, closed, ionix.EventClosed, 1)
+	waitFor(t, 15*time.Second, "the retried opened event", func() bool { return c.Stats().Received == 3 })
+	r.waitDrained(t)
+	for _, in := range r.sim.Incidents() {
+		if in.State != mapping.StateResolved {
+			t.Errorf("incident %s in state %q for an item closed in IONIX", in.Number, in.State)
+		}
+	}
+	if s := c.Stats(); s.Superseded != 1 || s.FilteredClosed != 1 {
+		t.Errorf("stats %+v: want the closing recorded without a post and the retried opened event superseded", s)
+	}
+}
+
+// TestReclosingWhileAReopeningIsRetried: the reopening fails once and goes back to
+// the stream; the next closing is posted meanwhile. The retried reopening must not
+// reopen the incident of an item IONIX closed again.
+func TestReclosingWhileAReopeningIsRetried(t *testing.T) {
+	r, c := closingRig(t, mapping.Filter{}, failOnce{state: mapping.StateInProgress, done: new(atomic.Bool)})
+	it := item("race-b", "Open VNC on desk.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	r.publishNth(t, it, ionix.EventClosed, 1)
+	waitFor(t, 10*time.Second, "the incident resolved", func() bool { return c.Stats().Resolved == 1 })
+	r.publishReopening(t, it, 2)
+	r.publishNth(t, it, ionix.EventClosed, 3)
+	waitFor(t, 15*time.Second, "the retried reopening", func() bool { return c.Stats().Received == 5 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
+		t.Errorf("incident state %q, want resolved (the item's last event is a closing)", in.State)
+	}
+}
+
+// TestReopeningAfterAClosingWhoseAnswerWasLost: ServiceNow resolves the incident but
+// its answer is lost; the reopening behind it is posted before the closing's retry.
+// The incident must end open, the retried closing superseded.
+func TestReopeningAfterAClosingWhoseAnswerWasLost(t *testing.T) {
+	r, c := closingRig(t, mapping.Filter{}, failOnce{state: mapping.StateResolved, commit: true, done: new(atomic.Bool)})
+	it := item("race-c", "Open SMB on files.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+	r.publishNth(t, it, ionix.EventClosed, 1)
+	r.publishReopening(t, it, 2)
+	waitFor(t, 15*time.Second, "the retried closing", func() bool { return c.Stats().Received == 4 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateInProgress {
+		t.Errorf("incident state %q, want In Progress (the item's last event is a reopening)", in.State)
+	}
+	if s := c.Stats(); s.Superseded != 1 || s.Reopened != 1 {
+		t.Errorf("stats %+v: want the reopening posted and the retried closing superseded", s)
+	}
+}
+
+// TestClosingBelowTheUrgencyThreshold: the closing carries the item's last fields,
+// whose urgency fell below the threshold after its incident was created; it still
+// resolves the incident.
+func TestClosingBelowTheUrgencyThreshold(t *testing.T) {
+	f := mapping.Filter{UrgencyThreshold: 7}
+	r, c := closingRig(t, f, failOnce{})
+	it := item("race-d", "Weak TLS on mail.example.com", "PKI", 8, "2026-09-01T10:00:00Z")
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+	low := it
+	low.Urgency = 6
+	r.publishNth(t, low, ionix.EventClosed, 1)
+	waitFor(t, 10*time.Second, "the closing", func() bool { return c.Stats().Received == 2 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
+		t.Errorf("incident state %q, want resolved", in.State)
+	}
+}
+
+// TestOldOpenedEventDoesNotReopenALegacyEntry: an entry written before the ledger
+// recorded stream sequences (StreamSeq 0) says resolved; the item's first opened
+// event, re-driven, updates the incident but does not reopen it (only a reopening
+// does).
+func TestOldOpenedEventDoesNotReopenALegacyEntry(t *testing.T) {
+	r, c := closingRig(t, mapping.Filter{}, failOnce{})
+	it := item("race-g", "Open FTP on ftp.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	r.publishNth(t, it, ionix.EventClosed, 1)
+	waitFor(t, 10*time.Second, "the incident resolved", func() bool { return c.Stats().Resolved == 1 })
+	l := consumer.NewLedger(r.topo.Tickets)
+	tk, _, _ := l.Get(context.Background(), it.ID)
+	tk.StreamSeq, tk.PostedBy = 0, "" // as written before stream_seq existed
+	if err := l.Put(context.Background(), it.ID, tk); err != nil {
+		t.Fatal(err)
+	}
+	r.copyAs(t, 1, consumer.HeaderRedrivenFrom)
+	waitFor(t, 10*time.Second, "the re-driven event", func() bool { return c.Stats().Received == 3 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
+		t.Errorf("incident state %q, want it to stay resolved", in.State)
+	}
+}
