@@ -52,7 +52,7 @@ func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jet
 // incident turned up meanwhile (another replica's post recorded between our read and
 // our write), the closing is posted after all.
 func (c *Consumer) closedWithoutIncident(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, item ionix.ActionItem, seq uint64, probe bool) bool {
-	closing := Ticket{Fingerprint: item.Fingerprint(), Status: StatusResolved, StreamSeq: seq, SentAt: c.now().UTC(), PostedBy: c.instance}
+	closing := Ticket{Fingerprint: item.Fingerprint(), Status: StatusResolved, StreamSeq: seq, Stream: c.stream, SentAt: c.now().UTC(), PostedBy: c.instance}
 	prev, found, written, err := c.d.Ledger.Record(ctx, item.ID, closing)
 	if err != nil {
 		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))

@@ -99,6 +99,8 @@ type Consumer struct {
 	now   func() time.Time
 	// instance tells this consumer's ledger entries from other replicas'.
 	instance string
+	// stream identifies the stream instance (Ticket.Stream); "" without Deps.Stream.
+	stream string
 }
 
 // New returns a consumer; it does nothing until Run.
@@ -122,7 +124,7 @@ func New(d Deps, o Options) (*Consumer, error) {
 	if d.Budget == nil {
 		d.Budget = Unlimited{}
 	}
-	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now, instance: newInstanceID()}
+	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now, instance: newInstanceID(), stream: streamInstance(d.Stream)}
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	return c, nil
 }

@@ -107,7 +107,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 // postedAlready acknowledges a redelivery of the message the ledger entry t records
 // as posted (in a replay: re-sent by this replay), and reports whether it did.
 func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, seq uint64) bool {
-	if t.StreamSeq != seq || c.o.Replay != nil && !c.replayed(t) {
+	if !t.records(c.stream, seq) || c.o.Replay != nil && !c.replayed(t) {
 		return false
 	}
 	c.stats.duplicates.Add(1)
@@ -124,7 +124,7 @@ func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg je
 // ledger's status, decides: the closing before it may still be in flight on another
 // replica, or may have reached ServiceNow without reaching the ledger.
 func (c *Consumer) reopens(msg jetstream.Msg, v ledgerView, seq uint64) bool {
-	if !c.o.ResolveOnClose || !v.found || !v.t.ticketed() || v.t.newerThan(seq) {
+	if !c.o.ResolveOnClose || !v.found || !v.t.ticketed() || v.t.newerThan(c.stream, seq) {
 		return false
 	}
 	h := msg.Headers()
@@ -163,7 +163,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log = log.With().Str("incident", res.Number).Logger()
 	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
-	t.StreamSeq, t.PostedBy = eventSeq(msg, meta), c.instance
+	t.StreamSeq, t.Stream, t.PostedBy = eventSeq(msg, meta), c.stream, c.instance
 	if t.Status == "" {
 		t.Status = res.Status
 	}
@@ -208,7 +208,7 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 // superseded acknowledges, without a post, a message older than the event the ledger
 // recorded for its item, and reports whether it did.
 func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t Ticket) bool {
-	if !t.newerThan(eventSeq(msg, meta)) {
+	if !t.newerThan(c.stream, eventSeq(msg, meta)) {
 		return false
 	}
 	c.stats.superseded.Add(1)

@@ -32,6 +32,11 @@ type Ticket struct {
 	// carries an older version of the item. Zero in entries written before it
 	// was recorded.
 	StreamSeq uint64 `json:"stream_seq,omitempty"`
+	// Stream names the stream instance StreamSeq counts in (its creation time): a
+	// stream deleted and created again counts from 1, and its events are not older
+	// than the entries of the one before. Empty in entries written before it was
+	// recorded, and for a consumer without its stream.
+	Stream string `json:"stream,omitempty"`
 	// PostedBy is the consumer instance that posted it (random per process): posts
 	// of one item by one instance never overlap.
 	PostedBy string `json:"posted_by,omitempty"`
@@ -53,8 +58,23 @@ func (t Ticket) state() string {
 // recorded before the item had one (no post made) does not.
 func (t Ticket) ticketed() bool { return t.SysID != "" || t.Number != "" }
 
-// newerThan reports whether the ticket records a later event than stream sequence seq.
-func (t Ticket) newerThan(seq uint64) bool { return t.StreamSeq > seq }
+// newerThan reports whether the ticket records a later event than sequence seq of the
+// stream instance stream. An entry of another stream instance is never newer.
+func (t Ticket) newerThan(stream string, seq uint64) bool {
+	return t.sameStream(stream) && t.StreamSeq > seq
+}
+
+// records reports whether the ticket records the event at sequence seq of the stream
+// instance stream.
+func (t Ticket) records(stream string, seq uint64) bool {
+	return t.sameStream(stream) && t.StreamSeq == seq
+}
+
+// sameStream reports whether the ticket's sequence counts in the stream instance
+// stream (true when either is unknown).
+func (t Ticket) sameStream(stream string) bool {
+	return t.Stream == "" || stream == "" || t.Stream == stream
+}
 
 // Ledger maps action item ids to their tickets in a key-value bucket.
 type Ledger struct {
@@ -130,7 +150,7 @@ func (l *Ledger) Record(ctx context.Context, id string, t Ticket) (prev Ticket, 
 			// An unreadable entry is replaced: the ledger only saves posts.
 			prev = Ticket{}
 		}
-		if prev.newerThan(t.StreamSeq) {
+		if prev.newerThan(t.Stream, t.StreamSeq) {
 			return prev, true, false, nil
 		}
 		_, err = l.kv.Update(ctx, key, b, e.Revision())

@@ -175,7 +175,7 @@ func (v ledgerView) changedTo(prev Ticket, started time.Time) bool {
 	if !v.read {
 		return overlapped(prev, started)
 	}
-	return !v.found || prev.StreamSeq != v.t.StreamSeq || prev.PostedBy != v.t.PostedBy ||
+	return !v.found || prev.StreamSeq != v.t.StreamSeq || prev.Stream != v.t.Stream || prev.PostedBy != v.t.PostedBy ||
 		prev.Status != v.t.Status || !prev.SentAt.Equal(v.t.SentAt)
 }
 
@@ -222,6 +222,18 @@ func (c *Consumer) requeue(ctx context.Context, seq, by uint64, reopen bool) err
 	}
 	c.stats.requeued.Add(1)
 	return nil
+}
+
+// streamInstance names the stream instance: its creation time ("" when unknown).
+func streamInstance(s jetstream.Stream) string {
+	if s == nil {
+		return ""
+	}
+	info := s.CachedInfo()
+	if info == nil || info.Created.IsZero() {
+		return ""
+	}
+	return info.Created.UTC().Format(time.RFC3339Nano)
 }
 
 // newInstanceID returns a random id for one consumer instance.
