@@ -50,15 +50,16 @@ func (c *Consumer) handleClosed(ctx context.Context, log zerolog.Logger, msg jet
 // closedWithoutIncident records the closing of an item the ledger knows no incident
 // of (never ticketed, or its opened event not posted yet) and acknowledges it. If an
 // incident turned up meanwhile (another replica's post recorded between our read and
-// our write), the closing is posted after all.
+// our write), its entry is left as it is and the closing is posted after all.
 func (c *Consumer) closedWithoutIncident(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, item ionix.ActionItem, seq uint64, probe bool) bool {
-	closing := Ticket{Fingerprint: item.Fingerprint(), Status: StatusResolved, StreamSeq: seq, Stream: c.stream, SentAt: c.now().UTC(), PostedBy: c.instance}
-	prev, found, written, err := c.d.Ledger.Record(ctx, item.ID, closing)
+	stream := c.streamID()
+	closing := Ticket{Fingerprint: item.Fingerprint(), Status: StatusResolved, StreamSeq: seq, Stream: stream, SentAt: c.now().UTC(), PostedBy: c.instance}
+	prev, found, written, err := c.d.Ledger.recordUnless(ctx, item.ID, closing, Ticket.ticketed)
 	if err != nil {
 		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
 		return false
 	}
-	if written && found && prev.ticketed() {
+	if !written && found && prev.ticketed() && !prev.newerThan(stream, seq) {
 		return c.postClosing(ctx, log, msg, meta, item, Ticket{Fingerprint: prev.Fingerprint, Status: StatusResolved}, ledgerView{read: true, found: true, t: prev}, probe)
 	}
 	c.stats.filteredClosed.Add(1)

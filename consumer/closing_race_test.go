@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
@@ -48,8 +50,10 @@ func closingRig(t *testing.T, filter mapping.Filter, fail failOnce) (*rig, *cons
 }
 
 // TestClosingBeforeTheIncidentExists: the opened post fails once and goes back to the
-// stream; the closing behind it finds no incident. The closing is recorded, so the
-// retried opened event is superseded: no open incident for a closed finding.
+// stream; the closing behind it finds no incident and is recorded without a post. The
+// retried opened event is superseded by it — and since its failed attempt might have
+// created the incident (an answer lost), it requeues the closing, whose post leaves a
+// resolved incident: never an open one for a closed finding.
 func TestClosingBeforeTheIncidentExists(t *testing.T) {
 	r, c := closingRig(t, mapping.Filter{}, failOnce{state: "", done: new(atomic.Bool)})
 	it := item("race-a", "Open RDP on gw.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
@@ -57,15 +61,15 @@ func TestClosingBeforeTheIncidentExists(t *testing.T) {
 	closed := it
 	closed.LastClosedAt = "2026-11-20T09:30:00Z"
 	r.publishNth(t, closed, ionix.EventClosed, 1)
-	waitFor(t, 15*time.Second, "the retried opened event", func() bool { return c.Stats().Received == 3 })
+	waitFor(t, 15*time.Second, "the closing's copy", func() bool { return c.Stats().Requeued == 1 && c.Stats().Received == 4 })
 	r.waitDrained(t)
 	for _, in := range r.sim.Incidents() {
 		if in.State != mapping.StateResolved {
 			t.Errorf("incident %s in state %q for an item closed in IONIX", in.Number, in.State)
 		}
 	}
-	if s := c.Stats(); s.Superseded != 1 || s.FilteredClosed != 1 {
-		t.Errorf("stats %+v: want the closing recorded without a post and the retried opened event superseded", s)
+	if s := c.Stats(); s.Superseded != 1 || s.FilteredClosed != 1 || s.Resolved != 1 {
+		t.Errorf("stats %+v: want the closing recorded without a post, the retried opened event superseded, the closing's copy posted", s)
 	}
 }
 
@@ -107,25 +111,6 @@ func TestReopeningAfterAClosingWhoseAnswerWasLost(t *testing.T) {
 	}
 }
 
-// TestClosingBelowTheUrgencyThreshold: the closing carries the item's last fields,
-// whose urgency fell below the threshold after its incident was created; it still
-// resolves the incident.
-func TestClosingBelowTheUrgencyThreshold(t *testing.T) {
-	f := mapping.Filter{UrgencyThreshold: 7}
-	r, c := closingRig(t, f, failOnce{})
-	it := item("race-d", "Weak TLS on mail.example.com", "PKI", 8, "2026-09-01T10:00:00Z")
-	r.publishNth(t, it, ionix.EventOpened, 0)
-	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
-	low := it
-	low.Urgency = 6
-	r.publishNth(t, low, ionix.EventClosed, 1)
-	waitFor(t, 10*time.Second, "the closing", func() bool { return c.Stats().Received == 2 })
-	r.waitDrained(t)
-	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
-		t.Errorf("incident state %q, want resolved", in.State)
-	}
-}
-
 // TestOldOpenedEventDoesNotReopenALegacyEntry: an entry written before the ledger
 // recorded stream sequences (StreamSeq 0) says resolved; the item's first opened
 // event, re-driven, updates the incident but does not reopen it (only a reopening
@@ -147,5 +132,93 @@ func TestOldOpenedEventDoesNotReopenALegacyEntry(t *testing.T) {
 	r.waitDrained(t)
 	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
 		t.Errorf("incident state %q, want it to stay resolved", in.State)
+	}
+}
+
+// TestClosingAfterAnOpenedPostWhoseAnswerWasLost: ServiceNow creates the incident
+// but its answer is lost; the closing behind it finds no ledger entry and is
+// recorded without a post. The retried opened event, superseded by it, requeues the
+// closing, which resolves the incident ServiceNow did create.
+func TestClosingAfterAnOpenedPostWhoseAnswerWasLost(t *testing.T) {
+	r, c := closingRig(t, mapping.Filter{}, failOnce{state: "", commit: true, done: new(atomic.Bool)})
+	it := item("race-e", "Open RDP on gw2.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	closed := it
+	closed.LastClosedAt = "2026-11-20T09:30:00Z"
+	r.publishNth(t, closed, ionix.EventClosed, 1)
+	waitFor(t, 15*time.Second, "the closing's copy", func() bool { return c.Stats().Requeued == 1 && c.Stats().Received == 4 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved || in.Inserts != 1 {
+		t.Errorf("incident %+v: want the one ServiceNow created, resolved", in)
+	}
+}
+
+// missOnceKV answers the next Get of the ledger "not found" once armed: a read taken
+// just before another replica recorded its post.
+type missOnceKV struct {
+	jetstream.KeyValue
+	armed *atomic.Bool
+}
+
+func (h missOnceKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if h.armed.CompareAndSwap(true, false) {
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return h.KeyValue.Get(ctx, key)
+}
+
+// TestClosingThatMissedTheIncidentKeepsItsTicket: the closing reads the ledger just
+// before the incident's entry appears, and its post then fails once. The entry must
+// survive (not be replaced by "closed without an incident"), so the retried closing
+// resolves the incident.
+func TestClosingThatMissedTheIncidentKeepsItsTicket(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	armed := new(atomic.Bool)
+	d := r.deps(r.topo.Consumer)
+	d.Ledger = consumer.NewLedger(missOnceKV{KeyValue: r.topo.Tickets, armed: armed})
+	d.Importer = failOnce{inner: r.snow, state: mapping.StateResolved, done: new(atomic.Bool)}
+	c := r.run(t, d, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second})
+	it := item("race-f", "Open VNC on desk2.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+	armed.Store(true)
+	r.publishNth(t, it, ionix.EventClosed, 1)
+	waitFor(t, 15*time.Second, "the retried closing", func() bool { return c.Stats().Resolved == 1 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
+		t.Errorf("incident state %q, want resolved", in.State)
+	}
+	if tk, _, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), it.ID); tk.Number == "" {
+		t.Errorf("ledger %+v lost the incident", tk)
+	}
+}
+
+// TestUrgencyBelowTheThresholdAfterTheIncident: the closing, then the reopening of
+// an item whose urgency fell below the threshold after its incident was created still
+// resolve and reopen that incident; a reopening of an item below the threshold that
+// never had one is filtered.
+func TestUrgencyBelowTheThresholdAfterTheIncident(t *testing.T) {
+	f := mapping.Filter{UrgencyThreshold: 7}
+	r, c := closingRig(t, f, failOnce{})
+	it := item("race-h", "Weak TLS on mail2.example.com", "PKI", 8, "2026-09-01T10:00:00Z")
+	low := it
+	low.Urgency = 6
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	r.publishNth(t, low, ionix.EventClosed, 1)
+	waitFor(t, 10*time.Second, "the incident resolved", func() bool { return c.Stats().Resolved == 1 })
+	r.publishReopening(t, low, 2)
+	waitFor(t, 10*time.Second, "the reopening", func() bool { return c.Stats().Received == 3 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateInProgress {
+		t.Errorf("incident state %q, want In Progress", in.State)
+	}
+	// An item below the threshold that never had an incident gets none from a reopening.
+	other := low
+	other.ID = "race-h2"
+	r.publishReopening(t, other, 0)
+	waitFor(t, 10*time.Second, "the other reopening", func() bool { return c.Stats().Received == 4 })
+	r.waitDrained(t)
+	if n := importsOf(r.sim, "ionix:race-h2"); n != 0 || c.Stats().FilteredUrgency != 1 {
+		t.Errorf("%d imports for an item below the threshold without an incident; stats %+v", n, c.Stats())
 	}
 }

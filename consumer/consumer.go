@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -99,8 +100,10 @@ type Consumer struct {
 	now   func() time.Time
 	// instance tells this consumer's ledger entries from other replicas'.
 	instance string
-	// stream identifies the stream instance (Ticket.Stream); "" without Deps.Stream.
-	stream string
+	// stream identifies the stream instance (Ticket.Stream, see streamID); read
+	// again after a failed pull and every streamRefresh.
+	stream       atomic.Pointer[string]
+	streamReadAt time.Time // fetch loop only
 }
 
 // New returns a consumer; it does nothing until Run.
@@ -124,7 +127,8 @@ func New(d Deps, o Options) (*Consumer, error) {
 	if d.Budget == nil {
 		d.Budget = Unlimited{}
 	}
-	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now, instance: newInstanceID(), stream: streamInstance(d.Stream)}
+	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now, instance: newInstanceID()}
+	c.setStream(streamInstance(d.Stream))
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	return c, nil
 }
@@ -163,6 +167,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
+		c.streamReadAt = time.Time{} // the stream may have been deleted and created again
 		wait := retry.NextBackOff()
 		c.d.Log.Warn().Err(err).Dur("retry_in", wait).Msg("pull failed; retrying")
 		sleep(ctx, wait)
@@ -198,6 +203,7 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 		return fmt.Errorf("budget: %w", err)
 	}
 	giveSlots(slots, free-granted)
+	c.refreshStream(ctx)
 	fctx, cancel := context.WithTimeout(ctx, c.o.FetchWait)
 	defer cancel()
 	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchContext(fctx))

@@ -35,13 +35,20 @@ func NewDeadLetters(js jetstream.JetStream, names topology.Names) *DeadLetters {
 // stream sequence seq. The dead letter's message id is derived from the stream and
 // sequence, so storing the same message twice (a crash before Term) keeps one copy.
 func (d *DeadLetters) Store(ctx context.Context, msg jetstream.Msg, seq uint64, reason string) error {
-	_, err := d.store(ctx, msg.Subject(), msg.Headers(), msg.Data(), seq, reason)
+	var storedAt time.Time
+	if meta, err := msg.Metadata(); err == nil {
+		storedAt = meta.Timestamp
+	}
+	_, err := d.store(ctx, msg.Subject(), msg.Headers(), msg.Data(), seq, storedAt, reason)
 	return err
 }
 
 // store publishes the dead letter of the message at stream sequence seq and reports
 // whether the dead-letter stream already held it.
-func (d *DeadLetters) store(ctx context.Context, subject string, header nats.Header, data []byte, seq uint64, reason string) (duplicate bool, err error) {
+// storedAt, when the message was stored in the main stream, tells this message from
+// one at the same sequence of an earlier instance of the stream (deleted and created
+// again).
+func (d *DeadLetters) store(ctx context.Context, subject string, header nats.Header, data []byte, seq uint64, storedAt time.Time, reason string) (duplicate bool, err error) {
 	reason = shortReason(reason)
 	dl := nats.NewMsg(d.names.DLQSubject(dlqToken(subject, d.names.SubjectPrefix)))
 	for k, vs := range header {
@@ -56,8 +63,12 @@ func (d *DeadLetters) store(ctx context.Context, subject string, header nats.Hea
 	dl.Header.Set(topology.HeaderDLQSubject, subject)
 	dl.Header.Set(topology.HeaderDLQStreamSeq, strconv.FormatUint(seq, 10))
 	dl.Header.Set(topology.HeaderDLQFailedAt, d.now().UTC().Format(time.RFC3339))
-	dl.Data = data
 	id := fmt.Sprintf("dlq:%s:%d", d.names.Stream, seq)
+	if !storedAt.IsZero() {
+		dl.Header.Set(topology.HeaderDLQStoredAt, storedAt.UTC().Format(time.RFC3339Nano))
+		id += ":" + strconv.FormatInt(storedAt.UnixNano(), 10)
+	}
+	dl.Data = data
 	ack, err := d.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id))
 	if err != nil {
 		return false, fmt.Errorf("store dead letter of sequence %d: %w", seq, err)

@@ -45,8 +45,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 	}
 	// The urgency filter applies to opened events only: an item's closing carries its
 	// last published fields, which may have fallen below the threshold after its
-	// incident was created.
-	if pass, reason := c.o.Filter.Allows(item); !pass && ev == ionix.EventOpened {
+	// incident was created; for the same reason a reopening of an item that has an
+	// incident passes.
+	if pass, reason := c.o.Filter.Allows(item); !pass && ev == ionix.EventOpened && !c.reopeningOfAnIncident(ctx, msg, item.ID) {
 		c.countFiltered(reason)
 		log.Debug().Str("reason", reason).Float64("urgency", item.Urgency).Str("category", item.Type).Msg("filtered")
 		c.ack(ctx, log, msg)
@@ -77,7 +78,18 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 			return false
 		}
 		view = ledgerView{read: true, found: found, t: t}
-		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint) && c.superseded(ctx, log, msg, meta, t) {
+		if found && !t.ticketed() && t.newerThan(c.streamID(), seq) && meta.NumDelivered > 1 {
+			// A closing was recorded while this event had no incident, but an earlier
+			// attempt of this event may have created one (its answer or its ledger
+			// write lost): the closing's copy resolves it, if it exists.
+			if err := c.requeue(ctx, t.StreamSeq, meta.Sequence.Stream, false); err != nil {
+				c.retryLater(ctx, log, msg, meta, err)
+				return false
+			}
+		}
+		// In a replay the same version is re-sent even behind a newer entry — not
+		// behind a closing recorded before the item had an incident.
+		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint || !t.ticketed()) && c.superseded(ctx, log, msg, meta, t) {
 			return false
 		}
 		// A redelivery of a message already posted (the ledger records its sequence)
@@ -107,13 +119,33 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 // postedAlready acknowledges a redelivery of the message the ledger entry t records
 // as posted (in a replay: re-sent by this replay), and reports whether it did.
 func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, seq uint64) bool {
-	if !t.records(c.stream, seq) || c.o.Replay != nil && !c.replayed(t) {
+	if !t.records(c.streamID(), seq) || c.o.Replay != nil && !c.replayed(t) {
 		return false
 	}
 	c.stats.duplicates.Add(1)
 	log.Info().Str("incident", t.Number).Msg("redelivery of an event already posted; acknowledging without a post")
 	c.ack(ctx, log, msg)
 	return true
+}
+
+// reopeningOfAnIncident reports whether, with resolve_on_close, the opened event is
+// marked as a reopening and the item has an incident (a ledger read error counts as
+// yes: the message goes on, and its ledger lookup retries it).
+func (c *Consumer) reopeningOfAnIncident(ctx context.Context, msg jetstream.Msg, id string) bool {
+	if !c.o.ResolveOnClose || !reopenMarked(msg) {
+		return false
+	}
+	t, found, err := c.d.Ledger.Get(ctx, id)
+	return err != nil || found && t.ticketed()
+}
+
+// reopenMarked reports whether the message is marked as a reopening: by the poller
+// (topology.HeaderReopened), or as the requeued copy of an event that must reopen
+// (HeaderRequeuedReopen).
+func reopenMarked(msg jetstream.Msg) bool {
+	h := msg.Headers()
+	return h.Get(topology.HeaderReopened) == "true" ||
+		h.Get(HeaderRequeuedFrom) != "" && h.Get(HeaderRequeuedReopen) == "true"
 }
 
 // reopens reports whether an opened event reopens its incident (with
@@ -124,12 +156,10 @@ func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg je
 // ledger's status, decides: the closing before it may still be in flight on another
 // replica, or may have reached ServiceNow without reaching the ledger.
 func (c *Consumer) reopens(msg jetstream.Msg, v ledgerView, seq uint64) bool {
-	if !c.o.ResolveOnClose || !v.found || !v.t.ticketed() || v.t.newerThan(c.stream, seq) {
+	if !c.o.ResolveOnClose || !v.found || !v.t.ticketed() || v.t.newerThan(c.streamID(), seq) {
 		return false
 	}
-	h := msg.Headers()
-	return h.Get(topology.HeaderReopened) == "true" ||
-		h.Get(HeaderRequeuedFrom) != "" && h.Get(HeaderRequeuedReopen) == "true"
+	return reopenMarked(msg)
 }
 
 // post sends the record and settles the message by the outcome: ledger and ack on
@@ -163,7 +193,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log = log.With().Str("incident", res.Number).Logger()
 	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
-	t.StreamSeq, t.Stream, t.PostedBy = eventSeq(msg, meta), c.stream, c.instance
+	t.StreamSeq, t.Stream, t.PostedBy = eventSeq(msg, meta), c.streamID(), c.instance
 	if t.Status == "" {
 		t.Status = res.Status
 	}
@@ -208,7 +238,7 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 // superseded acknowledges, without a post, a message older than the event the ledger
 // recorded for its item, and reports whether it did.
 func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t Ticket) bool {
-	if !t.newerThan(c.stream, eventSeq(msg, meta)) {
+	if !t.newerThan(c.streamID(), eventSeq(msg, meta)) {
 		return false
 	}
 	c.stats.superseded.Add(1)

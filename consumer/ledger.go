@@ -125,6 +125,11 @@ const maxRecordAttempts = 16
 // one request; replacing one costs four (nats.go's Create reads the key after the
 // failed write, then Get and Update).
 func (l *Ledger) Record(ctx context.Context, id string, t Ticket) (prev Ticket, found, written bool, err error) {
+	return l.recordUnless(ctx, id, t, nil)
+}
+
+// recordUnless is Record that also leaves alone an entry keep reports true for.
+func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep func(Ticket) bool) (prev Ticket, found, written bool, err error) {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return Ticket{}, false, false, fmt.Errorf("ledger entry of %q: %w", id, err)
@@ -150,7 +155,7 @@ func (l *Ledger) Record(ctx context.Context, id string, t Ticket) (prev Ticket, 
 			// An unreadable entry is replaced: the ledger only saves posts.
 			prev = Ticket{}
 		}
-		if prev.newerThan(t.Stream, t.StreamSeq) {
+		if prev.newerThan(t.Stream, t.StreamSeq) || keep != nil && keep(prev) {
 			return prev, true, false, nil
 		}
 		_, err = l.kv.Update(ctx, key, b, e.Revision())

@@ -65,7 +65,7 @@ func (c *Consumer) deadLetterExhausted(ctx context.Context, advisory []byte) {
 		return
 	}
 	reason := fmt.Sprintf("%s after %d deliveries (consumer.max_deliver): not acknowledged in time (consumer.ack_wait)", ReasonMaxDeliver, a.Deliveries)
-	dup, err := c.d.DeadLetters.store(ctx, raw.Subject, raw.Header, raw.Data, a.StreamSeq, reason)
+	dup, err := c.d.DeadLetters.store(ctx, raw.Subject, raw.Header, raw.Data, a.StreamSeq, raw.Time, reason)
 	if err != nil {
 		log.Error().Err(err).Str("reason", reason).Msg("could not store the dead letter of a message the server gave up on")
 		return

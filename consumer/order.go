@@ -224,6 +224,35 @@ func (c *Consumer) requeue(ctx context.Context, seq, by uint64, reopen bool) err
 	return nil
 }
 
+// streamRefresh is how often the fetch loop reads the stream instance again: a stream
+// deleted and created again while the consumer runs is noticed within it (sooner when
+// a pull fails).
+const streamRefresh = 30 * time.Second
+
+// streamID is the stream instance the consumer's messages come from ("" when unknown).
+func (c *Consumer) streamID() string {
+	if p := c.stream.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (c *Consumer) setStream(id string) { c.stream.Store(&id) }
+
+// refreshStream reads the stream instance again when streamRefresh has passed since
+// the last read (or a pull failed). Called by the fetch loop before each pull.
+func (c *Consumer) refreshStream(ctx context.Context) {
+	if c.d.Stream == nil || c.now().Sub(c.streamReadAt) < streamRefresh {
+		return
+	}
+	info, err := c.d.Stream.Info(ctx)
+	if err != nil || info.Created.IsZero() {
+		return // kept; read again before the next pull
+	}
+	c.streamReadAt = c.now()
+	c.setStream(info.Created.UTC().Format(time.RFC3339Nano))
+}
+
 // streamInstance names the stream instance: its creation time ("" when unknown).
 func streamInstance(s jetstream.Stream) string {
 	if s == nil {

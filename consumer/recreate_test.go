@@ -2,11 +2,14 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 	"github.com/ionix/ionixsnow/topology"
 )
@@ -17,32 +20,12 @@ import (
 // at a higher sequence of the stream before) and acknowledged unposted.
 func TestRecreatedStreamIsNotOlderThanTheLedger(t *testing.T) {
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
-	ctx := context.Background()
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond}
 	v1 := item("again-1", "Open Kibana on logs.example.com", "Cloud", 8, "2026-09-01T10:00:00Z")
 	r.publish(t, items("filler", 4)...)
 	r.publish(t, v1) // sequence 5
-	first, err := consumer.New(r.deps(r.topo.Consumer), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- first.Run(runCtx) }()
-	waitFor(t, 10*time.Second, "the first stream delivered", func() bool { return first.Stats().Created == 5 })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-
-	if err := r.js.DeleteStream(ctx, r.topo.Names.Stream); err != nil {
-		t.Fatal(err)
-	}
-	topo, err := topology.Ensure(ctx, r.js, topology.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.topo = topo
+	r.deliverOnce(t, r.deps(r.topo.Consumer), o, func(s consumer.Snapshot) bool { return s.Created == 5 })
+	r.recreateStream(t)
 	v2 := v1
 	v2.Title = "Open Kibana on logs.example.com (indices readable)"
 	r.publish(t, v2) // sequence 1 of the new stream
@@ -54,5 +37,121 @@ func TestRecreatedStreamIsNotOlderThanTheLedger(t *testing.T) {
 	}
 	if s := c.Stats(); s.Superseded != 0 || s.Updated != 1 {
 		t.Errorf("stats %+v: want the changed item posted, nothing superseded", s)
+	}
+}
+
+// recreateStream deletes the action-item stream and creates the topology again, as
+// the next process to start does; the rig then uses the new stream and consumer.
+func (r *rig) recreateStream(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.js.DeleteStream(ctx, r.topo.Names.Stream); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := topology.Ensure(ctx, r.js, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.topo = topo
+}
+
+// TestReplicaRunningThroughAStreamRecreation: a consumer that keeps running while the
+// stream is deleted and created again notices the new stream instance, and posts the
+// new stream's events.
+func TestReplicaRunningThroughAStreamRecreation(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
+	v1 := item("again-2", "Open Grafana on dash.example.com", "Cloud", 8, "2026-09-01T10:00:00Z")
+	r.publish(t, items("filler", 4)...)
+	r.publish(t, v1) // sequence 5
+	a := r.startWith(t, r.topo.Consumer, o)
+	waitFor(t, 10*time.Second, "the first stream delivered", func() bool { return a.Stats().Created == 5 })
+	r.recreateStream(t)
+	v2 := v1
+	v2.Title = "Open Grafana on dash.example.com (admin/admin)"
+	r.publish(t, v2) // sequence 1 of the new stream
+	waitFor(t, 20*time.Second, "the running consumer to take the changed item", func() bool { return a.Stats().Received == 6 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v2.Title {
+		t.Errorf("incident says %q, want %q; stats %+v", in.ShortDescription, v2.Title, a.Stats())
+	}
+}
+
+// rejectOnce makes ServiceNow reject the first post of one correlation id.
+type rejectOnce struct {
+	inner consumer.Importer
+	corr  string
+	done  *atomic.Bool
+}
+
+func (r rejectOnce) Import(ctx context.Context, rec map[string]string) (servicenow.Result, error) {
+	if rec["u_correlation_id"] == r.corr && r.done.CompareAndSwap(false, true) {
+		return servicenow.Result{}, fmt.Errorf("%w: 400 invalid row", servicenow.ErrRejected)
+	}
+	return r.inner.Import(ctx, rec)
+}
+
+// deliverOnce runs a consumer over the rig's current stream until done holds, then
+// stops it.
+func (r *rig) deliverOnce(t *testing.T, d consumer.Deps, o consumer.Options, done func(consumer.Snapshot) bool) consumer.Snapshot {
+	t.Helper()
+	c, err := consumer.New(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	go func() { ended <- c.Run(ctx) }()
+	waitFor(t, 10*time.Second, "the stream delivered", func() bool { return done(c.Stats()) })
+	stop()
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+	return c.Stats()
+}
+
+// TestDeadLettersAcrossAStreamRecreation: a message dead-lettered on the new stream at
+// a sequence the old stream's dead letter had is stored too (not dropped as a
+// duplicate), and the old dead letter, re-driven into the new stream, is a new event
+// there — it does not make later versions of its item look older.
+func TestDeadLettersAcrossAStreamRecreation(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	ctx := context.Background()
+	o := consumer.Options{Mapping: mapping.DefaultOptions(), FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
+	rejecting := func(id string) consumer.Deps {
+		d := r.deps(r.topo.Consumer)
+		d.Importer = rejectOnce{inner: r.snow, corr: "ionix:" + id, done: new(atomic.Bool)}
+		return d
+	}
+	v1 := item("again-3", "Open Kibana v1", "Cloud", 8, "2026-09-01T10:00:00Z")
+	r.publish(t, items("old", 4)...)
+	r.publish(t, v1) // sequence 5, rejected
+	r.deliverOnce(t, rejecting(v1.ID), o, func(s consumer.Snapshot) bool { return s.Received == 5 && s.DeadRejected == 1 })
+
+	r.recreateStream(t)
+	bad := item("again-4", "Rejected on the new stream", "Cloud", 8, "2026-09-01T10:00:00Z")
+	r.publish(t, items("new", 4)...)
+	r.publish(t, bad) // sequence 5 again, rejected
+	r.deliverOnce(t, rejecting(bad.ID), o, func(s consumer.Snapshot) bool { return s.Received == 5 && s.DeadRejected == 1 })
+	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	if n, err := dl.Count(ctx); err != nil || n != 2 {
+		t.Fatalf("%d dead letters (%v), want 2: the new stream's was dropped as a duplicate", n, err)
+	}
+
+	v2 := v1
+	v2.Title = "Open Kibana v2"
+	r.publish(t, v2) // sequence 6
+	c := r.startWith(t, r.topo.Consumer, o)
+	if _, err := dl.RedriveAll(ctx, nil); err != nil { // v1 (old sequence 5) and the other
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "v2 and the re-driven dead letters", func() bool { return c.Stats().Received == 3 })
+	v3 := v1
+	v3.Title = "Open Kibana v3"
+	r.publish(t, v3)
+	waitFor(t, 10*time.Second, "v3", func() bool { return c.Stats().Received == 4 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v3.Title {
+		t.Errorf("incident says %q, want the latest version %q; stats %+v", in.ShortDescription, v3.Title, c.Stats())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,18 +56,18 @@ type RedriveResult struct {
 // (without the dead-letter headers and Nats-* control headers) plus
 // Ionix-Redriven-From, and then deletes the dead letter.
 func (d *DeadLetters) Redrive(ctx context.Context, dlqSeq uint64) (RedriveResult, error) {
-	dlq, subjects, err := d.redriveTargets(ctx)
+	to, err := d.redriveTargets(ctx)
 	if err != nil {
 		return RedriveResult{DLQSeq: dlqSeq}, err
 	}
-	raw, err := dlq.GetMsg(ctx, dlqSeq)
+	raw, err := to.dlq.GetMsg(ctx, dlqSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return RedriveResult{DLQSeq: dlqSeq}, fmt.Errorf("sequence %d of %s: %w", dlqSeq, d.names.DLQStream, ErrDeadLetterNotFound)
 	}
 	if err != nil {
 		return RedriveResult{DLQSeq: dlqSeq}, fmt.Errorf("read dead letter %d: %w", dlqSeq, err)
 	}
-	return d.redrive(ctx, dlq, subjects, raw)
+	return d.redrive(ctx, to, raw)
 }
 
 // RedriveAll re-drives every dead letter the dead-letter stream holds when it is
@@ -76,11 +77,11 @@ func (d *DeadLetters) Redrive(ctx context.Context, dlqSeq uint64) (RedriveResult
 // rest go on; any other failure stops the run. progress, when not nil, is called
 // after each dead letter with the number handled so far and the number there were.
 func (d *DeadLetters) RedriveAll(ctx context.Context, progress func(done, total int)) (n int, err error) {
-	dlq, subjects, err := d.redriveTargets(ctx)
+	to, err := d.redriveTargets(ctx)
 	if err != nil {
 		return 0, err
 	}
-	info, err := dlq.Info(ctx)
+	info, err := to.dlq.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
 	}
@@ -89,7 +90,7 @@ func (d *DeadLetters) RedriveAll(ctx context.Context, progress func(done, total 
 	done := 0
 	for seq := info.State.FirstSeq; total > 0 && seq <= last; {
 		// The next dead letter at or after seq, over the gaps re-drives leave.
-		raw, err := dlq.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(d.names.DLQSubjectPrefix+".>"))
+		raw, err := to.dlq.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(d.names.DLQSubjectPrefix+".>"))
 		if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && raw.Sequence > last {
 			break
 		}
@@ -97,7 +98,7 @@ func (d *DeadLetters) RedriveAll(ctx context.Context, progress func(done, total 
 			return n, errors.Join(append(skipped, fmt.Errorf("read dead letter %d: %w", seq, err))...)
 		}
 		seq = raw.Sequence + 1
-		_, err = d.redrive(ctx, dlq, subjects, raw)
+		_, err = d.redrive(ctx, to, raw)
 		switch {
 		case err == nil:
 			n++
@@ -156,25 +157,35 @@ func (d *DeadLetters) dlqInfo(ctx context.Context) (*jetstream.StreamInfo, error
 	return info, nil
 }
 
-// redriveTargets returns the dead-letter stream and the subjects of the main stream.
-func (d *DeadLetters) redriveTargets(ctx context.Context) (jetstream.Stream, []string, error) {
+// redriveTarget is where dead letters go back to.
+type redriveTarget struct {
+	dlq      jetstream.Stream
+	subjects []string  // of the main stream
+	created  time.Time // the main stream's creation time
+}
+
+// redriveTargets returns the dead-letter stream and the main stream's subjects and
+// creation time.
+func (d *DeadLetters) redriveTargets(ctx context.Context) (redriveTarget, error) {
 	dlq, err := d.js.Stream(ctx, d.names.DLQStream)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
+		return redriveTarget{}, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
 	}
 	items, err := d.js.Stream(ctx, d.names.Stream)
 	if err != nil {
-		return nil, nil, fmt.Errorf("action-item stream %s: %w", d.names.Stream, err)
+		return redriveTarget{}, fmt.Errorf("action-item stream %s: %w", d.names.Stream, err)
 	}
-	subjects := items.CachedInfo().Config.Subjects
+	info := items.CachedInfo()
+	subjects := info.Config.Subjects
 	if len(subjects) == 0 {
 		subjects = []string{d.names.Stream} // a stream without subjects takes its name
 	}
-	return dlq, subjects, nil
+	return redriveTarget{dlq: dlq, subjects: subjects, created: info.Created}, nil
 }
 
 // redrive publishes the dead letter raw back to the main stream and deletes it.
-func (d *DeadLetters) redrive(ctx context.Context, dlq jetstream.Stream, subjects []string, raw *jetstream.RawStreamMsg) (RedriveResult, error) {
+func (d *DeadLetters) redrive(ctx context.Context, to redriveTarget, raw *jetstream.RawStreamMsg) (RedriveResult, error) {
+	dlq, subjects := to.dlq, to.subjects
 	res := RedriveResult{DLQSeq: raw.Sequence, Subject: raw.Header.Get(topology.HeaderDLQSubject)}
 	res.StreamSeq, _ = strconv.ParseUint(raw.Header.Get(topology.HeaderDLQStreamSeq), 10, 64)
 	if item, _ := ionix.Decode(raw.Data); item.ID != "" {
@@ -199,8 +210,15 @@ func (d *DeadLetters) redrive(ctx context.Context, dlq jetstream.Stream, subject
 		}
 	}
 	// A copy keeps the sequence of the message it copies (a dead letter that was
-	// itself re-driven or requeued is as old as its original).
-	if res.StreamSeq > 0 && m.Header.Get(HeaderRedrivenFrom) == "" && m.Header.Get(HeaderRequeuedFrom) == "" {
+	// itself re-driven or requeued is as old as its original) — unless that sequence
+	// counted in an earlier instance of the stream (deleted and created again since):
+	// then the copy is a new event, dated by its own sequence.
+	storedAt, err := time.Parse(time.RFC3339Nano, raw.Header.Get(topology.HeaderDLQStoredAt))
+	if err == nil && storedAt.Before(to.created) {
+		for _, h := range []string{HeaderRedrivenFrom, HeaderRequeuedFrom, HeaderRequeuedReopen} {
+			m.Header.Del(h)
+		}
+	} else if res.StreamSeq > 0 && m.Header.Get(HeaderRedrivenFrom) == "" && m.Header.Get(HeaderRequeuedFrom) == "" {
 		m.Header.Set(HeaderRedrivenFrom, strconv.FormatUint(res.StreamSeq, 10))
 	}
 	m.Data = raw.Data

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/ionix"
@@ -70,5 +71,35 @@ func TestMissingOnlyReplaySkipsClosingsOfPresentIncidents(t *testing.T) {
 	}
 	if n := r.sim.ImportCount() - before; n != 0 || p.Stats.Present != 2 {
 		t.Errorf("%d imports, stats %+v: want nothing re-sent, both events counted present", n, p.Stats)
+	}
+}
+
+// TestReplayCreatesNoIncidentForAnItemClosedBeforeIt: the ledger holds the closing of
+// an item recorded before the item had an incident (its opened post failed and the
+// closing came first); a --missing-only replay creates no incident for it.
+func TestReplayCreatesNoIncidentForAnItemClosedBeforeIt(t *testing.T) {
+	r := newRig(t)
+	it := item("rr-3", "Public S3 bucket, closed early")
+	pub := publisher.New(r.js, "")
+	for n, ev := range []ionix.Event{ionix.EventOpened, ionix.EventClosed} {
+		raw, _ := json.Marshal(it)
+		if _, err := pub.PublishEvent(context.Background(), raw, it, publisher.Publication{Event: ev, N: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := r.topo.Stream.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
+	if err := consumer.NewLedger(r.topo.Tickets).Put(context.Background(), it.ID, consumer.Ticket{
+		Fingerprint: it.Fingerprint(), Status: consumer.StatusResolved, StreamSeq: 2, Stream: stream, SentAt: time.Now().UTC(), PostedBy: "main",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	o := opts()
+	o.ResolveOnClose = true
+	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1, MissingOnly: true}, replay.Options{Consumer: o, Present: func(context.Context, string) (bool, error) { return false, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.sim.Incidents()); n != 0 {
+		t.Errorf("%d incident(s) after a replay of an item closed before it had one; stats %+v", n, p.Stats)
 	}
 }

@@ -19,4 +19,8 @@ const (
 	HeaderDLQStreamSeq = "Ionix-Dlq-Stream-Seq"
 	// HeaderDLQFailedAt is when the message was dead-lettered (RFC 3339).
 	HeaderDLQFailedAt = "Ionix-Dlq-Failed-At"
+	// HeaderDLQStoredAt is when the message was stored in the main stream (RFC 3339
+	// with nanoseconds): with the stream's creation time it tells whether its
+	// sequence counts in the stream as it is now.
+	HeaderDLQStoredAt = "Ionix-Dlq-Stored-At"
 )
