@@ -222,3 +222,24 @@ func TestUrgencyBelowTheThresholdAfterTheIncident(t *testing.T) {
 		t.Errorf("%d imports for an item below the threshold without an incident; stats %+v", n, c.Stats())
 	}
 }
+
+// TestReopeningBelowTheThresholdInOneBatch: opened (above the threshold), closed and
+// reopened (below it) fetched together, as after an outage: the reopening waits for
+// its turn before the filter asks the ledger whether the item has an incident, and
+// reopens it.
+func TestReopeningBelowTheThresholdInOneBatch(t *testing.T) {
+	f := mapping.Filter{UrgencyThreshold: 7}
+	r := newRig(t, f, emulator.Options{})
+	it := item("race-i", "Weak TLS on mail3.example.com", "PKI", 8, "2026-09-01T10:00:00Z")
+	low := it
+	low.Urgency = 6
+	r.publishNth(t, it, ionix.EventOpened, 0)
+	r.publishNth(t, low, ionix.EventClosed, 1)
+	r.publishReopening(t, low, 2)
+	c := r.startWith(t, r.topo.Consumer, consumer.Options{Filter: f, Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond})
+	waitFor(t, 10*time.Second, "the three events", func() bool { return c.Stats().Received == 3 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateInProgress {
+		t.Errorf("incident state %q, want In Progress; stats %+v", in.State, c.Stats())
+	}
+}

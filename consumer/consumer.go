@@ -101,9 +101,8 @@ type Consumer struct {
 	// instance tells this consumer's ledger entries from other replicas'.
 	instance string
 	// stream identifies the stream instance (Ticket.Stream, see streamID); read
-	// again after a failed pull and every streamRefresh.
-	stream       atomic.Pointer[string]
-	streamReadAt time.Time // fetch loop only
+	// again before each pull.
+	stream atomic.Pointer[string]
 }
 
 // New returns a consumer; it does nothing until Run.
@@ -167,7 +166,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		c.streamReadAt = time.Time{} // the stream may have been deleted and created again
 		wait := retry.NextBackOff()
 		c.d.Log.Warn().Err(err).Dur("retry_in", wait).Msg("pull failed; retrying")
 		sleep(ctx, wait)
@@ -204,6 +202,7 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 	}
 	giveSlots(slots, free-granted)
 	c.refreshStream(ctx)
+	stream := c.streamID() // the instance this pull's messages come from
 	fctx, cancel := context.WithTimeout(ctx, c.o.FetchWait)
 	defer cancel()
 	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchContext(fctx))
@@ -231,7 +230,7 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 			defer wg.Done()
 			defer giveSlots(slots, 1)
 			defer turn.done()
-			if !c.handle(work, msg, item, decodeErr, turn, probe) {
+			if !c.handle(work, msg, item, decodeErr, turn, probe, stream) {
 				// Not with work: cancelled at shutdown, it would keep the grant
 				// held until the window passes.
 				c.releaseGrant(context.Background(), grant, 1)

@@ -32,8 +32,10 @@ func NewDeadLetters(js jetstream.JetStream, names topology.Names) *DeadLetters {
 }
 
 // Store publishes a dead letter for msg, which was delivered from the main stream at
-// stream sequence seq. The dead letter's message id is derived from the stream and
-// sequence, so storing the same message twice (a crash before Term) keeps one copy.
+// stream sequence seq. The dead letter's message id is derived from the stream, the
+// sequence and the time the message was stored (which tells it from a message at the
+// same sequence of an earlier instance of the stream), so storing the same message
+// twice (a crash before Term, or the max-deliveries advisory too) keeps one copy.
 func (d *DeadLetters) Store(ctx context.Context, msg jetstream.Msg, seq uint64, reason string) error {
 	var storedAt time.Time
 	if meta, err := msg.Metadata(); err == nil {

@@ -20,7 +20,8 @@ import (
 
 // handle decides the fate of one message and reports whether it spent a send grant
 // (made an import request). Posts of one item wait for their turn (the caller ends it).
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool) (posted bool) {
+// stream is the stream instance the message was fetched from (see streamID).
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool, stream string) (posted bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.d.Log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminating it")
@@ -45,13 +46,12 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 	}
 	// The urgency filter applies to opened events only: an item's closing carries its
 	// last published fields, which may have fallen below the threshold after its
-	// incident was created; for the same reason a reopening of an item that has an
-	// incident passes.
-	if pass, reason := c.o.Filter.Allows(item); !pass && ev == ionix.EventOpened && !c.reopeningOfAnIncident(ctx, msg, item.ID) {
-		c.countFiltered(reason)
-		log.Debug().Str("reason", reason).Float64("urgency", item.Urgency).Str("category", item.Type).Msg("filtered")
-		c.ack(ctx, log, msg)
-		return false
+	// incident was created. For the same reason a reopening (with resolve_on_close)
+	// is filtered only once the ledger says its item has no incident — read in its
+	// turn, after the posts of the item's earlier events.
+	pass, reason := c.o.Filter.Allows(item)
+	if !pass && ev == ionix.EventOpened && !(c.o.ResolveOnClose && reopenMarked(msg)) {
+		return c.filtered(ctx, log, msg, item, reason)
 	}
 	waited, err := turn.wait(ctx, func() { _ = msg.InProgress() }, c.o.AckWait/3)
 	if err != nil { // shutting down
@@ -59,11 +59,11 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		return false
 	}
 	if ev == ionix.EventClosed {
-		return c.handleClosed(ctx, log, msg, meta, item, probe)
+		return c.handleClosed(ctx, log, msg, meta, item, probe, eventAt{seq: eventSeq(msg, meta), stream: stream})
 	}
 
 	fingerprint := item.Fingerprint()
-	seq := eventSeq(msg, meta)
+	at := eventAt{seq: eventSeq(msg, meta), stream: stream}
 	requeued := headerSeq(msg, HeaderRequeuedFrom) != 0
 	// A first delivery cannot be in the ledger under this fingerprint unless the same
 	// item was published again after the duplicate window; coalesce makes that post
@@ -78,7 +78,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 			return false
 		}
 		view = ledgerView{read: true, found: found, t: t}
-		if found && !t.ticketed() && t.newerThan(c.streamID(), seq) && meta.NumDelivered > 1 {
+		if !pass && !(found && t.ticketed()) {
+			return c.filtered(ctx, log, msg, item, reason)
+		}
+		if c.o.ResolveOnClose && found && !t.ticketed() && t.newerThan(at) && meta.NumDelivered > 1 {
 			// A closing was recorded while this event had no incident, but an earlier
 			// attempt of this event may have created one (its answer or its ledger
 			// write lost): the closing's copy resolves it, if it exists.
@@ -89,7 +92,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		}
 		// In a replay the same version is re-sent even behind a newer entry — not
 		// behind a closing recorded before the item had an incident.
-		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint || !t.ticketed()) && c.superseded(ctx, log, msg, meta, t) {
+		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint || !t.ticketed()) && c.superseded(ctx, log, msg, t, at) {
 			return false
 		}
 		// A redelivery of a message already posted (the ledger records its sequence)
@@ -97,29 +100,38 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		// the item published again, or reopened — and is posted (coalesce makes it
 		// an update). A requeued copy is posted again whatever the ledger says: that
 		// is its purpose.
-		if !requeued && found && t.Fingerprint == fingerprint && c.postedAlready(ctx, log, msg, t, seq) {
+		if !requeued && found && t.Fingerprint == fingerprint && c.postedAlready(ctx, log, msg, t, at) {
 			return false
 		}
 	}
 	if present, ok := c.present(ctx, log, msg, meta, item.ID); present || !ok {
 		return false
 	}
-	if c.reopens(msg, view, seq) {
+	if c.reopens(msg, view, at) {
 		record := mapping.ReopeningRecord(item, c.o.Mapping, time.Time{})
-		return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint, Status: StatusReopened}, view, probe)
+		return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint, Status: StatusReopened}, at, view, probe)
 	}
 	record, err := mapping.ToRecord(item, c.o.Mapping)
 	if err != nil {
 		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "cannot map action item: "+err.Error())
 		return false
 	}
-	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint}, view, probe)
+	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint}, at, view, probe)
+}
+
+// filtered acknowledges an item a filter leaves out, counted by reason; it reports
+// false (no send).
+func (c *Consumer) filtered(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, item ionix.ActionItem, reason string) bool {
+	c.countFiltered(reason)
+	log.Debug().Str("reason", reason).Float64("urgency", item.Urgency).Str("category", item.Type).Msg("filtered")
+	c.ack(ctx, log, msg)
+	return false
 }
 
 // postedAlready acknowledges a redelivery of the message the ledger entry t records
 // as posted (in a replay: re-sent by this replay), and reports whether it did.
-func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, seq uint64) bool {
-	if !t.records(c.streamID(), seq) || c.o.Replay != nil && !c.replayed(t) {
+func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, at eventAt) bool {
+	if !t.records(at) || c.o.Replay != nil && !c.replayed(t) {
 		return false
 	}
 	c.stats.duplicates.Add(1)
@@ -133,7 +145,8 @@ func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg je
 // While sending is paused only the probe is sent; other messages fetched before the
 // pause go back to the stream unsent. It reports whether a request was made.
 // view is what the ledger held when the post was decided, if it was read.
-func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, view ledgerView, probe bool) (sent bool) {
+// The ledger records the post as the event at.
+func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, at eventAt, view ledgerView, probe bool) (sent bool) {
 	if !probe && c.brk.isOpen() {
 		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
 		c.nakLater(log, msg, meta, nil)
@@ -159,7 +172,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	}
 	log = log.With().Str("incident", res.Number).Logger()
 	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
-	t.StreamSeq, t.Stream, t.PostedBy = eventSeq(msg, meta), c.streamID(), c.instance
+	t.StreamSeq, t.Stream, t.PostedBy = at.seq, at.stream, c.instance
 	if t.Status == "" {
 		t.Status = res.Status
 	}
@@ -203,8 +216,8 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 
 // superseded acknowledges, without a post, a message older than the event the ledger
 // recorded for its item, and reports whether it did.
-func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t Ticket) bool {
-	if !t.newerThan(c.streamID(), eventSeq(msg, meta)) {
+func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, at eventAt) bool {
+	if !t.newerThan(at) {
 		return false
 	}
 	c.stats.superseded.Add(1)

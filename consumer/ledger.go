@@ -58,16 +58,22 @@ func (t Ticket) state() string {
 // recorded before the item had one (no post made) does not.
 func (t Ticket) ticketed() bool { return t.SysID != "" || t.Number != "" }
 
-// newerThan reports whether the ticket records a later event than sequence seq of the
-// stream instance stream. An entry of another stream instance is never newer.
-func (t Ticket) newerThan(stream string, seq uint64) bool {
-	return t.sameStream(stream) && t.StreamSeq > seq
+// eventAt dates an event: its sequence (for a copy, its original's) in the stream
+// instance the message was fetched from.
+type eventAt struct {
+	seq    uint64
+	stream string
 }
 
-// records reports whether the ticket records the event at sequence seq of the stream
-// instance stream.
-func (t Ticket) records(stream string, seq uint64) bool {
-	return t.sameStream(stream) && t.StreamSeq == seq
+// newerThan reports whether the ticket records a later event than at. An entry of
+// another stream instance is never newer.
+func (t Ticket) newerThan(at eventAt) bool {
+	return t.sameStream(at.stream) && t.StreamSeq > at.seq
+}
+
+// records reports whether the ticket records the event at.
+func (t Ticket) records(at eventAt) bool {
+	return t.sameStream(at.stream) && t.StreamSeq == at.seq
 }
 
 // sameStream reports whether the ticket's sequence counts in the stream instance
@@ -155,7 +161,7 @@ func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep fun
 			// An unreadable entry is replaced: the ledger only saves posts.
 			prev = Ticket{}
 		}
-		if prev.newerThan(t.Stream, t.StreamSeq) || keep != nil && keep(prev) {
+		if prev.newerThan(eventAt{seq: t.StreamSeq, stream: t.Stream}) || keep != nil && keep(prev) {
 			return prev, true, false, nil
 		}
 		_, err = l.kv.Update(ctx, key, b, e.Revision())

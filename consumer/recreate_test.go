@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,5 +154,113 @@ func TestDeadLettersAcrossAStreamRecreation(t *testing.T) {
 	r.waitDrained(t)
 	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v3.Title {
 		t.Errorf("incident says %q, want the latest version %q; stats %+v", in.ShortDescription, v3.Title, c.Stats())
+	}
+}
+
+// gatedBudget grants everything, except while closed: then AcquireGrant waits until
+// it is opened again.
+type gatedBudget struct {
+	consumer.Unlimited
+	mu      sync.Mutex
+	gate    chan struct{} // nil: open
+	waiting atomic.Bool
+}
+
+func (g *gatedBudget) close() { g.mu.Lock(); g.gate = make(chan struct{}); g.mu.Unlock() }
+func (g *gatedBudget) open()  { g.mu.Lock(); close(g.gate); g.gate = nil; g.mu.Unlock() }
+
+func (g *gatedBudget) AcquireGrant(ctx context.Context, want int) (consumer.Grant, error) {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		g.waiting.Store(true)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return consumer.Grant{}, ctx.Err()
+		}
+	}
+	return g.Unlimited.AcquireGrant(ctx, want)
+}
+
+// TestStreamRecreatedWhileWaitingForBudget: the fetch loop waits for budget (no pull
+// outstanding, so none fails) while the stream is deleted and created again; the
+// stream's new instance is read before the next pull, and the new stream's events are
+// posted.
+func TestStreamRecreatedWhileWaitingForBudget(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
+	budget := &gatedBudget{}
+	d := r.deps(r.topo.Consumer)
+	d.Budget = budget
+	v1 := item("again-5", "Open Grafana v1", "Cloud", 8, "2026-09-01T10:00:00Z")
+	r.publish(t, items("filler", 4)...)
+	r.publish(t, v1) // sequence 5
+	c := r.run(t, d, o)
+	waitFor(t, 10*time.Second, "the first stream delivered", func() bool { return c.Stats().Created == 5 })
+	budget.close()
+	waitFor(t, 5*time.Second, "the fetch loop to wait for budget", budget.waiting.Load)
+	r.recreateStream(t)
+	v2 := v1
+	v2.Title = "Open Grafana v2"
+	r.publish(t, v2) // sequence 1 of the new stream
+	budget.open()
+	waitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v2.Title {
+		t.Errorf("incident says %q, want %q; stats %+v", in.ShortDescription, v2.Title, c.Stats())
+	}
+}
+
+// heldImporter holds the first post of one correlation id until release is closed.
+type heldImporter struct {
+	inner   consumer.Importer
+	corr    string
+	release chan struct{}
+	started *atomic.Bool
+}
+
+func (h heldImporter) Import(ctx context.Context, rec map[string]string) (servicenow.Result, error) {
+	if rec["u_correlation_id"] == h.corr && h.started.CompareAndSwap(false, true) {
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return servicenow.Result{}, ctx.Err()
+		}
+	}
+	return h.inner.Import(ctx, rec)
+}
+
+// TestPostInFlightThroughAStreamRecreation: a post of the old stream's message is in
+// flight while the stream is deleted and created again and the consumer moves to the
+// new instance; the ledger records the post under the old instance, so the new
+// stream's events of the item (at lower sequences) are not taken for older.
+func TestPostInFlightThroughAStreamRecreation(t *testing.T) {
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	ctx := context.Background()
+	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
+	v1 := item("again-6", "Open Kibana v1", "Cloud", 8, "2026-09-01T10:00:00Z")
+	release, started := make(chan struct{}), new(atomic.Bool)
+	d := r.deps(r.topo.Consumer)
+	d.Importer = heldImporter{inner: r.snow, corr: "ionix:" + v1.ID, release: release, started: started}
+	r.publish(t, items("filler", 4)...)
+	r.publish(t, v1) // sequence 5
+	c := r.run(t, d, o)
+	waitFor(t, 10*time.Second, "v1 in flight", started.Load)
+	r.recreateStream(t)
+	waitFor(t, 10*time.Second, "the consumer pulling from the new stream", func() bool {
+		info, err := r.topo.Consumer.Info(ctx)
+		return err == nil && info.NumWaiting > 0
+	})
+	close(release)
+	waitFor(t, 10*time.Second, "v1 recorded", func() bool { return c.Stats().Created == 5 })
+	v2 := v1
+	v2.Title = "Open Kibana v2"
+	r.publish(t, v2) // sequence 1 of the new stream
+	waitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
+	r.waitDrained(t)
+	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v2.Title {
+		t.Errorf("incident says %q, want %q; stats %+v", in.ShortDescription, v2.Title, c.Stats())
 	}
 }
