@@ -244,18 +244,22 @@ func (c *Consumer) refreshStream(ctx context.Context) {
 		return
 	}
 	info, err := c.d.Stream.Info(ctx)
-	if err != nil || info.Created.IsZero() {
-		return
+	if id := instanceOf(info); err == nil && id != "" {
+		c.setStream(id)
 	}
-	c.setStream(info.Created.UTC().Format(time.RFC3339Nano))
 }
 
-// streamInstance names the stream instance: its creation time ("" when unknown).
+// streamInstance names the stream instance from the stream's cached info ("" when
+// unknown).
 func streamInstance(s jetstream.Stream) string {
 	if s == nil {
 		return ""
 	}
-	info := s.CachedInfo()
+	return instanceOf(s.CachedInfo())
+}
+
+// instanceOf names a stream instance: its creation time ("" when unknown).
+func instanceOf(info *jetstream.StreamInfo) string {
 	if info == nil || info.Created.IsZero() {
 		return ""
 	}
