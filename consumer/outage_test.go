@@ -141,6 +141,18 @@ func (r *rig) deps(cons jetstream.Consumer) consumer.Deps {
 // run runs a consumer over d until the test ends.
 func (r *rig) run(t *testing.T, d consumer.Deps, o consumer.Options) *consumer.Consumer {
 	t.Helper()
+	c, stop := r.launch(t, d, o)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return c
+}
+
+// launch runs a consumer over d until stop, which returns Run's error.
+func (r *rig) launch(t *testing.T, d consumer.Deps, o consumer.Options) (c *consumer.Consumer, stop func() error) {
+	t.Helper()
 	c, err := consumer.New(d, o)
 	if err != nil {
 		t.Fatal(err)
@@ -148,11 +160,5 @@ func (r *rig) run(t *testing.T, d consumer.Deps, o consumer.Options) *consumer.C
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return c
+	return c, func() error { cancel(); return <-done }
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -23,8 +24,7 @@ func TestRecreatedStreamIsNotOlderThanTheLedger(t *testing.T) {
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond}
 	v1 := item("again-1", "Open Kibana on logs.example.com", "Cloud", 8, "2026-09-01T10:00:00Z")
-	r.publish(t, items("filler", 4)...)
-	r.publish(t, v1) // sequence 5
+	r.publishFifth(t, v1)
 	r.deliverOnce(t, r.deps(r.topo.Consumer), o, func(s consumer.Snapshot) bool { return s.Created == 5 })
 	r.recreateStream(t)
 	v2 := v1
@@ -33,11 +33,26 @@ func TestRecreatedStreamIsNotOlderThanTheLedger(t *testing.T) {
 	c := r.startWith(t, r.topo.Consumer, o)
 	waitFor(t, 10*time.Second, "the changed item", func() bool { return c.Stats().Received == 1 })
 	r.waitDrained(t)
-	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v2.Title {
-		t.Errorf("incident says %q, want the version published on the new stream %q", in.ShortDescription, v2.Title)
-	}
+	r.wantTitle(t, v1.ID, v2.Title, c.Stats())
 	if s := c.Stats(); s.Superseded != 0 || s.Updated != 1 {
 		t.Errorf("stats %+v: want the changed item posted, nothing superseded", s)
+	}
+}
+
+// publishFifth publishes four other items and then it: at sequence 5 of a fresh
+// stream, above the sequences the item's later versions get on a recreated one.
+func (r *rig) publishFifth(t *testing.T, it ionix.ActionItem) {
+	t.Helper()
+	r.publish(t, items("filler", 4)...)
+	r.publish(t, it)
+}
+
+// wantTitle checks that the item's incident carries the title of the version that
+// should have reached it last.
+func (r *rig) wantTitle(t *testing.T, id, title string, stats consumer.Snapshot) {
+	t.Helper()
+	if in := incidentOf(t, r.sim, id); in.ShortDescription != title {
+		t.Errorf("incident says %q, want the latest version %q; stats %+v", in.ShortDescription, title, stats)
 	}
 }
 
@@ -63,8 +78,7 @@ func TestReplicaRunningThroughAStreamRecreation(t *testing.T) {
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
 	v1 := item("again-2", "Open Grafana on dash.example.com", "Cloud", 8, "2026-09-01T10:00:00Z")
-	r.publish(t, items("filler", 4)...)
-	r.publish(t, v1) // sequence 5
+	r.publishFifth(t, v1)
 	a := r.startWith(t, r.topo.Consumer, o)
 	waitFor(t, 10*time.Second, "the first stream delivered", func() bool { return a.Stats().Created == 5 })
 	r.recreateStream(t)
@@ -73,9 +87,7 @@ func TestReplicaRunningThroughAStreamRecreation(t *testing.T) {
 	r.publish(t, v2) // sequence 1 of the new stream
 	waitFor(t, 20*time.Second, "the running consumer to take the changed item", func() bool { return a.Stats().Received == 6 })
 	r.waitDrained(t)
-	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v2.Title {
-		t.Errorf("incident says %q, want %q; stats %+v", in.ShortDescription, v2.Title, a.Stats())
-	}
+	r.wantTitle(t, v1.ID, v2.Title, a.Stats())
 }
 
 // rejectOnce makes ServiceNow reject the first post of one correlation id.
@@ -96,16 +108,9 @@ func (r rejectOnce) Import(ctx context.Context, rec map[string]string) (servicen
 // stops it.
 func (r *rig) deliverOnce(t *testing.T, d consumer.Deps, o consumer.Options, done func(consumer.Snapshot) bool) consumer.Snapshot {
 	t.Helper()
-	c, err := consumer.New(d, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	ended := make(chan error, 1)
-	go func() { ended <- c.Run(ctx) }()
+	c, stop := r.launch(t, d, o)
 	waitFor(t, 10*time.Second, "the stream delivered", func() bool { return done(c.Stats()) })
-	stop()
-	if err := <-ended; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	return c.Stats()
@@ -152,9 +157,7 @@ func TestDeadLettersAcrossAStreamRecreation(t *testing.T) {
 	r.publish(t, v3)
 	waitFor(t, 10*time.Second, "v3", func() bool { return c.Stats().Received == 4 })
 	r.waitDrained(t)
-	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v3.Title {
-		t.Errorf("incident says %q, want the latest version %q; stats %+v", in.ShortDescription, v3.Title, c.Stats())
-	}
+	r.wantTitle(t, v1.ID, v3.Title, c.Stats())
 }
 
 // gatedBudget grants everything, except while closed: then AcquireGrant waits until
@@ -195,8 +198,7 @@ func TestStreamRecreatedWhileWaitingForBudget(t *testing.T) {
 	d := r.deps(r.topo.Consumer)
 	d.Budget = budget
 	v1 := item("again-5", "Open Grafana v1", "Cloud", 8, "2026-09-01T10:00:00Z")
-	r.publish(t, items("filler", 4)...)
-	r.publish(t, v1) // sequence 5
+	r.publishFifth(t, v1)
 	c := r.run(t, d, o)
 	waitFor(t, 10*time.Second, "the first stream delivered", func() bool { return c.Stats().Created == 5 })
 	budget.close()
@@ -208,9 +210,7 @@ func TestStreamRecreatedWhileWaitingForBudget(t *testing.T) {
 	budget.open()
 	waitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
 	r.waitDrained(t)
-	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v2.Title {
-		t.Errorf("incident says %q, want %q; stats %+v", in.ShortDescription, v2.Title, c.Stats())
-	}
+	r.wantTitle(t, v1.ID, v2.Title, c.Stats())
 }
 
 // heldImporter holds the first post of one correlation id until release is closed.
@@ -244,8 +244,7 @@ func TestPostInFlightThroughAStreamRecreation(t *testing.T) {
 	release, started := make(chan struct{}), new(atomic.Bool)
 	d := r.deps(r.topo.Consumer)
 	d.Importer = heldImporter{inner: r.snow, corr: "ionix:" + v1.ID, release: release, started: started}
-	r.publish(t, items("filler", 4)...)
-	r.publish(t, v1) // sequence 5
+	r.publishFifth(t, v1)
 	c := r.run(t, d, o)
 	waitFor(t, 10*time.Second, "v1 in flight", started.Load)
 	r.recreateStream(t)
@@ -260,7 +259,5 @@ func TestPostInFlightThroughAStreamRecreation(t *testing.T) {
 	r.publish(t, v2) // sequence 1 of the new stream
 	waitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
 	r.waitDrained(t)
-	if in := incidentOf(t, r.sim, v1.ID); in.ShortDescription != v2.Title {
-		t.Errorf("incident says %q, want %q; stats %+v", in.ShortDescription, v2.Title, c.Stats())
-	}
+	r.wantTitle(t, v1.ID, v2.Title, c.Stats())
 }
