@@ -117,17 +117,18 @@ func (p *Poller) opened(ctx context.Context, res *PollResult, raw json.RawMessag
 	if err != nil {
 		return err
 	}
+	reopened := found && prev.State == SeenClosed
 	count := &res.New
 	switch {
 	case found && prev.State == SeenOpen && prev.Fingerprint == fp:
 		res.Unchanged++
 		return nil
-	case found && prev.State == SeenClosed:
+	case reopened:
 		count = &res.Reopened
 	case found:
 		count = &res.Changed
 	}
-	pub := Publication{Event: ionix.EventOpened, N: next(prev, found), Reopened: count == &res.Reopened}
+	pub := Publication{Event: ionix.EventOpened, N: next(prev, found), Reopened: reopened}
 	if err := p.publish(ctx, raw, item, pub); err != nil {
 		return err
 	}
