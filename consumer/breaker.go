@@ -25,6 +25,7 @@ const tripAfter = 3
 type breaker struct {
 	mu        sync.Mutex
 	open      bool
+	halted    bool // open for good: a coalesce failure (halt), no probes
 	failures  int
 	class     servicenow.Class
 	cause     error
@@ -74,6 +75,9 @@ func (b *breaker) record(err error, started time.Time) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.halted {
+		return // only a restart (after the fix) ends a halt
+	}
 	if b.open && class != servicenow.ClassSuccess && class != servicenow.ClassPermanent && started.Before(b.since) {
 		// A post that was already in flight when sending paused failed like the
 		// ones that paused it: not a probe, so it does not move the next probe.
@@ -122,15 +126,41 @@ func (b *breaker) record(err error, started time.Time) {
 	ev.Err(err).Str("class", class.String()).Time("next_probe_at", b.openUntil).Msg(msg)
 }
 
+// halt stops all sending for good: a probe would risk the very damage that caused
+// it (a coalesce failure makes every re-post a new incident). Only a new process,
+// started after the fix, sends again.
+func (b *breaker) halt(cause error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.halted {
+		return
+	}
+	now := b.now()
+	if !b.open {
+		b.since = now
+	}
+	b.open, b.halted, b.class, b.cause, b.openUntil = true, true, servicenow.ClassConfiguration, cause, time.Time{}
+	ev := b.log.Error().Err(cause)
+	var se *servicenow.Error
+	if errors.As(cause, &se) && se.Fix != "" {
+		ev = ev.Str("fix", se.Fix)
+	}
+	ev.Msg("sending halted: ServiceNow's configuration makes every re-post a new incident; fix it and restart")
+}
+
 // admit blocks while the breaker is open and returns how many messages the fetch
 // loop may take: want when closed, 1 (a probe) once the open interval has passed.
 func (b *breaker) admit(ctx context.Context, want int) (int, error) {
 	for {
 		b.mu.Lock()
-		open, until := b.open, b.openUntil
+		open, halted, until := b.open, b.halted, b.openUntil
 		b.mu.Unlock()
 		if !open {
 			return want, nil
+		}
+		if halted {
+			<-ctx.Done()
+			return 0, ctx.Err()
 		}
 		wait := until.Sub(b.now())
 		if wait <= 0 {

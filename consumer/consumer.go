@@ -87,14 +87,22 @@ type Deps struct {
 	// an older one may have overtaken cannot be requeued, and messages the server
 	// gives up on (MaxDeliver) are not dead-lettered from its advisories.
 	Stream jetstream.Stream
-	Log    zerolog.Logger
+	// Incidents, optional, reads ServiceNow's incidents (Table API): when an import
+	// makes a second incident for an item, it tells a coalesce failure (sending
+	// halts) from an incident deleted in ServiceNow. Without it every second
+	// incident halts sending.
+	Incidents IncidentFinder
+	// Stats, optional, are the counters to count in: a consumer built again over a
+	// new connection keeps counting where the one before stopped.
+	Stats *Stats
+	Log   zerolog.Logger
 }
 
 // Consumer pulls action-item events and turns them into ServiceNow incidents.
 type Consumer struct {
 	d     Deps
 	o     Options
-	stats Stats
+	stats *Stats
 	brk   *breaker
 	locks idLocks
 	now   func() time.Time
@@ -126,7 +134,10 @@ func New(d Deps, o Options) (*Consumer, error) {
 	if d.Budget == nil {
 		d.Budget = Unlimited{}
 	}
-	c := &Consumer{d: d, o: o.withDefaults(), now: time.Now, instance: newInstanceID()}
+	if d.Stats == nil {
+		d.Stats = &Stats{}
+	}
+	c := &Consumer{d: d, o: o.withDefaults(), stats: d.Stats, now: time.Now, instance: newInstanceID()}
 	c.setStream(streamInstance(d.Stream))
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	return c, nil

@@ -18,6 +18,16 @@ import (
 // maxReasonLen bounds the reason kept in a header and in TermWithReason.
 const maxReasonLen = 512
 
+// HeaderDLQBodyCut marks a dead letter whose body was cut to fit the server's
+// maximum payload (the original body plus the dead-letter headers did not): it holds
+// the original body's length in bytes. Re-driving it re-publishes the original from
+// the main stream (Ionix-Dlq-Stream-Seq) while that still holds it.
+const HeaderDLQBodyCut = "Ionix-Dlq-Body-Cut"
+
+// payloadMargin is kept free of a cut dead letter's body for the protocol's own
+// header framing.
+const payloadMargin = 1024
+
 // DeadLetters stores messages that cannot become incidents in the dead-letter stream,
 // with the original body and headers plus the reason, subject and stream sequence.
 type DeadLetters struct {
@@ -70,12 +80,30 @@ func (d *DeadLetters) store(ctx context.Context, subject string, header nats.Hea
 		dl.Header.Set(topology.HeaderDLQStoredAt, storedAt.UTC().Format(time.RFC3339Nano))
 		id += ":" + strconv.FormatInt(storedAt.UnixNano(), 10)
 	}
-	dl.Data = data
+	dl.Data = fitPayload(dl, data, d.js.Conn().MaxPayload())
 	ack, err := d.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id))
 	if err != nil {
 		return false, fmt.Errorf("store dead letter of sequence %d: %w", seq, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// fitPayload returns data, or when data and dl's headers exceed maxPayload, data cut
+// to fit and dl marked with HeaderDLQBodyCut: an item near the limit that turns out
+// invalid is dead-lettered all the same.
+func fitPayload(dl *nats.Msg, data []byte, maxPayload int64) []byte {
+	headerLen := 0
+	for k, vs := range dl.Header {
+		for _, v := range vs {
+			headerLen += len(k) + len(v) + 4
+		}
+	}
+	room := maxPayload - int64(headerLen) - payloadMargin
+	if maxPayload <= 0 || int64(len(data)) <= room {
+		return data
+	}
+	dl.Header.Set(HeaderDLQBodyCut, strconv.Itoa(len(data)))
+	return data[:max(room, 0)]
 }
 
 // dlqToken keeps the event and category of the original subject, so dead letters can

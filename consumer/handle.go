@@ -184,6 +184,9 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		return true
 	}
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
+	// A second incident for the item: the post is in ServiceNow (acked below), but
+	// no further post may go out until coalesce is fixed.
+	c.checkCoalesce(ctx, id, prev, found, res)
 	switch {
 	case !written && !harmlessAfter(t, prev):
 		// A newer version was posted meanwhile; ours may have reached ServiceNow

@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +208,35 @@ func TestMessageWaitingForItsTurnIsKeptAlive(t *testing.T) {
 	}
 	if n := r.sim.ImportCount(); n != 2 {
 		t.Errorf("%d imports, want 2", n)
+	}
+}
+
+// TestPostsCancelledAtShutdownComeBackAtOnce: the messages of posts cancelled after
+// the drain timeout are returned with a nak that reaches the server before Run
+// returns, so the next consumer sends them within seconds, not after AckWait (a
+// minute here). Each round cancels posts at another point of their request.
+func TestPostsCancelledAtShutdownComeBackAtOnce(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
+			r := newRig(t, mapping.Filter{}, emulator.Options{})
+			cons := r.durable(t, "cancelled", time.Minute, 0)
+			if err := r.snow.Authenticate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r.setLatency(t, time.Duration(2+round)*time.Second)
+			batch := items(fmt.Sprintf("cx%d", round), 4)
+			r.publish(t, batch...)
+			o := consumer.Options{Mapping: mapping.DefaultOptions(), DrainTimeout: time.Duration(100*(round+1)) * time.Millisecond, FetchWait: 300 * time.Millisecond, AckWait: time.Minute}
+			c, stop := r.launch(t, r.deps(cons), o)
+			waitFor(t, 10*time.Second, "four posts in flight", func() bool { return c.Stats().Received == 4 })
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			r.setLatency(t, 0)
+			next := r.run(t, r.deps(cons), o)
+			waitFor(t, 15*time.Second, "the cancelled posts' messages redelivered to the next consumer (AckWait is 1m)", func() bool {
+				return next.Stats().Received >= 4
+			})
+		})
 	}
 }

@@ -222,6 +222,15 @@ func (d *DeadLetters) redrive(ctx context.Context, to redriveTarget, raw *jetstr
 		m.Header.Set(HeaderRedrivenFrom, strconv.FormatUint(res.StreamSeq, 10))
 	}
 	m.Data = raw.Data
+	if raw.Header.Get(HeaderDLQBodyCut) != "" {
+		// The dead letter holds only the beginning of a body near the size limit:
+		// re-drive the original, which the main stream still holds until MaxAge.
+		orig, err := d.original(ctx, res.StreamSeq, storedAt)
+		if err != nil {
+			return res, fmt.Errorf("dead letter %d holds a cut body: %w", raw.Sequence, err)
+		}
+		m.Data = orig
+	}
 	id := "redrive:" + d.names.DLQStream + ":" + strconv.FormatUint(raw.Sequence, 10)
 	ack, err := d.js.PublishMsg(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(d.names.Stream))
 	if err != nil {
@@ -269,4 +278,25 @@ func subjectMatches(filter, subject []string) bool {
 		}
 	}
 	return len(filter) == len(subject)
+}
+
+// ErrOriginalGone: a dead letter with a cut body cannot be re-driven once the main
+// stream no longer holds its original.
+var ErrOriginalGone = errors.New("its original is no longer in the stream")
+
+// original reads the body of the message at seq of the main stream, stored at
+// storedAt (another message at that sequence of a newer stream instance is not it).
+func (d *DeadLetters) original(ctx context.Context, seq uint64, storedAt time.Time) ([]byte, error) {
+	s, err := d.js.Stream(ctx, d.names.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("action-item stream %s: %w", d.names.Stream, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !storedAt.IsZero() && !m.Time.Equal(storedAt) {
+		return nil, fmt.Errorf("sequence %d: %w", seq, ErrOriginalGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sequence %d: %w", seq, err)
+	}
+	return m.Data, nil
 }

@@ -47,9 +47,16 @@ func (a ActionItem) Fingerprint() string {
 //
 // So that the value is always a valid header value, the id is written with
 // '%', control characters and invalid UTF-8 bytes escaped as %XX; ids without
-// them (all ordinary ids) appear unchanged.
+// them (all ordinary ids) appear unchanged. An id whose escaped form is longer
+// than MaxMsgIDIDLen is bounded (Bound, mark "%~", which escaped text never
+// holds: its '%' is always followed by two hex digits).
 func MsgID(a ActionItem, ev Event) string {
-	return escapeHeaderText(a.ID) + ":" + string(ev) + ":" + a.Fingerprint()
+	return msgIDOfID(a.ID) + ":" + string(ev) + ":" + a.Fingerprint()
+}
+
+// msgIDOfID is the id part of a MsgID.
+func msgIDOfID(id string) string {
+	return Bound(escapeHeaderText(id), id, MaxMsgIDIDLen, "%~")
 }
 
 // MsgIDNth is the de-duplication id of an item's n-th publication by a publisher

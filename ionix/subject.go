@@ -11,11 +11,18 @@ const DefaultSubjectPrefix = "ionix.action_items"
 
 // CategoryToken turns an action item type into a subject token: lower-cased,
 // every character outside [a-z0-9_-] replaced by "_" ("Email Security" ->
-// "email_security"). An empty type gives "_", so the token is never empty.
+// "email_security"). An empty type gives "_", so the token is never empty. A
+// token longer than MaxCategoryTokenLen is bounded (Bound, mark "~", which the
+// token alphabet never holds).
 func CategoryToken(typ string) string {
 	if typ == "" {
 		return "_"
 	}
+	token := categoryToken(typ)
+	return Bound(token, token, MaxCategoryTokenLen, "~")
+}
+
+func categoryToken(typ string) string {
 	var b strings.Builder
 	b.Grow(len(typ))
 	for _, r := range strings.ToLower(typ) {
@@ -50,20 +57,30 @@ func SubjectPrefix(prefix string) string {
 // keyTokenMarker starts an encoded KeyToken; it never occurs in an id used as is.
 const keyTokenMarker = "="
 
+// boundTokenMarker stands before the digest of a bounded KeyToken; neither the
+// plain nor the base64url form ever holds it.
+const boundTokenMarker = "/"
+
 // KeyToken turns a free-text action item id into a string that is safe both
 // as one NATS subject token and as a JetStream KV key. An id made only of
 // [A-Za-z0-9_-] is returned unchanged; any other id becomes "=" followed by
-// its unpadded base64url encoding. Different ids always give different
-// tokens.
+// its unpadded base64url encoding. A token longer than MaxKeyTokenLen is
+// bounded (Bound, mark "/"): its beginning, "/" and the digest of the id.
+// Different ids give different tokens (bounded ones up to the 64-bit digest).
 func KeyToken(id string) string {
+	token := keyTokenMarker + base64.RawURLEncoding.EncodeToString([]byte(id))
 	if id != "" && isPlainToken(id) {
-		return id
+		token = id
 	}
-	return keyTokenMarker + base64.RawURLEncoding.EncodeToString([]byte(id))
+	return Bound(token, id, MaxKeyTokenLen, boundTokenMarker)
 }
 
-// IDFromKeyToken reverses KeyToken.
+// IDFromKeyToken reverses KeyToken; a bounded token (of a long id) does not
+// name its id, and ok is false for it.
 func IDFromKeyToken(token string) (string, bool) {
+	if strings.Contains(token, boundTokenMarker) {
+		return "", false
+	}
 	encoded, found := strings.CutPrefix(token, keyTokenMarker)
 	if !found {
 		return token, token != "" && isPlainToken(token)

@@ -1,19 +1,12 @@
 package mapping
 
-import (
-	"crypto/sha256"
-	"encoding/hex"
-)
+import "github.com/ionix/ionixsnow/ionix"
 
 // MaxCorrelationIDLen is the length of the incident correlation_id column.
 const MaxCorrelationIDLen = 100
 
 // CorrelationIDPrefix starts every correlation id ionixsnow writes.
 const CorrelationIDPrefix = "ionix:"
-
-// correlationHashLen is how many hex characters of a SHA-256 stand for the
-// cut-off tail of a long id.
-const correlationHashLen = 16
 
 // CorrelationID is the coalesce key of an item's incident: "ionix:<id>".
 //
@@ -23,12 +16,8 @@ const correlationHashLen = 16
 // 16 hex characters of the SHA-256 of the whole id, so different long ids
 // still get different correlation ids, and the same id always the same one.
 // Invalid UTF-8 in the id becomes U+FFFD.
+//
+// This is ionix.Bound, the rule every bounded form of an id follows.
 func CorrelationID(id string) string {
-	full := CorrelationIDPrefix + validText(id)
-	if len(full) <= MaxCorrelationIDLen {
-		return full
-	}
-	sum := sha256.Sum256([]byte(id))
-	tail := "~" + hex.EncodeToString(sum[:])[:correlationHashLen]
-	return prefixBytes(full, MaxCorrelationIDLen-len(tail)) + tail
+	return ionix.Bound(CorrelationIDPrefix+validText(id), id, MaxCorrelationIDLen, "~")
 }
