@@ -111,6 +111,9 @@ type Consumer struct {
 	// stream identifies the stream instance (Ticket.Stream, see streamID); read
 	// again before each pull.
 	stream atomic.Pointer[string]
+	// stopping is set when Run's context ends: messages returned from then on are
+	// returned with a confirmed nak (see nak).
+	stopping atomic.Bool
 }
 
 // New returns a consumer; it does nothing until Run.
@@ -181,6 +184,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.d.Log.Warn().Err(err).Dur("retry_in", wait).Msg("pull failed; retrying")
 		sleep(ctx, wait)
 	}
+	c.stopping.Store(true)
 	c.drain(&wg, cancelWork)
 	return nil
 }
@@ -225,7 +229,10 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 	for msg := range batch.Messages() {
 		got++
 		if ctx.Err() != nil {
-			_ = msg.Nak()
+			c.stopping.Store(true)
+			if err := c.nak(msg, 0); err != nil {
+				c.d.Log.Warn().Err(err).Msg("nak failed at shutdown; the message is redelivered after AckWait")
+			}
 			c.giveBack(slots, grant, 1)
 			continue
 		}
@@ -305,6 +312,29 @@ func (c *Consumer) drain(wg *sync.WaitGroup, cancelWork context.CancelFunc) {
 		cancelWork()
 		<-done
 	}
+}
+
+// confirmTimeout bounds the wait for the server's confirmation of a nak at shutdown.
+const confirmTimeout = 2 * time.Second
+
+// nak returns msg for redelivery after delay. While the consumer stops, it waits for
+// the server's confirmation (a nak sent as a request, answered once the server has
+// processed it, as a double ack is): a process that exits, or an embedded server
+// that stops, right after cannot lose it and leave the message waiting out AckWait.
+func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) error {
+	if !c.stopping.Load() || msg.Reply() == "" {
+		return msg.NakWithDelay(delay)
+	}
+	body := []byte("-NAK")
+	if delay > 0 {
+		body = fmt.Appendf(nil, `-NAK {"delay": %d}`, delay.Nanoseconds())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	defer cancel()
+	if _, err := c.d.DeadLetters.js.Conn().RequestWithContext(ctx, msg.Reply(), body); err != nil {
+		return fmt.Errorf("nak not confirmed: %w", err)
+	}
+	return nil
 }
 
 // isFetchEnd tells the normal ends of a pull (expiry, our own deadline) from failures.

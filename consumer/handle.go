@@ -324,7 +324,7 @@ func (c *Consumer) nakLater(log zerolog.Logger, msg jetstream.Msg, meta *jetstre
 		}
 		ev.Msg("not delivered; the item stays on the stream for another attempt")
 	}
-	if err := msg.NakWithDelay(delay); err != nil {
+	if err := c.nak(msg, delay); err != nil {
 		log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
 	}
 }

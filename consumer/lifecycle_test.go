@@ -7,10 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 	"github.com/ionix/ionixsnow/topology"
 )
@@ -211,30 +215,50 @@ func TestMessageWaitingForItsTurnIsKeptAlive(t *testing.T) {
 	}
 }
 
-// TestPostsCancelledAtShutdownComeBackAtOnce: the messages of posts cancelled after
-// the drain timeout are returned with a nak that reaches the server before Run
-// returns, so the next consumer sends them within seconds, not after AckWait (a
-// minute here). Each round cancels posts at another point of their request.
-func TestPostsCancelledAtShutdownComeBackAtOnce(t *testing.T) {
+// TestNaksAtShutdownSurviveTheServerStopping: a process with the embedded server
+// stops it right after the consumer returns. The naks of the posts cancelled at
+// shutdown must have been processed by then (confirmed), so after the server comes
+// back the messages are redelivered within seconds, not after AckWait (a minute).
+func TestNaksAtShutdownSurviveTheServerStopping(t *testing.T) {
 	for round := range 3 {
 		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
+			node := natstest.StartNode(t, embedded.Options{})
+			nc, err := nats.Connect(node.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			topo, err := topology.Ensure(context.Background(), js, topology.Options{AckWait: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
-			cons := r.durable(t, "cancelled", time.Minute, 0)
+			r.js, r.topo, r.pub = js, topo, publisher.New(js, "")
 			if err := r.snow.Authenticate(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			r.setLatency(t, time.Duration(2+round)*time.Second)
-			batch := items(fmt.Sprintf("cx%d", round), 4)
-			r.publish(t, batch...)
-			o := consumer.Options{Mapping: mapping.DefaultOptions(), DrainTimeout: time.Duration(100*(round+1)) * time.Millisecond, FetchWait: 300 * time.Millisecond, AckWait: time.Minute}
-			c, stop := r.launch(t, r.deps(cons), o)
+			r.setLatency(t, 3*time.Second)
+			r.publish(t, items(fmt.Sprintf("sv%d", round), 4)...)
+			o := consumer.Options{Mapping: mapping.DefaultOptions(), DrainTimeout: 200 * time.Millisecond, FetchWait: 300 * time.Millisecond, AckWait: time.Minute}
+			c, stop := r.launch(t, r.deps(topo.Consumer), o)
 			waitFor(t, 10*time.Second, "four posts in flight", func() bool { return c.Stats().Received == 4 })
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
+			node.Stop() // at once, as a process exiting stops its embedded server
 			r.setLatency(t, 0)
+			node.Start(t)
+			waitFor(t, 10*time.Second, "reconnected", func() bool { return nc.Status() == nats.CONNECTED })
+			cons, err := topology.EnsureConsumer(context.Background(), js, topology.Options{AckWait: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
 			next := r.run(t, r.deps(cons), o)
-			waitFor(t, 15*time.Second, "the cancelled posts' messages redelivered to the next consumer (AckWait is 1m)", func() bool {
+			waitFor(t, 15*time.Second, "the cancelled posts' messages redelivered after the server restart (AckWait is 1m)", func() bool {
 				return next.Stats().Received >= 4
 			})
 		})

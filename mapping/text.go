@@ -34,21 +34,6 @@ func prefixRunes(s string, n int) string {
 	return s
 }
 
-// prefixBytes returns the longest prefix of s that has at most n bytes and
-// ends on a rune boundary.
-func prefixBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	if n <= 0 {
-		return ""
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // validText replaces invalid UTF-8 with U+FFFD, so that every cut and every
 // count is on real runes.
 func validText(s string) string {
