@@ -3,12 +3,15 @@ package ionixapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // List names one action-item list of the API.
@@ -37,11 +40,11 @@ type Stats struct {
 // Client reads the IONIX API. Create it with [New]; it is safe for
 // concurrent use.
 type Client struct {
-	cfg    Config
-	base   *url.URL
-	hc     *http.Client
-	log    zerolog.Logger
-	secret redactor
+	cfg  Config
+	base *url.URL
+	hc   *http.Client
+	log  zerolog.Logger
+	red  *remote.Redactor
 }
 
 // New validates cfg (see [Config.Validate]) and returns a client. It does
@@ -62,11 +65,11 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	cfg.HTTPClient = nil
 	return &Client{
-		cfg:    cfg,
-		base:   base,
-		hc:     &hc,
-		log:    log.With().Str("component", "ionixapi").Logger(),
-		secret: newRedactor(cfg.Token),
+		cfg:  cfg,
+		base: base,
+		hc:   &hc,
+		log:  log.With().Str("component", "ionixapi").Logger(),
+		red:  newRedactor(cfg.Token),
 	}, nil
 }
 
@@ -91,18 +94,27 @@ func (c *Client) pageURL(list List, offset int) *url.URL {
 //
 // Each follows "next" links (on the base URL's host only) and otherwise
 // offsets; see the package documentation for paging, retries and the
-// errors. It stops at the first error fn returns and returns it wrapped.
-// The Stats count what was done, also when an error ends the walk.
+// errors. It reads at most Config.MaxPages pages within Config.ListTimeout
+// ([ErrLimit] beyond). It stops at the first error fn returns and returns it
+// wrapped. The Stats count what was done, also when an error ends the walk.
 func (c *Client) Each(ctx context.Context, list List, fn func(item json.RawMessage) error) (Stats, error) {
 	var st Stats
 	if !list.valid() {
 		return st, fmt.Errorf("ionixapi: unknown list %q (want %q or %q)", list, Open, Closed)
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.ListTimeout, errListTimeout)
+	defer cancel()
 	u := c.pageURL(list, 0)
 	visited := map[string]bool{}
 	maxCount := 0
 	for {
 		offset := offsetOf(u, st.Items)
+		if st.Pages >= c.cfg.MaxPages {
+			return st, c.limitError(list, offset, fmt.Sprintf(
+				"read %d pages (%d items) and the list goes on: the cap is ionix.max_pages (%d) "+
+					"(a server that serves endless next links, or a list larger than the cap)",
+				st.Pages, st.Items, c.cfg.MaxPages))
+		}
 		if visited[u.String()] {
 			return st, c.protocolError(list, offset, `"next" leads to a page already read (the server loops)`)
 		}
@@ -133,7 +145,7 @@ func (c *Client) Each(ctx context.Context, list List, fn func(item json.RawMessa
 			return st, nil
 		}
 		if p.Next != "" {
-			next, err := resolveNext(c.base, u, p.Next)
+			next, err := resolveNext(c.base, u, p.Next, c.red)
 			if err != nil {
 				return st, c.protocolError(list, offset, err.Error())
 			}
@@ -154,8 +166,31 @@ func (c *Client) done(list List, st Stats) {
 		Int("retries", st.Retries).Msg("IONIX API list read")
 }
 
+// errListTimeout is the cause of the end of a walk that took longer than
+// Config.ListTimeout.
+var errListTimeout = errors.New("list timeout")
+
+// contextError is the error of a walk whose context ended: ErrLimit when it
+// ran out of Config.ListTimeout, else the context's error (which Each's
+// caller caused).
+func (c *Client) contextError(ctx context.Context, list List, offset int) error {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, errListTimeout) {
+		return c.limitError(list, offset, fmt.Sprintf(
+			"reading the list took longer than ionix.list_timeout (%s) and it goes on", c.cfg.ListTimeout))
+	}
+	return fmt.Errorf("ionixapi: %s list at offset %d: %w", list, offset, cause)
+}
+
+// limitError is an ErrLimit at offset of list.
+func (c *Client) limitError(list List, offset int, msg string) error {
+	c.log.Warn().Str("list", string(list)).Int("offset", offset).Str("problem", msg).Msg("IONIX API list not read to its end")
+	return &Error{Kind: ErrLimit, List: list, Offset: offset, Message: msg}
+}
+
 // protocolError is an ErrProtocol at offset of list.
 func (c *Client) protocolError(list List, offset int, msg string) error {
-	c.log.Warn().Str("list", string(list)).Int("offset", offset).Str("problem", c.secret.redact(msg)).Msg("IONIX API answer not followed")
-	return &Error{Kind: ErrProtocol, List: list, Offset: offset, Message: c.secret.redact(msg), Attempts: 1}
+	msg = c.red.Redact(msg)
+	c.log.Warn().Str("list", string(list)).Int("offset", offset).Str("problem", msg).Msg("IONIX API answer not followed")
+	return &Error{Kind: ErrProtocol, List: list, Offset: offset, Message: msg, Attempts: 1}
 }

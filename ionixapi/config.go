@@ -18,6 +18,13 @@ const (
 	DefaultPageSize    = 100
 	DefaultMaxAttempts = 5
 	DefaultMaxBackoff  = 30 * time.Second
+
+	// DefaultMaxListItems sets the default of Config.MaxPages: enough pages
+	// for this many items at Config.PageSize (1000 pages at the default page
+	// size).
+	DefaultMaxListItems = 100_000
+	// DefaultListTimeout is the default of Config.ListTimeout.
+	DefaultListTimeout = 10 * time.Minute
 )
 
 // initialBackoff is the first wait before a retry (capped at MaxBackoff).
@@ -42,6 +49,18 @@ type Config struct {
 	MaxAttempts int           // attempts per page, the first included; default 5
 	MaxBackoff  time.Duration // cap of the wait between attempts; default 30s
 
+	// MaxPages caps the pages one walk of a list ([Client.Each]) reads, so
+	// that a server serving endless distinct "next" links cannot hold the
+	// walk forever; beyond it the walk ends with [ErrLimit]. Default:
+	// DefaultMaxListItems / PageSize, rounded up (1000 pages at the default
+	// page size). A server that caps the page size below PageSize reaches
+	// it with fewer items.
+	MaxPages int
+	// ListTimeout caps the time of one walk of a list: requests, retries,
+	// their waits and the caller's function; beyond it the walk ends with
+	// [ErrLimit]. Default DefaultListTimeout (10m).
+	ListTimeout time.Duration
+
 	// HTTPClient, when set, supplies the transport (TLS, proxies). The
 	// client works on a copy that does not follow redirects; its Timeout,
 	// if any, applies on top of Config.Timeout.
@@ -60,7 +79,8 @@ func (e *FieldError) Error() string { return e.Key + ": " + e.Problem }
 // Validate reports every problem at once (joined with [errors.Join]), each
 // an [*FieldError] naming its key; nil when the configuration is usable.
 // The keys of the fields SPEC §7 does not name (timeout, page_size,
-// max_attempts, max_backoff) follow the same pattern.
+// max_attempts, max_backoff, max_pages, list_timeout) follow the same
+// pattern.
 func (c Config) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) {
@@ -94,6 +114,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBackoff < 0 {
 		add("max_backoff", "must not be negative (got %s)", c.MaxBackoff)
+	}
+	if c.MaxPages < 0 {
+		add("max_pages", "must not be negative (got %d)", c.MaxPages)
+	}
+	if c.ListTimeout < 0 {
+		add("list_timeout", "must not be negative (got %s)", c.ListTimeout)
 	}
 	return errors.Join(errs...)
 }
@@ -139,6 +165,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxPages == 0 {
+		c.MaxPages = (DefaultMaxListItems + c.PageSize - 1) / c.PageSize
+	}
+	if c.ListTimeout == 0 {
+		c.ListTimeout = DefaultListTimeout
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return c

@@ -36,6 +36,13 @@
 // (the largest seen) plus one page. Redirects are not followed: a 3xx is
 // [ErrRequest] naming where ionix.api_url redirects to.
 //
+// A walk reads at most Config.MaxPages pages (default: enough for
+// [DefaultMaxListItems] items at Config.PageSize, 1000 pages at the default
+// page size) within Config.ListTimeout (default [DefaultListTimeout], 10m);
+// a list that goes on beyond either cap (a server serving endless distinct
+// "next" links with a growing "count", or a slow one) ends the walk with
+// [ErrLimit], naming the cap.
+//
 // # Failures
 //
 // Every failure of a request is an [*Error] that matches one sentinel with
@@ -61,6 +68,10 @@
 // context.Canceled (or context.DeadlineExceeded), and no sentinel. An error
 // returned by the caller's function ends it too and is returned wrapped.
 //
-// The token never appears in an error or a log entry, in any form the text
-// of a URL could carry it (as is, query- or path-escaped).
+// The token never appears in an error or a log entry: what the server said
+// (bodies, page titles, "next" links, Location headers, network errors) is
+// redacted by the rule of [github.com/ionix/ionixsnow/remote.Redactor] before
+// it is cut short, with [Redacted] in place of any run of 8 characters of the
+// token (in any letter case, as is, query-, path-, JSON- or HTML-escaped) and
+// of a shorter token where it stands as a whole token.
 package ionixapi

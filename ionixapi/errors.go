@@ -31,6 +31,11 @@ var (
 	// JSON body that is not a page, a "next" link to another host, a
 	// "next" already visited, or more items than it said it has.
 	ErrProtocol = errors.New("ionix api: unexpected answer")
+	// ErrLimit: a walk of a list reached Config.MaxPages pages with more
+	// to come, or took longer than Config.ListTimeout: a server that serves
+	// endless distinct "next" links (or answers slowly), or a list larger
+	// than the caps allow. The message names the cap.
+	ErrLimit = errors.New("ionix api: list too long")
 )
 
 // Fixes named in error messages.
@@ -46,7 +51,7 @@ const (
 
 // Error is a failed page request. It never holds the token.
 type Error struct {
-	Kind       error         // ErrUnauthorized, ErrNotFound, ErrRequest, ErrUnavailable or ErrProtocol
+	Kind       error         // ErrUnauthorized, ErrNotFound, ErrRequest, ErrUnavailable, ErrProtocol or ErrLimit
 	List       List          // the list being read
 	Offset     int           // position of the page in the list (items before it)
 	StatusCode int           // HTTP status of the last answer; 0 when there was none

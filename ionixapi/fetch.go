@@ -42,7 +42,7 @@ func (c *Client) fetch(ctx context.Context, list List, u *url.URL, offset int) (
 			return p, attempt - 1, nil
 		}
 		if ctx.Err() != nil {
-			return page{}, attempt - 1, fmt.Errorf("ionixapi: %s list at offset %d: %w", list, offset, context.Cause(ctx))
+			return page{}, attempt - 1, c.contextError(ctx, list, offset)
 		}
 		e.Attempts = attempt
 		if e.Kind != ErrUnavailable || attempt >= c.cfg.MaxAttempts {
@@ -68,7 +68,7 @@ func (c *Client) fetch(ctx context.Context, list List, u *url.URL, offset int) (
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return page{}, attempt - 1, fmt.Errorf("ionixapi: %s list at offset %d: %w", list, offset, context.Cause(ctx))
+			return page{}, attempt - 1, c.contextError(ctx, list, offset)
 		case <-t.C:
 		}
 	}
@@ -80,20 +80,10 @@ func (c *Client) try(ctx context.Context, list List, u *url.URL, offset int) (pa
 	start := time.Now()
 	a, err := c.send(ctx, u)
 	if err != nil {
-		msg := c.secret.redact(err.Error())
+		msg, cause := c.redactCause(err)
 		c.log.Debug().Str("list", string(list)).Int("offset", offset).Dur("duration", time.Since(start)).
 			Str("error", msg).Msg("IONIX API request failed")
-		e := &Error{Kind: ErrUnavailable, List: list, Offset: offset, Message: msg, Err: err}
-		if msg != err.Error() {
-			// Keep no cause whose text carries the token.
-			e.Err = nil
-			for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
-				if errors.Is(err, target) {
-					e.Err = target
-				}
-			}
-		}
-		return page{}, e
+		return page{}, &Error{Kind: ErrUnavailable, List: list, Offset: offset, Message: msg, Err: cause}
 	}
 	c.log.Debug().Str("list", string(list)).Int("offset", offset).Int("status", a.status).
 		Int("bytes", len(a.body)).Dur("duration", time.Since(start)).Msg("IONIX API request")
@@ -106,16 +96,33 @@ func (c *Client) try(ctx context.Context, list List, u *url.URL, offset int) (pa
 		return page{}, &Error{Kind: ErrProtocol, List: list, Offset: offset, StatusCode: a.status,
 			Message: fmt.Sprintf("answer larger than %d MiB", maxResponseBody>>20)}
 	}
-	p, err := decodePage(a.body)
+	p, err := decodePage(a.body, c.red)
 	if err != nil {
 		kind := ErrProtocol
 		if errors.Is(err, errNotJSON) {
 			kind = ErrUnavailable
 		}
 		return page{}, &Error{Kind: kind, List: list, Offset: offset, StatusCode: a.status,
-			Message: c.secret.redact(err.Error()), RetryAfter: remote.RetryAfter(a.header, time.Now())}
+			Message: err.Error(), RetryAfter: remote.RetryAfter(a.header, time.Now())}
 	}
 	return p, nil
+}
+
+// redactCause returns the text of err redacted (and bounded) for a message,
+// and the cause to keep: err itself when its text holds no secret, else only
+// the context error it wraps, if any.
+func (c *Client) redactCause(err error) (string, error) {
+	text := err.Error()
+	redacted := c.red.Redact(text)
+	if redacted == text {
+		return remote.Clip(text, maxErrorText), err
+	}
+	for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, target) {
+			return remote.Clip(redacted, maxErrorText), target
+		}
+	}
+	return remote.Clip(redacted, maxErrorText), nil
 }
 
 // send makes one GET request within the per-request timeout and reads the
@@ -155,7 +162,7 @@ func (c *Client) answerError(list List, offset int, a *answer, cl class) *Error 
 		List:       list,
 		Offset:     offset,
 		StatusCode: a.status,
-		Message:    c.secret.redact(serverMessage(a)),
+		Message:    serverMessage(a, c.red),
 		RetryAfter: remote.RetryAfter(a.header, time.Now()),
 	}
 	switch {
@@ -167,19 +174,20 @@ func (c *Client) answerError(list List, offset int, a *answer, cl class) *Error 
 		e.Fix = fixNotFound
 	case a.status >= 300 && a.status <= 399:
 		e.Fix = fixRedirect
-		if loc, err := url.Parse(a.header.Get("Location")); err == nil && loc.String() != "" {
+		if loc, err := url.Parse(c.red.Redact(a.header.Get("Location"))); err == nil && loc.String() != "" {
 			loc.User = nil
-			e.Fix += " (" + c.secret.redact(clip(loc.String(), 200)) + ")"
+			e.Fix += " (" + c.red.RedactClip(loc.String(), maxTextMessage) + ")"
 		}
 	}
 	return e
 }
 
 // serverMessage is what an answer says went wrong: DRF's {"detail": ...},
-// the title of an HTML page, the start of a text, or the status text.
-func serverMessage(a *answer) string {
+// the title of an HTML page, the start of a text, or the status text;
+// redacted, then cut short.
+func serverMessage(a *answer, red *remote.Redactor) string {
 	if remote.IsHTML(a.contentType) {
-		if t := htmlTitle(string(a.body[:min(len(a.body), 4096)])); t != "" {
+		if t := htmlTitle(red.RedactPrefix(a.body, bodyHead)); t != "" {
 			return "HTML page instead of JSON: " + t
 		}
 		return "HTML page instead of JSON"
@@ -192,12 +200,12 @@ func serverMessage(a *answer) string {
 	if json.Unmarshal(a.body, &body) == nil {
 		for _, v := range []any{body.Detail, body.Message, body.Error} {
 			if s := strings.TrimSpace(fmt.Sprint(v)); v != nil && s != "" {
-				return clip(s, 200)
+				return red.RedactClip(s, maxTextMessage)
 			}
 		}
 	}
-	if s := strings.Join(strings.Fields(string(a.body[:min(len(a.body), 4096)])), " "); s != "" {
-		return clip(s, 200)
+	if s := strings.Join(strings.Fields(red.RedactPrefix(a.body, bodyHead)), " "); s != "" {
+		return remote.Clip(s, maxTextMessage)
 	}
 	return http.StatusText(a.status)
 }

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // page is one page of a list, as decodePage reads it.
@@ -25,10 +27,11 @@ var errNotJSON = errors.New("answer is not JSON")
 // A body that is not JSON gives an error wrapping errNotJSON; JSON that is
 // not a page (no results array, a count that is not a non-negative integer,
 // a next that is not a string or null) gives another error. Each result is
-// kept exactly as sent. decodePage never panics.
-func decodePage(body []byte) (page, error) {
+// kept exactly as sent. What an error repeats of the body is redacted by red
+// (nil: not redacted) before it is cut short. decodePage never panics.
+func decodePage(body []byte, red *remote.Redactor) (page, error) {
 	if !json.Valid(body) {
-		return page{}, fmt.Errorf("%w%s", errNotJSON, describeNonJSON(body))
+		return page{}, fmt.Errorf("%w%s", errNotJSON, describeNonJSON(body, red))
 	}
 	var raw struct {
 		Count   json.RawMessage    `json:"count"`
@@ -49,7 +52,7 @@ func decodePage(body []byte) (page, error) {
 	}
 	n, err := strconv.ParseInt(count, 10, 0)
 	if err != nil || n < 0 {
-		return page{}, fmt.Errorf(`answer is not a page of action items: "count" %s is not a non-negative integer`, clip(count, 40))
+		return page{}, fmt.Errorf(`answer is not a page of action items: "count" %s is not a non-negative integer`, red.RedactClip(count, maxValue))
 	}
 	p.Count = int(n)
 	if next := bytes.TrimSpace(raw.Next); len(next) > 0 && !bytes.Equal(next, []byte("null")) {
@@ -73,78 +76,47 @@ func jsonProblem(err error) string {
 }
 
 // describeNonJSON names what a non-JSON body looks like: the title of an
-// HTML page, the start of a text, or nothing for an empty body.
-func describeNonJSON(body []byte) string {
-	s := string(body[:min(len(body), 4096)])
+// HTML page, the start of a text, or nothing for an empty body; redacted,
+// then cut short.
+func describeNonJSON(body []byte, red *remote.Redactor) string {
+	s := red.RedactPrefix(body, bodyHead)
 	if strings.TrimSpace(s) == "" {
 		return " (empty body)"
 	}
 	if t := htmlTitle(s); t != "" {
 		return " (HTML page: " + t + ")"
 	}
-	if lower := asciiLower(s); strings.Contains(lower, "<html") || strings.Contains(lower, "<!doctype html") {
+	if lower := strings.ToLower(s); strings.Contains(lower, "<html") || strings.Contains(lower, "<!doctype html") {
 		return " (HTML page)"
 	}
-	return ": " + strconv.Quote(clip(strings.Join(strings.Fields(s), " "), 100))
+	return ": " + strconv.Quote(remote.Clip(strings.Join(strings.Fields(s), " "), maxSnippet))
 }
 
-// htmlTitle returns the <title> of an HTML page (clipped), or "".
-func htmlTitle(s string) string {
-	i := strings.Index(asciiLower(s), "<title>")
-	if i < 0 {
-		return ""
-	}
-	rest := s[i+len("<title>"):]
-	j := strings.Index(asciiLower(rest), "</title>")
-	if j < 0 {
-		return ""
-	}
-	return clip(strings.Join(strings.Fields(rest[:j]), " "), 100)
-}
-
-// asciiLower lower-cases the ASCII letters of s only, so that byte offsets
-// in the result are offsets in s.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
-}
+// htmlTitle returns the <title> of the (redacted) head of an HTML page, cut
+// short, or "".
+func htmlTitle(head string) string { return remote.Clip(remote.HTMLTitle(head), maxSnippet) }
 
 // resolveNext turns the "next" link of the page read from current into the
 // URL to request. The link must name base's host (and no other explicit
 // port); the URL returned keeps the link's path and query but base's scheme
-// and host, so that nothing is ever sent anywhere else.
-func resolveNext(base, current *url.URL, next string) (*url.URL, error) {
+// and host, so that nothing is ever sent anywhere else. What an error repeats
+// of the link is redacted by red (nil: not redacted) before it is cut short.
+func resolveNext(base, current *url.URL, next string, red *remote.Redactor) (*url.URL, error) {
 	ref, err := url.Parse(strings.TrimSpace(next))
 	if err != nil {
 		return nil, errors.New(`"next" is not a URL`)
 	}
 	u := current.ResolveReference(ref)
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf(`"next" link has scheme %q; only http and https are followed`, u.Scheme)
+		return nil, fmt.Errorf(`"next" link has scheme %q; only http and https are followed`, red.RedactClip(u.Scheme, maxValue))
 	}
 	if !strings.EqualFold(u.Hostname(), base.Hostname()) {
 		return nil, fmt.Errorf(`"next" link leads to another host (%s, not %s); the token is only sent to ionix.api_url`,
-			clip(u.Hostname(), 100), base.Hostname())
+			red.RedactClip(u.Hostname(), maxSnippet), base.Hostname())
 	}
 	if p := u.Port(); p != "" && p != defaultPort(u.Scheme) && p != port(base) {
 		return nil, fmt.Errorf(`"next" link leads to another port (%s, not %s); the token is only sent to ionix.api_url`,
-			clip(p, 20), port(base))
+			red.RedactClip(p, maxValue), port(base))
 	}
 	u.Scheme, u.Host, u.User, u.Fragment, u.RawFragment = base.Scheme, base.Host, nil, "", ""
 	return u, nil

@@ -1,34 +1,19 @@
 package ionixapi
 
-import (
-	"slices"
-	"strings"
-
-	"github.com/ionix/ionixsnow/remote"
-)
+import "github.com/ionix/ionixsnow/remote"
 
 // Redacted replaces the token in anything the client reports.
 const Redacted = "[REDACTED]"
 
-// redactor removes the token from text that reaches an error or a log entry.
-type redactor struct {
-	forms []string // the token as text may show it, longest first
-}
+// Bounds of what a message repeats of an answer, applied after redaction.
+const (
+	maxTextMessage = 200  // a text body, a JSON detail, a Location
+	maxSnippet     = 100  // an HTML title, the start of a non-JSON body, a host name
+	maxValue       = 40   // a JSON value or a port
+	maxErrorText   = 1000 // the text of a network error (it holds the URL)
+	bodyHead       = 4096 // how much of a body is searched for a title or shown
+)
 
-// newRedactor knows the forms a secret may take in text: as is, and query-
-// or path-escaped (as a URL or a server echoing a request would show it).
-func newRedactor(secret string) redactor {
-	forms := remote.SecretForms(secret)
-	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	return redactor{forms: forms}
-}
-
-// redact replaces every form of the secret in text with Redacted.
-func (r redactor) redact(text string) string {
-	for _, f := range r.forms {
-		if strings.Contains(text, f) {
-			text = strings.ReplaceAll(text, f, Redacted)
-		}
-	}
-	return text
-}
+// newRedactor returns the one rule ([remote.Redactor]) by which the client
+// removes the token from what it reports.
+func newRedactor(token string) *remote.Redactor { return remote.NewRedactor(Redacted, token) }

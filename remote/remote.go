@@ -1,14 +1,13 @@
 // Package remote holds what the clients of remote HTTP APIs (ServiceNow, the IONIX
 // API) and the configuration read the same way: Retry-After, HTML answers, loopback
-// hosts, and the forms a secret takes in text.
+// hosts, and the one rule by which secrets are removed from what they report
+// ([Redactor]).
 package remote
 
 import (
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +45,25 @@ func IsHTML(contentType string) bool {
 	return mt == "text/html" || mt == "application/xhtml+xml"
 }
 
+// HTMLTitle returns the <title> of an HTML page (or the head of one, already
+// redacted), its white space collapsed; "" when there is none.
+func HTMLTitle(page string) string {
+	i := strings.Index(asciiLower(page), "<title>")
+	if i < 0 {
+		return ""
+	}
+	rest := page[i+len("<title>"):]
+	j := strings.Index(asciiLower(rest), "</title>")
+	if j < 0 {
+		return ""
+	}
+	return strings.Join(strings.Fields(rest[:j]), " ")
+}
+
+// asciiLower lower-cases the ASCII letters of s only, so that byte offsets in
+// the result are offsets in s.
+func asciiLower(s string) string { return string(foldASCII(s)) }
+
 // IsLoopback reports whether host is localhost, in 127.0.0.0/8 or ::1.
 func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -53,19 +71,4 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// SecretForms returns a secret as text may show it: as is, and query- or
-// path-escaped (as a URL or a server echoing a request would show it); none for "".
-func SecretForms(secret string) []string {
-	if secret == "" {
-		return nil
-	}
-	out := []string{secret}
-	for _, f := range []string{url.QueryEscape(secret), url.PathEscape(secret)} {
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
 }

@@ -2,7 +2,6 @@ package remote_test
 
 import (
 	"net/http"
-	"slices"
 	"testing"
 	"time"
 
@@ -46,11 +45,16 @@ func TestIsHTMLAndIsLoopback(t *testing.T) {
 	}
 }
 
-func TestSecretForms(t *testing.T) {
-	if got := remote.SecretForms(""); got != nil {
-		t.Errorf("forms of an empty secret: %q", got)
-	}
-	if got := remote.SecretForms("a b/c"); !slices.Equal(got, []string{"a b/c", "a+b%2Fc", "a%20b%2Fc"}) {
-		t.Errorf("forms %q", got)
+func TestHTMLTitle(t *testing.T) {
+	for page, want := range map[string]string{
+		"<html><head><TITLE>  Instance\n Hibernating </title>": "Instance Hibernating",
+		"<title>İİİ <b></TiTlE>":                               "İİİ <b>",
+		"<title>no end":                                        "",
+		"no title":                                             "",
+		"<html><title></title>":                                "",
+	} {
+		if got := remote.HTMLTitle(page); got != want {
+			t.Errorf("HTMLTitle(%q) = %q, want %q", page, got, want)
+		}
 	}
 }

@@ -25,7 +25,7 @@ type authenticator struct {
 	early              time.Duration
 	timeout            time.Duration
 	username, password string
-	secrets            *secrets
+	red                *remote.Redactor
 	gate               *gate
 
 	sem chan struct{} // held while a grant is in flight
@@ -53,7 +53,7 @@ func newAuthenticator(c *Client, early time.Duration) *authenticator {
 		timeout:  c.cfg.Timeout,
 		username: c.cfg.Username,
 		password: c.cfg.Password,
-		secrets:  c.secrets,
+		red:      c.red,
 		gate:     c.gate,
 		sem:      make(chan struct{}, 1),
 		refresh:  c.cfg.RefreshToken,
@@ -167,8 +167,7 @@ func (a *authenticator) grant(ctx context.Context) (string, error) {
 	case !tok.Expiry.IsZero():
 		expiry = now.Add(time.Until(tok.Expiry))
 	}
-	a.secrets.add(tok.AccessToken)
-	a.secrets.add(tok.RefreshToken)
+	a.red.Add(tok.AccessToken, tok.RefreshToken)
 	a.mu.Lock()
 	a.access, a.expiry = tok.AccessToken, expiry
 	if tok.RefreshToken != "" {
@@ -199,16 +198,12 @@ func (a *authenticator) grantError(grantType string, err error) *Error {
 	}
 	if he := (*htmlTokenError)(nil); errors.As(err, &he) {
 		return &Error{Class: ClassTransient, Op: OpAuthenticate, StatusCode: he.resp.status,
-			Message: a.secrets.redact(grantType + " grant failed: " + serverMessage(he.resp))}
+			Message: grantType + " grant failed: " + serverMessage(he.resp, a.red)}
 	}
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.Response == nil {
-		msg := a.secrets.redact(err.Error())
-		e := &Error{Class: ClassTransient, Op: OpAuthenticate, Message: msg, Err: err}
-		if msg != err.Error() {
-			e.Err = nil
-		}
-		return e
+		msg, cause := redactCause(a.red, err)
+		return &Error{Class: ClassTransient, Op: OpAuthenticate, Message: msg, Err: cause}
 	}
 	resp := &response{
 		status:      re.Response.StatusCode,
@@ -220,26 +215,26 @@ func (a *authenticator) grantError(grantType string, err error) *Error {
 	if class != ClassTransient {
 		class = ClassConfiguration
 	}
-	msg := grantType + " grant failed"
+	msg := grantType + " grant failed: "
 	switch {
 	case re.ErrorCode != "" && re.ErrorDescription != "":
-		msg += ": " + re.ErrorCode + " (" + re.ErrorDescription + ")"
+		msg += a.red.RedactClip(re.ErrorCode+" ("+re.ErrorDescription+")", maxJSONMessage)
 	case re.ErrorCode != "":
-		msg += ": " + re.ErrorCode
+		msg += a.red.RedactClip(re.ErrorCode, maxJSONMessage)
 	default:
-		msg += ": " + serverMessage(resp)
+		msg += serverMessage(resp, a.red)
 	}
 	e := &Error{
 		Class:      class,
 		Op:         OpAuthenticate,
 		StatusCode: resp.status,
-		Message:    a.secrets.redact(msg),
+		Message:    msg,
 		RetryAfter: remote.RetryAfter(resp.header, a.now()),
 	}
 	if class == ClassConfiguration {
 		switch {
 		case resp.status >= 300 && resp.status <= 399, resp.status == http.StatusNotFound:
-			e.Fix = fixFor(OpAuthenticate, resp)
+			e.Fix = fixFor(OpAuthenticate, resp, msg, a.red)
 		case grantType == "refresh_token":
 			e.Fix = fixRefreshToken
 		default:

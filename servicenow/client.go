@@ -38,13 +38,13 @@ const MsgHibernating = "instance is hibernating; wake it from the developer port
 // Client talks to one ServiceNow instance. Create it with [New]; it is safe
 // for concurrent use.
 type Client struct {
-	cfg     Config
-	log     zerolog.Logger
-	hc      *http.Client
-	now     func() time.Time
-	secrets *secrets
-	auth    *authenticator
-	gate    *gate
+	cfg  Config
+	log  zerolog.Logger
+	hc   *http.Client
+	now  func() time.Time
+	red  *remote.Redactor
+	auth *authenticator
+	gate *gate
 }
 
 // Option configures a [Client].
@@ -88,7 +88,8 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	log = log.With().Str("component", "servicenow").Logger()
-	g := &gate{log: log}
+	red := newRedactor(cfg)
+	g := &gate{log: log, red: red}
 	base := hc.Transport
 	if base == nil {
 		// The default keeps 2 idle connections per host: with more posts in
@@ -100,12 +101,12 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Client, error) {
 	hc.Transport = &gateTransport{base: base, gate: g}
 
 	c := &Client{
-		cfg:     cfg,
-		log:     log,
-		hc:      &hc,
-		now:     o.now,
-		secrets: newSecrets(cfg.ClientSecret, cfg.Password, cfg.RefreshToken),
-		gate:    g,
+		cfg:  cfg,
+		log:  log,
+		hc:   &hc,
+		now:  o.now,
+		red:  red,
+		gate: g,
 	}
 	c.auth = newAuthenticator(c, o.earlyExpiry)
 	return c, nil
@@ -164,7 +165,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 		}
 		if err != nil {
 			c.log.Debug().Str("op", op).Str("method", method).Str("path", path).
-				Dur("duration", time.Since(start)).Str("error", c.secrets.redact(err.Error())).Msg("request failed")
+				Dur("duration", time.Since(start)).Str("error", c.red.Redact(err.Error())).Msg("request failed")
 			return nil, c.networkError(op, err)
 		}
 		c.log.Debug().Str("op", op).Str("method", method).Str("path", path).Int("status", resp.status).
@@ -214,18 +215,25 @@ func (c *Client) send(ctx context.Context, method, u string, body []byte, token 
 
 // networkError is a failure without a response: transient.
 func (c *Client) networkError(op string, err error) *Error {
-	msg := c.secrets.redact(err.Error())
-	e := &Error{Class: ClassTransient, Op: op, Message: msg, Err: err}
-	if msg != err.Error() {
-		// Keep no cause whose text would carry a secret.
-		e.Err = nil
-		for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
-			if errors.Is(err, target) {
-				e.Err = target
-			}
+	msg, cause := redactCause(c.red, err)
+	return &Error{Class: ClassTransient, Op: op, Message: msg, Err: cause}
+}
+
+// redactCause returns the text of err redacted (and bounded) for a message,
+// and the cause to keep: err itself when its text holds no secret, else only
+// the context error it wraps, if any.
+func redactCause(red *remote.Redactor, err error) (string, error) {
+	text := err.Error()
+	redacted := red.Redact(text)
+	if redacted == text {
+		return remote.Clip(text, maxJSONMessage), err
+	}
+	for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, target) {
+			return remote.Clip(redacted, maxJSONMessage), target
 		}
 	}
-	return e
+	return remote.Clip(redacted, maxJSONMessage), nil
 }
 
 // responseError builds the error of a failed response of class class.
@@ -234,29 +242,29 @@ func (c *Client) responseError(op string, resp *response, class Class) *Error {
 		Class:      class,
 		Op:         op,
 		StatusCode: resp.status,
-		Message:    c.secrets.redact(serverMessage(resp)),
+		Message:    serverMessage(resp, c.red),
 		RetryAfter: remote.RetryAfter(resp.header, c.now()),
 	}
 	if class == ClassConfiguration {
-		e.Fix = fixFor(op, resp)
+		e.Fix = fixFor(op, resp, e.Message, c.red)
 	}
 	return e
 }
 
-// fixFor names the setup step that fixes a configuration problem.
-func fixFor(op string, resp *response) string {
+// fixFor names the setup step that fixes a configuration problem; msg is
+// what the response says (see serverMessage).
+func fixFor(op string, resp *response, msg string, red *remote.Redactor) string {
 	switch {
 	case resp.status >= 300 && resp.status <= 399:
 		if loc := resp.header.Get("Location"); loc != "" {
-			if u, err := url.Parse(loc); err == nil {
-				return fixRedirect + " to " + u.Redacted()
+			if u, err := url.Parse(red.Redact(loc)); err == nil {
+				return fixRedirect + " to " + red.RedactClip(u.Redacted(), maxHeader)
 			}
 		}
 		return fixRedirect
 	case resp.status == http.StatusUnauthorized:
 		return fixUnauthorized
 	case resp.status == http.StatusForbidden && (op == OpImport || op == OpProbe):
-		msg := serverMessage(resp)
 		switch {
 		case strings.Contains(msg, "ACL Exception"):
 			return fixImportACL
@@ -281,11 +289,13 @@ type errorBody struct {
 	Status string `json:"status"`
 }
 
-// serverMessage is what a response says went wrong, for an error message.
-func serverMessage(resp *response) string {
+// serverMessage is what a response says went wrong, for an error message:
+// redacted, then bounded.
+func serverMessage(resp *response, red *remote.Redactor) string {
 	if remote.IsHTML(resp.contentType) {
-		t := htmlTitle(resp.body)
-		if isHibernating(t, resp.body) {
+		head := red.RedactPrefix(resp.body, htmlHead)
+		t := htmlTitle(head)
+		if isHibernating(t, head) {
 			return MsgHibernating
 		}
 		msg := "HTML page instead of JSON (instance hibernating, or not a ServiceNow API URL)"
@@ -300,48 +310,25 @@ func serverMessage(resp *response) string {
 		if d := fmt.Sprint(eb.Error.Detail); eb.Error.Detail != nil && d != "" && d != msg {
 			msg += ": " + d
 		}
-		return msg
+		return red.RedactClip(msg, maxJSONMessage)
 	}
-	if s := strings.TrimSpace(string(resp.body)); s != "" {
-		return clip(s, 200)
+	// The prefix leaves room for leading white space; it is redacted as it
+	// stands in the whole body, and only then cut.
+	if s := strings.TrimSpace(red.RedactPrefix(resp.body, htmlHead)); s != "" {
+		return remote.Clip(s, maxTextMessage)
 	}
 	return http.StatusText(resp.status)
 }
 
-// isHibernating reports whether an HTML page is the page of a hibernating
-// instance.
-func isHibernating(title string, body []byte) bool {
+// isHibernating reports whether the head of an HTML page is the page of a
+// hibernating instance.
+func isHibernating(title string, head string) bool {
 	if strings.Contains(strings.ToLower(title), "hibernat") {
 		return true
 	}
-	return title == "" && strings.Contains(strings.ToLower(string(body[:min(len(body), 4096)])), "hibernating")
+	return title == "" && strings.Contains(strings.ToLower(head), "hibernating")
 }
 
-// htmlTitle returns the <title> of an HTML page, if short.
-func htmlTitle(body []byte) string {
-	s := string(body[:min(len(body), 4096)])
-	lower := strings.ToLower(s)
-	i := strings.Index(lower, "<title>")
-	if i < 0 {
-		return ""
-	}
-	rest := s[i+len("<title>"):]
-	j := strings.Index(strings.ToLower(rest), "</title>")
-	if j < 0 {
-		return ""
-	}
-	return clip(strings.Join(strings.Fields(rest[:j]), " "), 100)
-}
-
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// htmlTitle returns the <title> of the (redacted) head of an HTML page,
+// bounded.
+func htmlTitle(head string) string { return remote.Clip(remote.HTMLTitle(head), maxTitle) }

@@ -61,8 +61,13 @@
 // # Secrets
 //
 // The client secret, the password, the refresh tokens and the access tokens
-// never appear in log entries or error strings: errors are built from what
-// the server said, with every secret value replaced by [Redacted].
+// never appear in log entries, error strings, the texts of a [Result] or
+// [RateLimit]: what the server said (bodies, page titles, Location and
+// X-RateLimit-Rule headers, network errors) is redacted by the rule of
+// [github.com/ionix/ionixsnow/remote.Redactor] before it is cut short, with
+// [Redacted] in place of any run of 8 characters of a secret (in any letter
+// case, as is or escaped) and of a shorter secret where it stands as a whole
+// token.
 //
 // All methods are safe for concurrent use and take a context first.
 package servicenow

@@ -38,6 +38,7 @@ type RateLimit struct {
 // wall clock: it waits on timers.
 type gate struct {
 	log zerolog.Logger
+	red *remote.Redactor // for the rule header, when reported
 
 	mu    sync.Mutex
 	until time.Time
@@ -110,10 +111,13 @@ func (g *gate) observe(resp *http.Response) {
 	}
 }
 
+// rateLimit returns the rate limit last seen, its rule header redacted.
 func (g *gate) rateLimit() RateLimit {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.rl
+	rl := g.rl
+	g.mu.Unlock()
+	rl.Rule = g.red.RedactClip(rl.Rule, maxHeader)
+	return rl
 }
 
 // pausedError is what the transport answers, without sending, to a request
@@ -125,10 +129,14 @@ func (e *pausedError) Error() string {
 }
 
 // htmlTokenError is a token endpoint answering 2xx with an HTML page
-// (x/oauth2 would only say that the access token is missing).
+// (x/oauth2 would only say that the access token is missing). Its text
+// repeats nothing of the page; grantError reports what the page says,
+// redacted.
 type htmlTokenError struct{ resp *response }
 
-func (e *htmlTokenError) Error() string { return serverMessage(e.resp) }
+func (e *htmlTokenError) Error() string {
+	return "token endpoint answered HTTP " + strconv.Itoa(e.resp.status) + " with an HTML page"
+}
 
 // gateTransport applies the gate to every request of the client, token
 // requests included, and watches every response.

@@ -64,9 +64,11 @@ func (c *Client) importResult(resp *response) (Result, error) {
 		// The row may or may not have been written; coalesce makes a
 		// retry safe.
 		return Result{}, &Error{Class: ClassTransient, Op: OpImport, StatusCode: resp.status,
-			Message: "unreadable import response: " + c.secrets.redact(clip(err.Error(), 200))}
+			Message: "unreadable import response: " + c.red.RedactClip(err.Error(), maxTextMessage)}
 	}
-	res := Result{ImportSet: ir.ImportSet, StagingTable: ir.StagingTable}
+	// Every text of the answer is redacted: the caller logs and stores them.
+	text := func(s string) string { return c.red.RedactClip(s, maxJSONMessage) }
+	res := Result{ImportSet: text(ir.ImportSet), StagingTable: text(ir.StagingTable)}
 	if len(ir.Result) == 0 {
 		return res, &Error{Class: ClassConfiguration, Op: OpImport, StatusCode: resp.status,
 			Message: "import answered without a result", Fix: fixNoTransformMap}
@@ -76,20 +78,20 @@ func (c *Client) importResult(resp *response) (Result, error) {
 		if msg == "" {
 			msg = r.StatusMessage
 		}
+		status := text(r.Status)
 		if i == 0 {
-			res.TransformMap, res.Table, res.Number, res.SysID = r.TransformMap, r.Table, r.DisplayValue, r.SysID
-			res.Status, res.ErrorMessage, res.RecordLink = r.Status, msg, r.RecordLink
+			res.TransformMap, res.Table, res.Number, res.SysID = text(r.TransformMap), text(r.Table), text(r.DisplayValue), text(r.SysID)
+			res.Status, res.ErrorMessage, res.RecordLink = status, text(msg), text(r.RecordLink)
 		}
 		class := Classify(resp.status, resp.contentType, r.Status)
 		if class == ClassSuccess {
 			continue
 		}
-		e := &Error{Class: class, Op: OpImport, StatusCode: resp.status, ResultStatus: r.Status,
-			Message: c.secrets.redact(msg)}
+		e := &Error{Class: class, Op: OpImport, StatusCode: resp.status, ResultStatus: status, Message: text(msg)}
 		if class == ClassConfiguration {
 			e.Fix = fixUnknownStatus
 		}
-		c.log.Debug().Str("status", r.Status).Str("number", r.DisplayValue).Msg("import not accepted")
+		c.log.Debug().Str("status", status).Str("number", res.Number).Msg("import not accepted")
 		return res, e
 	}
 	c.log.Debug().Str("status", res.Status).Str("number", res.Number).Msg("imported")

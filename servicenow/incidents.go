@@ -120,7 +120,7 @@ func (c *Client) readTable(ctx context.Context, op, table string, q url.Values) 
 	}
 	if err := json.Unmarshal(resp.body, &body); err != nil {
 		return nil, &Error{Class: ClassTransient, Op: op, StatusCode: resp.status,
-			Message: "unreadable Table API response: " + c.secrets.redact(clip(err.Error(), 200))}
+			Message: "unreadable Table API response: " + c.red.RedactClip(err.Error(), maxTextMessage)}
 	}
 	rows := make([]map[string]string, 0, len(body.Result))
 	for _, r := range body.Result {

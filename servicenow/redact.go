@@ -1,9 +1,8 @@
 package servicenow
 
 import (
-	"slices"
-	"strings"
-	"sync"
+	"encoding/base64"
+	"net/url"
 
 	"github.com/ionix/ionixsnow/remote"
 )
@@ -11,56 +10,26 @@ import (
 // Redacted replaces secret values in anything the client reports.
 const Redacted = "[REDACTED]"
 
-// maxDynamicSecrets bounds how many forms of issued tokens are remembered
-// for redaction; older ones are long expired.
-const maxDynamicSecrets = 32
+// Bounds of what a message repeats of an answer, applied after redaction.
+const (
+	maxTextMessage = 200  // a text body
+	maxTitle       = 100  // the title of an HTML page
+	maxJSONMessage = 1000 // a message from a JSON error body, an import result or a grant error
+	maxHeader      = 200  // a header value (Location, X-RateLimit-Rule)
+	htmlHead       = 4096 // how much of an HTML page is searched for its title
+)
 
-// secrets knows every secret value the client holds, configured or issued,
-// and removes them from text that reaches an error string or a log entry.
-type secrets struct {
-	mu      sync.RWMutex
-	static  []string // client secret, password, configured refresh token
-	dynamic []string // issued access and refresh tokens, newest last
-}
-
-func newSecrets(values ...string) *secrets {
-	s := &secrets{}
-	for _, v := range values {
-		for _, form := range remote.SecretForms(v) {
-			if !slices.Contains(s.static, form) {
-				s.static = append(s.static, form)
-			}
-		}
+// newRedactor returns the one rule ([remote.Redactor]) by which the client
+// removes secrets from what it reports: the client secret, the password and
+// the configured refresh token (the authenticator adds the tokens ServiceNow
+// issues). The client sends the OAuth client's credentials in the form body
+// (oauth2.AuthStyleInParams), never in a Basic Authorization header; should
+// that ever change, their base64 form (as x/oauth2 and others encode it) is
+// redacted too.
+func newRedactor(cfg Config) *remote.Redactor {
+	basic := func(id, secret string) string {
+		return base64.StdEncoding.EncodeToString([]byte(id + ":" + secret))
 	}
-	return s
-}
-
-// add remembers an issued token.
-func (s *secrets) add(v string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, f := range remote.SecretForms(v) {
-		if slices.Contains(s.static, f) || slices.Contains(s.dynamic, f) {
-			continue
-		}
-		if len(s.dynamic) >= maxDynamicSecrets {
-			s.dynamic = slices.Delete(s.dynamic, 0, 1)
-		}
-		s.dynamic = append(s.dynamic, f)
-	}
-}
-
-// redact replaces every secret value in text with Redacted, longest first
-// (so that a secret containing another is removed whole).
-func (s *secrets) redact(text string) string {
-	s.mu.RLock()
-	all := append(slices.Clone(s.static), s.dynamic...)
-	s.mu.RUnlock()
-	slices.SortFunc(all, func(a, b string) int { return len(b) - len(a) })
-	for _, v := range all {
-		if strings.Contains(text, v) {
-			text = strings.ReplaceAll(text, v, Redacted)
-		}
-	}
-	return text
+	return remote.NewRedactor(Redacted, cfg.ClientSecret, cfg.Password, cfg.RefreshToken,
+		basic(cfg.ClientID, cfg.ClientSecret), basic(url.QueryEscape(cfg.ClientID), url.QueryEscape(cfg.ClientSecret)))
 }
