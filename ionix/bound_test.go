@@ -75,3 +75,25 @@ func TestBoundedFormsOfLongIDsDiffer(t *testing.T) {
 		t.Errorf("MsgID of a short id changed: %q", got)
 	}
 }
+
+// FuzzBoundedForms: for any id or type, the forms that go into KV keys, subjects
+// and message ids stay within their bounds and alphabets.
+func FuzzBoundedForms(f *testing.F) {
+	validKey := regexp.MustCompile(`^[-/_=a-zA-Z0-9]+$`)
+	validToken := regexp.MustCompile(`^[a-z0-9_~-]+$`)
+	for _, s := range []string{"", "AI-1", "a.b c", strings.Repeat("K", 4100), strings.Repeat("%\xff", 700)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if key := ionix.KeyToken(s); len(key) > ionix.MaxKeyTokenLen || !validKey.MatchString(key) {
+			t.Errorf("KeyToken = %.60q (%d bytes)", key, len(key))
+		}
+		if token := ionix.CategoryToken(s); len(token) > ionix.MaxCategoryTokenLen || !validToken.MatchString(token) {
+			t.Errorf("CategoryToken = %.60q (%d bytes)", token, len(token))
+		}
+		msgID := ionix.MsgID(ionix.ActionItem{ID: s}, ionix.EventClosed)
+		if n := len(msgID) - len(":closed:") - ionix.FingerprintLen; n > ionix.MaxMsgIDIDLen || !utf8.ValidString(msgID) || strings.ContainsAny(msgID, "\r\n\x00") {
+			t.Errorf("MsgID = %.60q (id part %d bytes)", msgID, n)
+		}
+	})
+}

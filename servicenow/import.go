@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Result is the outcome of one import, from the Import Set API response
@@ -78,12 +79,19 @@ func (c *Client) importResult(resp *response) (Result, error) {
 		if msg == "" {
 			msg = r.StatusMessage
 		}
-		status := text(r.Status)
+		// ServiceNow writes the status in lower case; one written otherwise is
+		// the same status (Classify compares it so).
+		status := strings.ToLower(strings.TrimSpace(text(r.Status)))
 		if i == 0 {
 			res.TransformMap, res.Table, res.Number, res.SysID = text(r.TransformMap), text(r.Table), text(r.DisplayValue), text(r.SysID)
 			res.Status, res.ErrorMessage, res.RecordLink = status, text(msg), text(r.RecordLink)
 		}
 		class := Classify(resp.status, resp.contentType, r.Status)
+		if status == "" {
+			// A result row that does not say what happened to it: a transform
+			// script or a proxy changed the answer. Not a success to ledger.
+			class, msg = ClassConfiguration, "import result without a status"
+		}
 		if class == ClassSuccess {
 			continue
 		}
