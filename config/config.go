@@ -27,10 +27,14 @@ type NATS struct {
 	URL            string `yaml:"url"` // comma-separated nats://, tls://, ws:// or wss:// URLs; empty = embedded server
 	CredsFile      string `yaml:"creds_file"`
 	EmbeddedListen string `yaml:"embedded_listen"`
-	StoreDir       string `yaml:"store_dir"`
-	Stream         string `yaml:"stream"`
-	Consumer       string `yaml:"consumer"`
-	Replicas       int    `yaml:"replicas"`
+	// EmbeddedToken is the token the embedded server demands of every client
+	// (and the one ionixsnow presents to it); required when EmbeddedListen is
+	// not a loopback address, at least MinEmbeddedTokenLen characters.
+	EmbeddedToken string `yaml:"embedded_token" secret:"true"`
+	StoreDir      string `yaml:"store_dir"`
+	Stream        string `yaml:"stream"`
+	Consumer      string `yaml:"consumer"`
+	Replicas      int    `yaml:"replicas"`
 }
 
 // ServiceNow is the customer's instance, its OAuth credentials (password

@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -205,8 +207,9 @@ func EnvName(key string) string {
 	return ""
 }
 
-// SecretKeys returns the dotted keys that are secrets: servicenow.client_secret,
-// servicenow.password, servicenow.refresh_token and ionix.token.
+// SecretKeys returns the dotted keys that are secrets: nats.embedded_token,
+// servicenow.client_secret, servicenow.password, servicenow.refresh_token and
+// ionix.token.
 func SecretKeys() []string {
 	var out []string
 	for _, l := range leaves {
@@ -224,9 +227,16 @@ func IsSecret(key string) bool {
 }
 
 // UnknownEnv returns a problem for every IONIXSNOW_* variable in environ
-// (as from os.Environ) that names no key, so that a misspelt variable is not
-// silently ignored. Load cannot see these, since it only looks variables up.
-func UnknownEnv(environ []string) error {
+// (as from os.Environ) that names no key, with the nearest key's variable as
+// a suggestion, so that a misspelt variable is refused instead of silently
+// ignored. The problems never show a value. Variables that Kubernetes sets
+// for a Service whose name starts with "ionixsnow" (service links such as
+// IONIXSNOW_METRICS_SERVICE_HOST) are not ours and pass. LoadEnviron
+// includes these problems; Load cannot see them, since it only looks
+// variables up.
+func UnknownEnv(environ []string) error { return unknownEnv(environ).err() }
+
+func unknownEnv(environ []string) Problems {
 	known := map[string]bool{}
 	var names []string
 	for _, l := range leaves {
@@ -239,17 +249,64 @@ func UnknownEnv(environ []string) error {
 	}
 	var ps Problems
 	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, EnvPrefix) || known[name] {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] || isServiceLink(name, value) {
 			continue
 		}
-		msg := "unknown environment variable, ignored"
-		if s := closest(name, names); s != "" {
-			msg += "; did you mean " + s + "?"
+		hint := suggest(name, names)
+		if hint == "" {
+			hint = "; the variable of a key is IONIXSNOW_<SECTION>_<KEY> (keys: config/ionixsnow.example.yaml)"
 		}
-		ps = append(ps, Problem{Key: name, Message: msg})
+		ps.add(name, "unknown environment variable: no configuration key has this name"+hint)
 	}
-	return ps.err()
+	return ps
+}
+
+// serviceLinks are the variables Kubernetes sets in every pod for every
+// Service of its namespace (unless enableServiceLinks is off), for a Service
+// named ionixsnow or ionixsnow-*: <SVC>_SERVICE_HOST, <SVC>_SERVICE_PORT
+// [_<PORT NAME>], <SVC>_PORT and <SVC>_PORT_<port>_<PROTO>[_PROTO|_PORT|
+// _ADDR], each with the value it must have, so that a guessed key such as
+// IONIXSNOW_HTTP_PORT=9191 is still refused.
+var serviceLinks = []struct {
+	name  *regexp.Regexp
+	value func(string) bool
+}{
+	{serviceLink(`SERVICE_HOST`), isIP},
+	{serviceLink(`SERVICE_PORT(_[A-Z0-9_]+)?`), isPort},
+	{serviceLink(`PORT(_[0-9]+_(TCP|UDP|SCTP))?`), isServiceURL},
+	{serviceLink(`PORT_[0-9]+_(TCP|UDP|SCTP)_PROTO`), isProto},
+	{serviceLink(`PORT_[0-9]+_(TCP|UDP|SCTP)_PORT`), isPort},
+	{serviceLink(`PORT_[0-9]+_(TCP|UDP|SCTP)_ADDR`), isIP},
+}
+
+func serviceLink(suffix string) *regexp.Regexp {
+	return regexp.MustCompile(`^IONIXSNOW(_[A-Z0-9_]+)?_` + suffix + `$`)
+}
+
+// isServiceLink reports whether name=value is a Kubernetes service link.
+func isServiceLink(name, value string) bool {
+	for _, l := range serviceLinks {
+		if l.name.MatchString(name) && l.value(value) {
+			return true
+		}
+	}
+	return false
+}
+
+func isIP(s string) bool    { return net.ParseIP(s) != nil }
+func isProto(s string) bool { return s == "tcp" || s == "udp" || s == "sctp" }
+
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
+}
+
+// isServiceURL reports whether s is as tcp://10.96.0.1:9090.
+func isServiceURL(s string) bool {
+	proto, hostPort, ok := strings.Cut(s, "://")
+	host, port, err := net.SplitHostPort(hostPort)
+	return ok && isProto(proto) && err == nil && isIP(host) && isPort(port)
 }
 
 // closest returns the candidate nearest to s if it is near enough to be a

@@ -26,6 +26,9 @@ import (
 // must not be used to run. When the file cannot be read or parsed, only the
 // problems of the file and the environment are reported: the rest would be
 // guesses about a configuration that was not seen.
+//
+// Load only looks variables up, so it cannot refuse unknown IONIXSNOW_*
+// variables, and it drops the warnings of loading: commands use LoadEnviron.
 func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	return LoadFor(path, lookupEnv, Needs{})
 }
@@ -34,6 +37,32 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 // command reports the problems of loading, of consistency and its own
 // requirements all at once.
 func LoadFor(path string, lookupEnv func(string) (string, bool), n Needs) (Config, error) {
+	cfg, _, err := load(path, lookupEnv, nil, n)
+	return cfg, err
+}
+
+// LoadEnviron is LoadFor over the whole environment, given as NAME=value
+// entries (os.Environ()): among the problems it also lists every IONIXSNOW_*
+// variable that names no key (see UnknownEnv), so that a misspelt variable
+// stops a command as a misspelt YAML key does. It also returns the warnings
+// of loading (a secret file that other users may read), for the command to
+// report once; they do not make it fail.
+func LoadEnviron(path string, environ []string, n Needs) (Config, []Warning, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if _, dup := vars[name]; !dup { // the first wins, as for os.LookupEnv
+			vars[name] = value
+		}
+	}
+	lookup := func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
+	return load(path, lookup, environ, n)
+}
+
+func load(path string, lookupEnv func(string) (string, bool), environ []string, n Needs) (Config, []Warning, error) {
 	cfg := Default()
 	l := &loader{files: map[string]fileRef{}, bad: map[string]bool{}}
 	if path != "" {
@@ -42,6 +71,7 @@ func LoadFor(path string, lookupEnv func(string) (string, bool), n Needs) (Confi
 	if lookupEnv != nil {
 		l.loadEnv(lookupEnv, &cfg)
 	}
+	l.ps = append(l.ps, unknownEnv(environ)...)
 	l.readSecretFiles(&cfg)
 	normalise(&cfg)
 	if !l.fileFailed {
@@ -53,7 +83,7 @@ func LoadFor(path string, lookupEnv func(string) (string, bool), n Needs) (Confi
 	}
 	l.ps = cfg.scrub(l.ps)
 	slices.SortStableFunc(l.ps, func(a, b Problem) int { return cmp.Compare(rank(a.Key, path), rank(b.Key, path)) })
-	return cfg, l.ps.err()
+	return cfg, l.warnings, l.ps.err()
 }
 
 // rank orders problems as the keys are ordered in the file: problems of the
@@ -89,6 +119,7 @@ type fileRef struct {
 
 type loader struct {
 	ps         Problems
+	warnings   []Warning
 	bad        map[string]bool    // keys with a loading problem: their validation problems are noise
 	files      map[string]fileRef // secret key -> file to read it from
 	fileFailed bool               // the YAML file could not be read or parsed
@@ -323,15 +354,24 @@ func (l *loader) readSecretFiles(cfg *Config) {
 		if !ok {
 			continue
 		}
-		data, err := os.ReadFile(ref.path)
-		if err != nil {
-			l.problem(lf.key+"_file", fmt.Sprintf("cannot read %s: %s (%s)", ref.path, fileErr(err), ref.origin))
+		key := lf.key + "_file"
+		s, info, err := readSecretFile(ref.path)
+		switch {
+		case errors.Is(err, errSecretFileTooLarge):
+			l.problem(key, fmt.Sprintf("%s is larger than %d KiB, so it cannot be a secret; name the file that holds only the secret (%s)",
+				ref.path, MaxSecretFileSize>>10, ref.origin))
+			continue
+		case err != nil:
+			l.problem(key, fmt.Sprintf("cannot read %s: %s (%s)", ref.path, fileErr(err), ref.origin))
+			continue
+		case s == "":
+			l.problem(key, fmt.Sprintf("%s is empty (%s)", ref.path, ref.origin))
 			continue
 		}
-		s := strings.TrimRight(string(data), "\r\n")
-		if s == "" {
-			l.problem(lf.key+"_file", fmt.Sprintf("%s is empty (%s)", ref.path, ref.origin))
-			continue
+		if who := othersMayAccess(info); who != "" {
+			l.warnings = append(l.warnings, Warning{Key: key, Message: fmt.Sprintf(
+				"%s can be read or changed by %s (mode %04o, %s); make it readable by this user alone (chmod 600) or by this process's group alone (chmod 640)",
+				ref.path, who, info.Mode().Perm(), ref.origin)})
 		}
 		lf.field(cfg).SetString(s)
 	}

@@ -73,3 +73,13 @@ func AsProblems(err error) Problems {
 }
 
 func (ps *Problems) add(key, msg string) { *ps = append(*ps, Problem{Key: key, Message: msg}) }
+
+// Warning is something in the configuration that does not stop a command but
+// deserves a fix, such as a secret file that other users may read. Like a
+// Problem it names its key and never holds a secret value.
+type Warning struct {
+	Key     string
+	Message string
+}
+
+func (w Warning) String() string { return w.Key + ": " + w.Message }

@@ -14,7 +14,7 @@ import (
 )
 
 func TestSecretKeys(t *testing.T) {
-	want := []string{"servicenow.client_secret", "servicenow.password", "servicenow.refresh_token", "ionix.token"}
+	want := []string{"nats.embedded_token", "servicenow.client_secret", "servicenow.password", "servicenow.refresh_token", "ionix.token"}
 	if got := config.SecretKeys(); !slices.Equal(got, want) {
 		t.Fatalf("SecretKeys = %q, want %q", got, want)
 	}

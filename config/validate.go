@@ -24,6 +24,7 @@ const (
 	MinPollInterval     = 10 * time.Second
 	MinUrgencyThreshold = 1.0
 	MaxUrgencyThreshold = 10.0
+	MinEmbeddedTokenLen = 16
 	maxJetStreamName    = 255
 )
 
@@ -52,9 +53,17 @@ func (c Config) problems(n Needs) Problems {
 	case c.NATS.EmbeddedListen != "":
 		if msg := checkHostPort(c.NATS.EmbeddedListen, "127.0.0.1:4222"); msg != "" {
 			ps.add("nats.embedded_listen", msg)
+		} else if embedded && c.NATS.EmbeddedToken == "" && !listensOnLoopback(c.NATS.EmbeddedListen) {
+			ps.add("nats.embedded_listen", fmt.Sprintf("%q is reachable from other machines and the embedded server has no credentials, "+
+				"so anyone could read and publish action items: listen on loopback (127.0.0.1:4222), or set nats.embedded_token "+
+				"(or nats.embedded_token_file) to a random token of at least %d characters (`openssl rand -hex 32`)",
+				c.NATS.EmbeddedListen, MinEmbeddedTokenLen))
 		}
 	case embedded:
 		ps.add("nats.embedded_listen", "required when nats.url is empty (embedded server)")
+	}
+	if t := c.NATS.EmbeddedToken; t != "" && len(t) < MinEmbeddedTokenLen {
+		ps.add("nats.embedded_token", fmt.Sprintf("must be at least %d characters, such as the output of `openssl rand -hex 32`", MinEmbeddedTokenLen))
 	}
 	if embedded && strings.TrimSpace(c.NATS.StoreDir) == "" {
 		ps.add("nats.store_dir", "required when nats.url is empty (embedded server)")
@@ -261,6 +270,15 @@ func checkHostPort(s, example string) string {
 	return ""
 }
 
+// listensOnLoopback reports whether a listen address (host:port) of the
+// embedded server stays on this machine. An empty host is 127.0.0.1 there
+// (package embedded); every other host name but localhost may resolve
+// anywhere.
+func listensOnLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	return err == nil && (host == "" || remote.IsLoopback(host))
+}
+
 // checkJetStreamName checks a stream or consumer name as JetStream accepts it.
 func checkJetStreamName(s string) string {
 	if s == "" {
@@ -311,26 +329,24 @@ func checkOverrides(ps *Problems, key string, m map[string]string, checkValue fu
 	}
 }
 
-// minScrubLen is the shortest secret value scrubbed from messages; shorter
-// ones would mangle ordinary words and protect nothing.
-const minScrubLen = 4
-
 // scrub replaces every secret value of c that occurs in a problem by
 // RedactedValue: a secret pasted into the wrong key (or used as a key name)
-// must not be echoed either.
+// must not be echoed either. It applies the one rule of remote.Redactor: any
+// run of remote.MinFragment characters of a secret, in any letter case and
+// escaped form, and a shorter secret only where it stands as a whole token
+// (a one-letter password does not mangle every word holding that letter).
 func (c Config) scrub(ps Problems) Problems {
 	var vals []string
 	for i := range leaves {
 		lf := &leaves[i]
-		if s := lf.field(&c).String(); lf.secret && len(s) >= minScrubLen {
-			vals = append(vals, s)
+		if lf.secret {
+			vals = append(vals, lf.field(&c).String())
 		}
 	}
+	red := remote.NewRedactor(RedactedValue, vals...)
 	for i := range ps {
-		for _, s := range vals {
-			ps[i].Key = strings.ReplaceAll(ps[i].Key, s, RedactedValue)
-			ps[i].Message = strings.ReplaceAll(ps[i].Message, s, RedactedValue)
-		}
+		ps[i].Key = red.Redact(ps[i].Key)
+		ps[i].Message = red.Redact(ps[i].Message)
 	}
 	return ps
 }

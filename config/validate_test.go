@@ -300,3 +300,49 @@ func TestAllowInsecureHTTP(t *testing.T) {
 		t.Errorf("the switch must not reach ionix.api_url: %v", err)
 	}
 }
+
+// TestEmbeddedListenNeedsCredentials: the embedded server listens beyond
+// loopback only with a token; the problem names nats.embedded_listen and both
+// ways out.
+func TestEmbeddedListenNeedsCredentials(t *testing.T) {
+	const token = "0123456789abcdef-embedded"
+	tests := []struct {
+		name   string
+		url    string
+		listen string
+		token  string
+		keys   []string
+	}{
+		{"default loopback", "", "127.0.0.1:4222", "", nil},
+		{"IPv6 loopback", "", "[::1]:4222", "", nil},
+		{"localhost", "", "localhost:4222", "", nil},
+		{"empty host is loopback in package embedded", "", ":4222", "", nil},
+		{"every interface", "", "0.0.0.0:4222", "", []string{"nats.embedded_listen"}},
+		{"every IPv6 interface", "", "[::]:4222", "", []string{"nats.embedded_listen"}},
+		{"a LAN address", "", "192.168.1.20:4222", "", []string{"nats.embedded_listen"}},
+		{"a host name", "", "nats.internal:4222", "", []string{"nats.embedded_listen"}},
+		{"every interface with a token", "", "0.0.0.0:4222", token, nil},
+		{"a token too short", "", "0.0.0.0:4222", "short-token", []string{"nats.embedded_token"}},
+		{"an external server: embedded_listen unused", "nats://nats.internal:4222", "0.0.0.0:4222", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			c.NATS.URL, c.NATS.EmbeddedListen, c.NATS.EmbeddedToken = tt.url, tt.listen, tt.token
+			err := c.Validate()
+			if tt.keys == nil {
+				if err != nil {
+					t.Fatalf("Validate = %v", err)
+				}
+				return
+			}
+			wantKeys(t, err, tt.keys...)
+			if tt.keys[0] == "nats.embedded_listen" {
+				wantText(t, err, "127.0.0.1:4222", "nats.embedded_token", "nats.embedded_token_file")
+			}
+			if tt.token != "" && strings.Contains(err.Error(), tt.token) {
+				t.Errorf("the token is shown:\n%v", err)
+			}
+		})
+	}
+}

@@ -2,7 +2,8 @@
 // JetStream, the stream and consumer, the ServiceNow URL, OAuth, the import table,
 // its roles and ACLs, and the staging field lengths — and says for each failure which
 // setup step fixes it. `ionixsnow doctor` prints its results; `--send-test` also
-// sends one marked test item and reads back the incident it made.
+// sends one marked test item twice, checks that the second send updated the
+// incident of the first (coalesce on correlation_id), and reads the incident back.
 //
 // OAuth failures look alike from the outside (ServiceNow answers 401 access_denied
 // for a wrong client, a wrong user and an expired refresh token alike), so doctor

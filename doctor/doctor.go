@@ -83,11 +83,15 @@ func skipped(check, why string) Result {
 	return Result{Check: check, Status: StatusSkip, Detail: "skipped: " + why}
 }
 
+// serviceNowConfig is the client's configuration from the servicenow section,
+// every setting the client has (as `consume` builds it), so that doctor judges
+// the configuration consume runs with.
 func serviceNowConfig(s config.ServiceNow) servicenow.Config {
 	return servicenow.Config{
 		InstanceURL: s.InstanceURL, ClientID: s.ClientID, ClientSecret: s.ClientSecret,
 		Username: s.Username, Password: s.Password, RefreshToken: s.RefreshToken,
 		ImportTable: s.ImportTable, Timeout: s.Timeout,
+		AllowInsecureHTTP: s.AllowInsecureHTTP,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -386,6 +387,34 @@ func TestRunFailureModes(t *testing.T) {
 			onlyFailures: []string{"field_lengths", "field_truncation"},
 		},
 		{
+			name: "Coalesce not ticked on correlation_id", sendTest: true,
+			emu: emulator.Options{NoCoalesce: true},
+			want: []want{
+				{check: "send_test", status: doctor.StatusOK, detail: []string{"INC0010001 inserted"}},
+				{check: "coalesce", status: doctor.StatusFail, fix: []string{"tick Coalesce", "correlation_id → Correlation ID", "step 4"},
+					detail: []string{"answered inserted INC0010002, not an update of INC0010001", "does not coalesce"}},
+				{check: "field_truncation", status: doctor.StatusOK, detail: []string{"INC0010002"}},
+			},
+			onlyFailures: []string{"coalesce"},
+		},
+		{
+			name: "correlation_id not mapped", sendTest: true,
+			emu: emulator.Options{UnmappedCorrelationID: true},
+			want: []want{
+				{check: "coalesce", status: doctor.StatusFail, fix: []string{"add the field map correlation_id → Correlation ID", "step 4", "step 2"},
+					detail: []string{"inserted INC0010002", "not mapped"}},
+				{check: "field_truncation", status: doctor.StatusWarn},
+			},
+			onlyFailures: []string{"coalesce"},
+		},
+		{
+			name: "instance that ignores unchanged rows still updates", sendTest: true, passed: true,
+			emu: emulator.Options{IgnoreUnchanged: true},
+			want: []want{
+				{check: "coalesce", status: doctor.StatusOK, detail: []string{"updated INC0010001"}},
+			},
+		},
+		{
 			name: "staging table as created, without --send-test",
 			emu:  emulator.Options{StagingAsCreated: true},
 			want: []want{
@@ -503,7 +532,7 @@ func TestRunAllGreenAndRepeatedSendTest(t *testing.T) {
 	if !doctor.Passed(rs) || !strings.Contains(out, "all checks passed") {
 		t.Fatalf("doctor did not pass on a good setup:\n%s", out)
 	}
-	wantChecks := []string{"nats", "jetstream", "stream", "consumer", "servicenow_url", "oauth", "import_table", "field_lengths", "send_test", "field_truncation"}
+	wantChecks := []string{"nats", "jetstream", "stream", "consumer", "servicenow_url", "oauth", "import_table", "field_lengths", "send_test", "coalesce", "field_truncation"}
 	var got []string
 	for _, r := range rs {
 		got = append(got, r.Check)
@@ -520,6 +549,9 @@ func TestRunAllGreenAndRepeatedSendTest(t *testing.T) {
 	st, _ := find(rs, "send_test")
 	if !strings.Contains(st.Detail, "INC0010001") || !strings.Contains(st.Detail, "inserted") {
 		t.Errorf("send_test detail %q does not name the new incident INC0010001", st.Detail)
+	}
+	if co, _ := find(rs, "coalesce"); !strings.Contains(co.Detail, "updated INC0010001") {
+		t.Errorf("coalesce detail %q does not name the update of INC0010001", co.Detail)
 	}
 	if ft, _ := find(rs, "field_truncation"); !strings.Contains(ft.Detail, "INC0010001") {
 		t.Errorf("field_truncation detail %q does not name the incident", ft.Detail)
@@ -542,8 +574,8 @@ func TestRunAllGreenAndRepeatedSendTest(t *testing.T) {
 	if want := mapping.CorrelationID(doctor.TestItemID); in.CorrelationID != want || want != "ionix:ionixsnow-doctor-test" {
 		t.Errorf("correlation id %q, want ionix:ionixsnow-doctor-test", in.CorrelationID)
 	}
-	if in.Inserts != 1 || in.Updates != 1 {
-		t.Errorf("%s: %d inserts, %d updates; want 1 and 1", in.Number, in.Inserts, in.Updates)
+	if in.Inserts != 1 || in.Updates != 3 { // each run sends twice
+		t.Errorf("%s: %d inserts, %d updates; want 1 and 3", in.Number, in.Inserts, in.Updates)
 	}
 	if len([]rune(in.ShortDescription)) <= 40 || len([]rune(in.Description)) <= 40 {
 		t.Errorf("test incident fields are not longer than 40: %q / %q", in.ShortDescription, in.Description)
@@ -574,4 +606,56 @@ func TestRunSecretsNeverShown(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRunAllowsInsecureHTTPAsConsumeDoes: servicenow.allow_insecure_http lets
+// doctor reach a plain http instance beyond loopback, as it lets consume; without
+// it doctor refuses the URL.
+func TestRunAllowsInsecureHTTPAsConsumeDoes(t *testing.T) {
+	host := nonLoopbackIP(t)
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", host, err)
+	}
+	ts := httptest.NewUnstartedServer(emulator.New(emulator.Options{
+		ClientID: clientID, ClientSecret: clientSecret, Username: username, Password: password}))
+	ts.Listener.Close()
+	ts.Listener = l
+	ts.Start()
+	t.Cleanup(ts.Close)
+	for _, tt := range []struct {
+		allow bool
+		want  doctor.Status
+	}{{true, doctor.StatusOK}, {false, doctor.StatusFail}} {
+		t.Run(fmt.Sprintf("allow_insecure_http %v", tt.allow), func(t *testing.T) {
+			cfg := goodConfig(ts.URL)
+			cfg.ServiceNow.AllowInsecureHTTP = tt.allow
+			rs, out := run(t, doctor.Options{Config: cfg, NATSErr: errors.New("not configured")})
+			for _, check := range []string{"servicenow_url", "oauth", "import_table"} {
+				if r, _ := find(rs, check); tt.allow && r.Status != doctor.StatusOK {
+					t.Errorf("%s: %s, want ok:\n%s", check, r.Status, out)
+				}
+			}
+			if r, _ := find(rs, "servicenow_url"); r.Status != tt.want {
+				t.Errorf("servicenow_url: %s, want %s:\n%s", r.Status, tt.want, out)
+			}
+		})
+	}
+}
+
+// nonLoopbackIP returns an address of this machine that is not loopback, to
+// serve a plain http instance that loopback rules do not cover.
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this machine has no non-loopback IPv4 address")
+	return ""
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // TestItemID is the action item id of doctor's test incident. Every --send-test
-// coalesces on it, so repeated runs update one incident instead of adding more.
+// sends it twice and checks that the second send updates the incident of the
+// first (coalesce), so repeated runs update one incident instead of adding more.
 const TestItemID = "ionixsnow-doctor-test"
 
 // checkImportTable asks ServiceNow whether the integration may use the import table,
@@ -58,39 +59,52 @@ func checkFieldLengths(ctx context.Context, client *servicenow.Client) Result {
 	return r
 }
 
-// sendTest imports a marked test item whose name and body are longer than 40
-// characters, and reads the incident back to see whether they arrived whole.
+// Fixes of the send test's coalesce check, naming the setup step.
+const (
+	fixCoalesce = "open the transform map ionix_action_item and tick Coalesce on the field map correlation_id → Correlation ID " +
+		"(README ServiceNow setup, step 4); without it every update, closing and retry creates another incident. " +
+		"Then resolve or delete the extra test incidents"
+	fixCorrelationUnmapped = "add the field map correlation_id → Correlation ID with Coalesce ticked to the transform map ionix_action_item " +
+		"(README ServiceNow setup, step 4; the web service needs the field correlation_id, step 2). " +
+		"Then resolve or delete the extra test incidents"
+)
+
+// sendTest imports a marked test item twice and reads its incident back. The
+// second send differs from the first (the time of the send is in the body, so
+// an instance that ignores unchanged rows still updates), and must update the
+// incident of the first: otherwise ServiceNow does not coalesce on
+// correlation_id, and every re-post would duplicate. The name and body are
+// longer than 40 characters, to see whether they arrive whole.
 func sendTest(ctx context.Context, o Options, client *servicenow.Client) []Result {
-	item := ionix.ActionItem{
-		ID:          TestItemID,
-		Title:       "[ionixsnow doctor] test incident, safe to resolve or delete — sent " + time.Now().UTC().Format("2006-01-02 15:04:05"),
-		Type:        "IONIX Test",
-		Urgency:     1,
-		Summary:     "This incident was created by `ionixsnow doctor --send-test` to prove the integration end to end.",
-		Description: "Every run of doctor --send-test updates this same incident (coalesce on its correlation id).",
-	}
 	opts := mapping.DefaultOptions()
 	opts.FieldPrefix = o.Config.ServiceNow.FieldPrefix
-	record, err := mapping.ToRecord(item, opts)
-	if err != nil {
-		return []Result{{Check: "send_test", Status: StatusFail, Detail: err.Error()}}
-	}
-	res, err := client.Import(ctx, record)
+	first, _, err := sendTestItem(ctx, client, opts, 1)
 	if err != nil {
 		return []Result{{Check: "send_test", Status: StatusFail, Detail: err.Error(), Fix: fixOf(err)}}
 	}
-	rs := []Result{{Check: "send_test", Status: StatusOK, Detail: fmt.Sprintf("incident %s %s (transform map %s)", res.Number, res.Status, res.TransformMap)}}
-	incs, err := client.FindIncidents(ctx, mapping.CorrelationID(TestItemID))
-	if err != nil || len(incs) != 1 {
-		detail := fmt.Sprintf("found %d incidents with the test correlation id", len(incs))
-		if err != nil {
-			detail = "cannot read the test incident back (" + shortClass(err) + ")"
+	rs := []Result{{Check: "send_test", Status: StatusOK, Detail: fmt.Sprintf("incident %s %s (transform map %s)", first.Number, first.Status, first.TransformMap)}}
+	second, record, err := sendTestItem(ctx, client, opts, 2)
+	incs, readErr := client.FindIncidents(ctx, mapping.CorrelationID(TestItemID))
+	rs = append(rs, checkCoalesce(first, second, err, incs, readErr))
+	if second.SysID == "" {
+		return rs
+	}
+
+	var inc *servicenow.Incident
+	for i := range incs {
+		if incs[i].SysID == second.SysID {
+			inc = &incs[i]
+		}
+	}
+	if inc == nil {
+		detail := fmt.Sprintf("found no incident %s with the test correlation id", second.Number)
+		if readErr != nil {
+			detail = "cannot read the test incident back (" + shortClass(readErr) + ")"
 		}
 		return append(rs, Result{Check: "field_truncation", Status: StatusWarn,
-			Detail: detail + "; open " + res.Number + " and check that its short description and description are not cut at 40 characters",
+			Detail: detail + "; open " + second.Number + " and check that its short description and description are not cut at 40 characters",
 			Fix:    fixReadAccess})
 	}
-	inc := incs[0]
 	var cut []string
 	if sent := record[opts.Field(mapping.FieldName)]; inc.ShortDescription != sent && utf8.RuneCountInString(inc.ShortDescription) <= 40 {
 		cut = append(cut, fmt.Sprintf("name arrived as %d of %d characters", utf8.RuneCountInString(inc.ShortDescription), utf8.RuneCountInString(sent)))
@@ -103,6 +117,49 @@ func sendTest(ctx context.Context, o Options, client *servicenow.Client) []Resul
 	}
 	return append(rs, Result{Check: "field_truncation", Status: StatusOK,
 		Detail: fmt.Sprintf("%s holds the whole name and body; priority %s from impact %s, urgency %s", inc.Number, inc.Priority, inc.Impact, inc.Urgency)})
+}
+
+// sendTestItem imports the test item for the nth send and returns what
+// ServiceNow answered and the record sent.
+func sendTestItem(ctx context.Context, client *servicenow.Client, opts mapping.Options, n int) (servicenow.Result, map[string]string, error) {
+	now := time.Now().UTC()
+	item := ionix.ActionItem{
+		ID:      TestItemID,
+		Title:   "[ionixsnow doctor] test incident, safe to resolve or delete — sent " + now.Format("2006-01-02 15:04:05"),
+		Type:    "IONIX Test",
+		Urgency: 1,
+		Summary: "This incident was created by `ionixsnow doctor --send-test` to prove the integration end to end.",
+		Description: fmt.Sprintf("Every run of doctor --send-test sends this item twice and updates this same incident "+
+			"(coalesce on its correlation id). Send %d of 2 at %s.", n, now.Format(time.RFC3339Nano)),
+	}
+	record, err := mapping.ToRecord(item, opts)
+	if err != nil {
+		return servicenow.Result{}, nil, err
+	}
+	res, err := client.Import(ctx, record)
+	return res, record, err
+}
+
+// checkCoalesce judges the second send of the test item: it must update (or,
+// unchanged, be ignored by) the incident of the first.
+func checkCoalesce(first, second servicenow.Result, err error, incs []servicenow.Incident, readErr error) Result {
+	r := Result{Check: "coalesce"}
+	sameIncident := second.SysID != "" && second.SysID == first.SysID
+	switch {
+	case sameIncident && (second.Status == "updated" || second.Status == "ignored"):
+		r.Status, r.Detail = StatusOK, fmt.Sprintf("a second send of the test item %s %s (coalesce on correlation_id)", second.Status, second.Number)
+	case err != nil && second.Status != "ignored":
+		r.Status, r.Detail, r.Fix = StatusFail, "the second send of the test item failed: "+err.Error(), fixOf(err)
+	default:
+		r.Status, r.Fix = StatusFail, fixCoalesce
+		r.Detail = fmt.Sprintf("a second send of the same test item answered %s %s, not an update of %s: ServiceNow does not coalesce on correlation_id",
+			second.Status, second.Number, first.Number)
+		if readErr == nil && len(incs) == 0 {
+			r.Detail += "; the incidents carry no correlation id, so correlation_id is not mapped"
+			r.Fix = fixCorrelationUnmapped
+		}
+	}
+	return r
 }
 
 // fixOf returns the fix a ServiceNow error carries, or a generic one.

@@ -1,6 +1,7 @@
 // Package embedded runs a JetStream-enabled nats-server inside the process. It is the
 // default when no nats.url is configured (`consume`, `demo`, `bench`) and what every
-// test uses in place of an external server.
+// test uses in place of an external server. It listens on loopback unless given a
+// token that every client must present.
 package embedded
 
 import (
@@ -11,15 +12,25 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ionix/ionixsnow/remote"
 )
 
 // ErrNotReady is returned when the server does not accept connections in time.
 var ErrNotReady = errors.New("embedded nats-server not ready")
 
+// ErrOpenListen is returned by Start for a listen address beyond loopback
+// without a Token: such a server would let anyone on the network read and
+// publish.
+var ErrOpenListen = errors.New("embedded nats-server: a listen address beyond loopback needs a token")
+
 // Options configures the embedded server.
 type Options struct {
-	// Listen is host:port; port 0 (or "") picks a free port on 127.0.0.1.
+	// Listen is host:port; port 0 (or "") picks a free port, an empty host
+	// is 127.0.0.1. A host other than loopback needs Token.
 	Listen string
+	// Token, when set, is demanded of every client (nats.Token on their side).
+	Token string
 	// StoreDir is the JetStream store directory.
 	StoreDir string
 	// ServerName names the server (needed in a cluster); empty lets the server choose.
@@ -70,19 +81,26 @@ func serverOptions(o Options) (*server.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server listen %q: %w", o.Listen, err)
 	}
+	if o.Token == "" && !remote.IsLoopback(host) {
+		return nil, fmt.Errorf("%w (listen %q)", ErrOpenListen, o.Listen)
+	}
 	sopts := &server.Options{
-		ServerName: o.ServerName,
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
+		ServerName:    o.ServerName,
+		Host:          host,
+		Port:          port,
+		Authorization: o.Token,
+		JetStream:     true,
+		StoreDir:      o.StoreDir,
+		NoSigs:        true,
+		NoLog:         true,
 	}
 	if c := o.Cluster; c != nil {
 		chost, cport, err := splitListen(c.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats-server cluster listen %q: %w", c.Listen, err)
+		}
+		if !remote.IsLoopback(chost) { // routes have no credentials here
+			return nil, fmt.Errorf("%w (cluster listen %q: routes stay on loopback)", ErrOpenListen, c.Listen)
 		}
 		sopts.Cluster = server.ClusterOpts{Name: c.Name, Host: chost, Port: cport}
 		sopts.Routes = server.RoutesFromStr(routeURLs(c.Routes))

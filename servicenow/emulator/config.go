@@ -109,6 +109,8 @@ type Config struct {
 	RefreshTokenTTL          Duration `json:"refresh_token_ttl"`
 	RefreshOmitsRefreshToken bool     `json:"refresh_omits_refresh_token"`
 	IgnoreUnchanged          bool     `json:"ignore_unchanged"`
+	NoCoalesce               bool     `json:"no_coalesce"`             // every row inserts a new incident
+	UnmappedCorrelationID    bool     `json:"unmapped_correlation_id"` // correlation_id not copied to the incident
 
 	NameBodyMaxLength int            `json:"name_body_max_length"`
 	StagingAsCreated  bool           `json:"staging_as_created"`
@@ -234,6 +236,8 @@ func (o Options) config() Config {
 		RefreshTokenTTL:          Duration(o.RefreshTokenTTL),
 		RefreshOmitsRefreshToken: o.RefreshOmitsRefreshToken,
 		IgnoreUnchanged:          o.IgnoreUnchanged,
+		NoCoalesce:               o.NoCoalesce,
+		UnmappedCorrelationID:    o.UnmappedCorrelationID,
 		NameBodyMaxLength:        o.NameBodyMaxLength,
 		StagingAsCreated:         o.StagingAsCreated,
 		FieldMaxLength:           o.FieldMaxLength,

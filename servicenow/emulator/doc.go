@@ -18,9 +18,10 @@
 //     configured prefix), the transform map to incident (name ->
 //     short_description, body -> description, category, impact, urgency,
 //     opening_date -> opened_at, correlation_id, state, close_notes),
-//     coalesce on correlation_id, INC numbering from INC0010001, priority
-//     from impact × urgency, and silent truncation to the staging (and
-//     incident) column lengths.
+//     coalesce on correlation_id (or, to emulate a careless setup, none:
+//     [Options.NoCoalesce], [Options.UnmappedCorrelationID]), INC
+//     numbering from INC0010001, priority from impact × urgency, and
+//     silent truncation to the staging (and incident) column lengths.
 //   - GET /api/now/table/{table}[/{sys_id}] for incident and sys_dictionary,
 //     with sysparm_query (encoded queries: =, !=, LIKE, STARTSWITH, ENDSWITH,
 //     ISEMPTY, ISNOTEMPTY, ^, ^OR, ^NQ), sysparm_fields, sysparm_limit and
@@ -66,6 +67,8 @@
 //	access_token_ttl, refresh_token_ttl  token lifetimes ("30m", "2400h")
 //	refresh_omits_refresh_token          refresh grants answer no refresh_token
 //	ignore_unchanged                     unchanged coalesced rows answer "ignored"
+//	no_coalesce                          Coalesce not ticked on correlation_id: every row inserts
+//	unmapped_correlation_id              correlation_id not mapped: incidents get none, every row inserts
 //	name_body_max_length                 staging name and body length (4000; 40 as created)
 //	staging_as_created                   every staging column 40, correlation_id included
 //	field_max_length                     per-column override, {"name": 80}

@@ -60,6 +60,14 @@ type Options struct {
 	// transform does. By default such a row answers "updated".
 	IgnoreUnchanged bool
 
+	// NoCoalesce emulates a transform map whose correlation_id field map
+	// lacks the Coalesce tick (README setup step 4 half done): the
+	// correlation id is copied to the incident, but every row inserts a new
+	// incident. UnmappedCorrelationID emulates one without that field map:
+	// the incident gets no correlation id, so nothing coalesces either.
+	NoCoalesce            bool
+	UnmappedCorrelationID bool
+
 	// OnBefore, when set, runs for every staging row before the transform,
 	// like an onBefore transform script. It sees the row's columns (with
 	// prefix, after truncation). A non-empty status ("error", "ignored" or

@@ -277,7 +277,9 @@ func (s *Server) importSet(now time.Time) string {
 }
 
 // transform runs the transform map on one staging row: coalesce on
-// correlation_id, then insert or update the incident. s.mu must be held.
+// correlation_id (unless the switches NoCoalesce or UnmappedCorrelationID
+// emulate a transform map set up without it), then insert or update the
+// incident. s.mu must be held.
 func (s *Server) transform(row map[string]string, now time.Time) importResult {
 	res := importResult{
 		TransformMap: strings.TrimPrefix(s.opt.ImportTable, s.opt.FieldPrefix),
@@ -317,8 +319,11 @@ func (s *Server) transform(row map[string]string, now time.Time) importResult {
 		}
 	}
 
+	if s.cfg.UnmappedCorrelationID {
+		delete(target, "correlation_id")
+	}
 	var inc *Incident
-	if cid := target["correlation_id"]; cid != "" {
+	if cid := target["correlation_id"]; cid != "" && !s.cfg.NoCoalesce {
 		// Coalesce looks the value up in the database, whose string
 		// comparisons ignore case.
 		inc = s.byCorrelation[strings.ToLower(cid)]

@@ -105,6 +105,58 @@ func TestCoalesce(t *testing.T) {
 	})
 }
 
+// TestCarelessTransformMaps: a transform map without Coalesce on
+// correlation_id, or without the correlation_id field map, inserts a new
+// incident for every re-post; both are switches at construction and at run time.
+func TestCarelessTransformMaps(t *testing.T) {
+	tests := []struct {
+		name          string
+		opts          Options
+		switchOn      func(c *Config) // at run time instead, when set
+		correlationID string          // what the incidents carry
+	}{
+		{"Coalesce not ticked", Options{NoCoalesce: true}, nil, "ionix:9"},
+		{"correlation_id not mapped", Options{UnmappedCorrelationID: true}, nil, ""},
+		{"Coalesce switched off at run time", Options{}, func(c *Config) { c.NoCoalesce = true }, "ionix:9"},
+		{"mapping dropped at run time", Options{}, func(c *Config) { c.UnmappedCorrelationID = true }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.opts)
+			if tt.switchOn != nil {
+				c := e.s.Config()
+				tt.switchOn(&c)
+				if err := e.s.SetConfig(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, a := e.post(item("ionix:9"))
+			_, b := e.post(item("ionix:9", "u_urgency", "2"))
+			if a.Result[0].Status != "inserted" || b.Result[0].Status != "inserted" || a.Result[0].SysID == b.Result[0].SysID {
+				t.Fatalf("results %+v, %+v; want two inserts", a.Result[0], b.Result[0])
+			}
+			incs := e.s.Incidents()
+			if len(incs) != 2 {
+				t.Fatalf("%d incidents, want 2", len(incs))
+			}
+			for _, inc := range incs {
+				if inc.CorrelationID != tt.correlationID {
+					t.Errorf("%s: correlation id %q, want %q", inc.Number, inc.CorrelationID, tt.correlationID)
+				}
+			}
+		})
+	}
+	t.Run("the switches over /sim/config", func(t *testing.T) {
+		e := newEnv(t, Options{})
+		r := e.do(http.MethodPut, "/sim/config", nil, strings.NewReader(`{"no_coalesce": true, "unmapped_correlation_id": true}`))
+		var c Config
+		r.json(t, &c)
+		if r.status != http.StatusOK || !c.NoCoalesce || !c.UnmappedCorrelationID {
+			t.Fatalf("PUT /sim/config: %d %s", r.status, r.body)
+		}
+	})
+}
+
 func TestIgnoreUnchanged(t *testing.T) {
 	e := newEnv(t, Options{IgnoreUnchanged: true})
 	_, a := e.post(item("ionix:1"))
