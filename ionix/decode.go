@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -36,7 +37,8 @@ const (
 // (its ID in particular, for logs and dead letters). Decode never panics.
 func Decode(data []byte) (ActionItem, error) {
 	var fields map[string]json.RawMessage
-	if problem := decodeObject(data, &fields); problem != "" {
+	trimmed, problem := decodeObject(data, &fields)
+	if problem != "" {
 		return ActionItem{}, &InvalidError{Problems: []string{problem}}
 	}
 
@@ -45,29 +47,36 @@ func Decode(data []byte) (ActionItem, error) {
 		problems []string
 		seen     = make(map[string]bool, len(fields))
 	)
-	problem := func(p string) { problems = append(problems, p) }
+	addProblem := func(p string) { problems = append(problems, p) }
 
+	// A key given twice would silently resolve to its last value.
+	dups := duplicateKeys(trimmed, len(fields))
+	for _, key := range dups {
+		addProblem("duplicate key " + quoteKey(key))
+	}
 	seen[fieldID] = true
-	if id, p := decodeID(fields[fieldID]); p != "" {
-		problem(p)
-	} else {
-		item.ID = id
+	id, p := decodeID(fields[fieldID])
+	if p != "" {
+		addProblem(p)
+	}
+	if !slices.Contains(dups, fieldID) {
+		item.ID = id // an id given twice is neither
 	}
 	seen[fieldTitle] = true
 	if title, p := decodeTitle(fields[fieldTitle]); p != "" {
-		problem(p)
+		addProblem(p)
 	} else {
 		item.Title = title
 	}
 	seen[fieldType] = true
 	if typ, p := decodeType(fields[fieldType]); p != "" {
-		problem(p)
+		addProblem(p)
 	} else {
 		item.Type = typ
 	}
 	seen[fieldUrgency] = true
 	if u, p := decodeUrgency(fields[fieldUrgency]); p != "" {
-		problem(p)
+		addProblem(p)
 	} else {
 		item.Urgency = u
 	}
@@ -123,17 +132,18 @@ func Decode(data []byte) (ActionItem, error) {
 // knownFieldsHint is about how many fields an IONIX action item has.
 const knownFieldsHint = 24
 
-// decodeObject unmarshals data into fields, or says why it is not one JSON object.
-func decodeObject(data []byte, fields *map[string]json.RawMessage) string {
+// decodeObject unmarshals data into fields and returns the object's text, or says
+// why data is not one JSON object.
+func decodeObject(data []byte, fields *map[string]json.RawMessage) (obj []byte, problem string) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
-		return "empty input, want a JSON object"
+		return nil, "empty input, want a JSON object"
 	}
 	if trimmed[0] != '{' {
 		if !json.Valid(trimmed) {
-			return "not valid JSON"
+			return nil, "not valid JSON"
 		}
-		return "not a JSON object (got " + jsonKind(trimmed) + ")"
+		return nil, "not a JSON object (got " + jsonKind(trimmed) + ")"
 	}
 	// Unmarshal validates the whole input before it decodes anything: no
 	// separate json.Valid pass over it. The map is sized for an IONIX item's
@@ -141,11 +151,141 @@ func decodeObject(data []byte, fields *map[string]json.RawMessage) string {
 	*fields = make(map[string]json.RawMessage, knownFieldsHint)
 	if err := json.Unmarshal(trimmed, fields); err != nil {
 		if _, syntax := errors.AsType[*json.SyntaxError](err); syntax {
-			return "not valid JSON"
+			return nil, "not valid JSON"
 		}
-		return "not a JSON object: " + err.Error()
+		return nil, "not a JSON object: " + err.Error()
 	}
-	return ""
+	return trimmed, ""
+}
+
+// duplicateKeys lists the keys that occur more than once in obj, a valid JSON
+// object that decoded into distinct keys; keys are compared as decoded, so "id"
+// and "\u0069d" are the same key. An object without a repeated key, the common
+// case, costs one pass that counts its members.
+func duplicateKeys(obj []byte, distinct int) []string {
+	if memberCount(obj) == distinct {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil { // {
+		return nil
+	}
+	count := make(map[string]int, distinct)
+	var dups []string
+	for dec.More() {
+		tok, err := dec.Token()
+		key, isKey := tok.(string)
+		if err != nil || !isKey {
+			break
+		}
+		if count[key]++; count[key] == 2 {
+			dups = append(dups, key)
+		}
+		var value json.RawMessage
+		if dec.Decode(&value) != nil {
+			break
+		}
+	}
+	return dups
+}
+
+// memberCount counts the members of obj, a valid JSON object: the colons directly
+// inside it, outside strings.
+func memberCount(obj []byte) int {
+	n, depth := 0, 0
+	for i := 0; i < len(obj); i++ {
+		switch obj[i] {
+		case '"':
+			i = stringEnd(obj, i)
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ':':
+			if depth == 1 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// stringEnd returns the index of the quote that closes the JSON string opening at
+// data[open] (len(data) when there is none).
+func stringEnd(data []byte, open int) int {
+	for i := open + 1; i < len(data); i++ {
+		j := bytes.IndexByte(data[i:], '"')
+		if j < 0 {
+			break
+		}
+		i += j
+		backslashes := 0
+		for k := i - 1; k > open && data[k] == '\\'; k-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return i
+		}
+	}
+	return len(data)
+}
+
+// quoteKey quotes a JSON key for a problem message, cut to a readable length.
+func quoteKey(key string) string {
+	return strconv.Quote(cutRunes(key, maxIDInMessage))
+}
+
+// exactText reports whether body, the text between the quotes of a JSON string
+// from a validated document, decodes to exactly what it spells: valid UTF-8, and
+// no \u escape of half a surrogate pair. encoding/json replaces either with
+// U+FFFD, so two strings that differ only there would decode to the same text.
+func exactText(body []byte) bool {
+	if !utf8.Valid(body) {
+		return false
+	}
+	for i := bytes.IndexByte(body, '\\'); i >= 0 && i+1 < len(body); {
+		if body[i+1] != 'u' {
+			i += 2 // a one-character escape
+		} else {
+			r := hex4(body[i+2 : i+6])
+			switch {
+			case r >= 0xD800 && r < 0xDC00: // first half: the second must follow
+				if i+12 > len(body) || body[i+6] != '\\' || body[i+7] != 'u' {
+					return false
+				}
+				if low := hex4(body[i+8 : i+12]); low < 0xDC00 || low > 0xDFFF {
+					return false
+				}
+				i += 12
+			case r >= 0xDC00 && r <= 0xDFFF: // a second half alone
+				return false
+			default:
+				i += 6
+			}
+		}
+		next := bytes.IndexByte(body[i:], '\\')
+		if next < 0 {
+			break
+		}
+		i += next
+	}
+	return true
+}
+
+// hex4 reads four hexadecimal digits (validated JSON: they are).
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		default:
+			r = r<<4 | rune(c-'A'+10)
+		}
+	}
+	return r
 }
 
 // unquote returns the text of raw, a JSON string taken from a document that was
@@ -200,6 +340,10 @@ func decodeID(raw json.RawMessage) (string, string) {
 		if !ok {
 			return "", "id is not a string"
 		}
+		if !exactText(raw[1 : len(raw)-1]) {
+			// Kept (with U+FFFD) to name the item in reports, never accepted.
+			return s, "id is not valid UTF-8 (an invalid byte or an unpaired \\u surrogate escape); ids must be exact text"
+		}
 		if strings.TrimSpace(s) == "" {
 			return "", "empty id"
 		}
@@ -226,6 +370,9 @@ func decodeTitle(raw json.RawMessage) (string, string) {
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(raw, &obj) != nil {
 			return "", "title is not an object"
+		}
+		if dups := duplicateKeys(raw, len(obj)); len(dups) > 0 {
+			return "", "duplicate key " + quoteKey(dups[0]) + " in title"
 		}
 		label, ok := obj["label"]
 		if !ok || isNull(label) {
@@ -268,6 +415,9 @@ func decodeUrgency(raw json.RawMessage) (float64, string) {
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(raw, &obj) != nil {
 			return 0, "urgency is not an object"
+		}
+		if dups := duplicateKeys(raw, len(obj)); len(dups) > 0 {
+			return 0, "duplicate key " + quoteKey(dups[0]) + " in urgency"
 		}
 		inner, ok := obj["urgency"]
 		if !ok {

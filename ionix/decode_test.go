@@ -229,6 +229,59 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestDecodeNeverMergesDistinctItems: an id that encoding/json would change (an
+// invalid UTF-8 byte or half a surrogate pair, both decoded as U+FFFD) and a key
+// given twice (which would resolve to its last value) are rejected, so that two
+// distinct items never become one.
+func TestDecodeNeverMergesDistinctItems(t *testing.T) {
+	const rest = `"title":"t","type":"DNS","urgency":5`
+	tests := []struct {
+		name    string
+		data    string
+		problem string // "" = accepted
+		wantID  string // the id Decode returns, accepted or not
+	}{
+		{"invalid byte in id", "{\"id\":\"AI-1\xff\"," + rest + "}", "id is not valid UTF-8", "AI-1\uFFFD"},
+		{"other invalid byte in id", "{\"id\":\"AI-1\xfe\"," + rest + "}", "id is not valid UTF-8", "AI-1\uFFFD"},
+		{"truncated multi-byte rune in id", "{\"id\":\"\xe2\x82\"," + rest + "}", "id is not valid UTF-8", "\uFFFD\uFFFD"},
+		{"overlong encoding in id", "{\"id\":\"\xc0\xaf\"," + rest + "}", "id is not valid UTF-8", "\uFFFD\uFFFD"},
+		{"first half of a surrogate pair alone", `{"id":"AI-1\ud800",` + rest + `}`, "unpaired", "AI-1\uFFFD"},
+		{"second half alone", `{"id":"\uDC00AI-1",` + rest + `}`, "unpaired", "\uFFFDAI-1"},
+		{"first half followed by another escape", `{"id":"\ud800\u0041",` + rest + `}`, "unpaired", "\uFFFDA"},
+		{"first half followed by a first half", `{"id":"\ud800\ud800",` + rest + `}`, "unpaired", "\uFFFD\uFFFD"},
+		{"first half at the end", `{"id":"a\uD83D",` + rest + `}`, "unpaired", "a\uFFFD"},
+		{"duplicate id", `{"id":"a","id":"b",` + rest + `}`, `duplicate key "id"`, ""},
+		{"duplicate id spelt with an escape", `{"id":"a","\u0069d":"b",` + rest + `}`, `duplicate key "id"`, ""},
+		{"duplicate urgency", `{"id":"a",` + rest + `,"urgency":9}`, `duplicate key "urgency"`, "a"},
+		{"duplicate unknown field", `{"id":"a",` + rest + `,"x":1,"x":2}`, `duplicate key "x"`, "a"},
+		{"keys equal once their invalid bytes are replaced", "{\"id\":\"a\"," + rest + ",\"\xff\":1,\"\xfe\":2}", "duplicate key \"\uFFFD\"", "a"},
+		{"duplicate label in title", `{"id":"a","title":{"label":"x","label":"y"},"type":"DNS","urgency":5}`, `duplicate key "label" in title`, "a"},
+		{"duplicate urgency in urgency", `{"id":"a","title":"t","type":"DNS","urgency":{"urgency":1,"urgency":9}}`, `duplicate key "urgency" in urgency`, "a"},
+		{"same key in two nested objects", `{"id":"a",` + rest + `,"x":{"k":1},"y":{"k":2}}`, "", "a"},
+		{"duplicate key deeper is kept as is", `{"id":"a",` + rest + `,"x":{"k":1,"k":2}}`, "", "a"},
+		{"colons, quotes and braces inside strings", `{"id":"a:\"b\\",` + rest + `,"x":"{\":\"}[","y\":":1}`, "", `a:"b\`},
+		{"surrogate pair in id", `{"id":"\ud83d\ude00",` + rest + `}`, "", "\U0001F600"},
+		{"escaped backslash before u", `{"id":"\\ud800",` + rest + `}`, "", `\ud800`},
+		{"U+FFFD itself in id", "{\"id\":\"a\uFFFD\"," + rest + "}", "", "a\uFFFD"},
+		{"invalid byte in title is replaced", "{\"id\":\"a\",\"title\":\"t\xff\",\"type\":\"DNS\",\"urgency\":5}", "", "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			item, err := ionix.Decode([]byte(tt.data))
+			if tt.problem == "" {
+				if err != nil {
+					t.Fatalf("Decode(%q): %v", tt.data, err)
+				}
+			} else if err == nil || !errors.Is(err, ionix.ErrInvalid) || !strings.Contains(err.Error(), tt.problem) {
+				t.Fatalf("Decode(%q) = %v, want an ErrInvalid saying %q", tt.data, err, tt.problem)
+			}
+			if item.ID != tt.wantID {
+				t.Errorf("ID = %q, want %q", item.ID, tt.wantID)
+			}
+		})
+	}
+}
+
 func TestDecodeErrorNamesTheItem(t *testing.T) {
 	item, err := ionix.Decode(minimal(t, map[string]any{"id": "AI-77", "urgency": 11}))
 	if err == nil {
@@ -253,6 +306,7 @@ func TestValidate(t *testing.T) {
 		{"urgency 0", func(a *ionix.ActionItem) { a.Urgency = 0 }, ""},
 		{"urgency 10", func(a *ionix.ActionItem) { a.Urgency = 10 }, ""},
 		{"no id", func(a *ionix.ActionItem) { a.ID = "" }, "missing id"},
+		{"id not valid UTF-8", func(a *ionix.ActionItem) { a.ID = "AI-1\xff" }, "id is not valid UTF-8"},
 		{"blank title", func(a *ionix.ActionItem) { a.Title = " " }, "missing title"},
 		{"no type", func(a *ionix.ActionItem) { a.Type = "" }, "missing type"},
 		{"urgency NaN", func(a *ionix.ActionItem) { a.Urgency = nan() }, "urgency is not a number (NaN)"},

@@ -3,7 +3,10 @@ package ionix_test
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/ionix/ionixsnow/ionix"
 )
@@ -61,4 +64,114 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the MsgID")
 		}
 	})
+}
+
+// FuzzDecodeKeepsIDsDistinct checks that Decode accepts an id exactly when it is
+// non-blank text a strict reading of its JSON string gives, and that the id it
+// returns is that text: two items whose ids differ, even only in bytes that are
+// not valid UTF-8 or in half a surrogate pair, are never taken for one.
+func FuzzDecodeKeepsIDsDistinct(f *testing.F) {
+	for _, seed := range []string{
+		"AI-1", "a\xff", "a\xfe", "\xe2\x82", `a\ud800`, `\udc00`, `\ud83d\ude00`, `\\ud800`,
+		`\u0041\n\t\/\"`, "a\uFFFD", `a\ufffd`, " ", `\u00a0`, "\x00", `\x`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want, readable, quoteInside := strictJSONString(body)
+		if quoteInside {
+			return // the string would end early: another document
+		}
+		data := `{"id":"` + string(body) + `","title":"t","type":"DNS","urgency":5}`
+		item, err := ionix.Decode([]byte(data))
+		accept := readable && strings.TrimSpace(want) != ""
+		switch {
+		case accept && err != nil:
+			t.Fatalf("id %q (text %q) rejected: %v", body, want, err)
+		case !accept && err == nil:
+			t.Fatalf("id %q accepted as %q; a strict reading rejects it", body, item.ID)
+		case accept && item.ID != want:
+			t.Fatalf("id %q decoded as %q, want %q", body, item.ID, want)
+		}
+	})
+}
+
+// strictJSONString reads body, the text between the quotes of a JSON string,
+// refusing what encoding/json would repair: bytes that are not UTF-8 and half a
+// surrogate pair. quoteInside reports an unescaped quote (the string ends there).
+func strictJSONString(body []byte) (text string, ok, quoteInside bool) {
+	var b strings.Builder
+	ok = true
+	for i := 0; i < len(body); {
+		c := body[i]
+		switch {
+		case c == '"':
+			return "", false, true
+		case c < 0x20:
+			ok = false
+			i++
+		case c != '\\':
+			r, size := utf8.DecodeRune(body[i:])
+			if r == utf8.RuneError && size <= 1 {
+				ok = false
+			}
+			b.WriteRune(r)
+			i += size
+		case i+1 >= len(body):
+			ok = false
+			i++
+		default:
+			r, size, valid := strictEscape(body[i:])
+			ok = ok && valid
+			b.WriteRune(r)
+			i += size
+		}
+	}
+	return b.String(), ok, false
+}
+
+// strictEscape reads the escape at the start of s (s[0] is a backslash).
+func strictEscape(s []byte) (r rune, size int, ok bool) {
+	simple := map[byte]rune{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+	if r, found := simple[s[1]]; found {
+		return r, 2, true
+	}
+	first, ok := hexRune(s[1:])
+	if !ok {
+		return 0, 2, false
+	}
+	if !utf16.IsSurrogate(first) {
+		return first, 6, true
+	}
+	if first >= 0xDC00 || len(s) < 12 || s[6] != '\\' {
+		return 0, 6, false
+	}
+	second, ok := hexRune(s[7:])
+	if r := utf16.DecodeRune(first, second); ok && r != utf8.RuneError {
+		return r, 12, true
+	}
+	return 0, 6, false
+}
+
+// hexRune reads "uXXXX".
+func hexRune(s []byte) (rune, bool) {
+	if len(s) < 5 || s[0] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[1:5] {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(d)
+	}
+	return r, true
 }

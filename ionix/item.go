@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Event is the kind of action-item event on the stream.
@@ -90,8 +91,9 @@ const (
 	MaxUrgency = 10.0
 )
 
-// Validate checks what every action item needs: a non-blank id, title and
-// type, and an urgency that is a number within 0..10 (not NaN or infinite).
+// Validate checks what every action item needs: a non-blank id that is valid
+// UTF-8, a non-blank title and type, and an urgency that is a number within
+// 0..10 (not NaN or infinite).
 // Whether the urgency was present in the JSON at all is checked by Decode; the
 // struct cannot tell a missing urgency from 0.
 func (a ActionItem) Validate() error {
@@ -105,8 +107,12 @@ func (a ActionItem) Validate() error {
 // problems lists what Validate rejects, in field order.
 func (a ActionItem) problems() []string {
 	var problems []string
-	if strings.TrimSpace(a.ID) == "" {
+	switch {
+	case strings.TrimSpace(a.ID) == "":
 		problems = append(problems, "missing id")
+	case !utf8.ValidString(a.ID):
+		// Encoded, its invalid bytes would become U+FFFD: another item's id.
+		problems = append(problems, "id is not valid UTF-8")
 	}
 	if strings.TrimSpace(a.Title) == "" {
 		problems = append(problems, "missing title")

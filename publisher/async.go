@@ -46,6 +46,11 @@ type PublishAllOptions struct {
 	// exponential backoff, before PublishAll gives up (default DefaultRetries;
 	// negative: never).
 	Retries int
+	// MaxPayload, when positive, lowers the largest message (body and headers)
+	// PublishAll sends below the connected server's max_payload; in a dry run it
+	// replaces DefaultMaxPayload. A larger item is reported as invalid
+	// (ErrTooLarge) and not sent.
+	MaxPayload int64
 	// Size is the size of the input in bytes when known (a regular file); it lets
 	// Progress tell how far the run is.
 	Size int64
@@ -89,8 +94,9 @@ var errAckTimeout = errors.New("no acknowledgement in time")
 
 // PublishAll reads action items from r (see ReadItems) and publishes each valid one
 // as event ev, with up to opts.MaxInFlight publishes awaiting their
-// acknowledgement at once. Invalid items are reported in the result with their
-// position and reason; the valid ones are published anyway. Versions of one item
+// acknowledgement at once. Invalid items — unreadable, not valid action items, or
+// too large for one message (ErrTooLarge) — are reported in the result with
+// their position and reason; the valid ones are published anyway. Versions of one item
 // (the same id) reach the stream in input order: a version is sent only after the
 // one before it was acknowledged.
 //
@@ -116,6 +122,7 @@ func (p *Publisher) PublishAll(ctx context.Context, r io.Reader, ev ionix.Event,
 		queue:    make(chan *pending, o.MaxInFlight),
 		inFlight: make(map[string]*pending),
 		started:  time.Now(),
+		limit:    p.MaxPayload(o.MaxPayload),
 	}
 	b.res.DryRun = o.DryRun
 	if o.DryRun {
@@ -160,6 +167,7 @@ type batch struct {
 	sem     chan struct{} // one token per publish awaiting its acknowledgement
 	queue   chan *pending // publishes in send order, for the collector
 	started time.Time
+	limit   int64 // the largest message sent, body and headers
 
 	mu       sync.Mutex
 	res      Result
@@ -174,7 +182,6 @@ type batch struct {
 type pending struct {
 	pos    Position
 	itemID string
-	msgID  string
 	msg    *nats.Msg
 	fut    jetstream.PubAckFuture
 	err    error // the send itself failed
@@ -201,6 +208,11 @@ func (b *batch) item(ctx context.Context, raw Raw) error {
 		return nil
 	}
 	msgID := ionix.MsgID(item, b.ev)
+	msg := b.p.message(raw.Data, item, b.ev, msgID)
+	if err := fits(msg, b.limit); err != nil {
+		b.invalid(Problem{Pos: raw.Pos, ID: item.ID, Err: err})
+		return nil
+	}
 	if b.o.DryRun {
 		b.dryRun(raw.Pos, item.ID, msgID)
 		return nil
@@ -230,8 +242,7 @@ func (b *batch) item(ctx context.Context, raw Raw) error {
 	pd := &pending{
 		pos:    raw.Pos,
 		itemID: item.ID,
-		msgID:  msgID,
-		msg:    b.p.message(raw.Data, item, b.ev),
+		msg:    msg,
 		done:   make(chan struct{}),
 	}
 	b.send(pd)
@@ -263,7 +274,7 @@ func (b *batch) dryRun(pos Position, id, msgID string) {
 
 // send sends pd without waiting for its acknowledgement.
 func (b *batch) send(pd *pending) {
-	pd.fut, pd.err = b.p.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(pd.msgID))
+	pd.fut, pd.err = b.p.js.PublishMsgAsync(pd.msg) // the message carries its id
 	pd.sentAt = time.Now()
 }
 

@@ -9,7 +9,9 @@ import (
 	"io"
 )
 
-// maxLine bounds one NDJSON line (one action item).
+// maxLine bounds one line of input held in memory; a longer line is reported
+// and skipped without being read into memory. An item takes one message, which
+// is far smaller (DefaultMaxPayload); a line may also hold a whole array or page.
 const maxLine = 16 << 20
 
 // Position says where an item stood in the input, for error reports.
@@ -19,6 +21,9 @@ type Position struct {
 }
 
 func (p Position) String() string {
+	if p.Index < 0 && p.Line <= 0 {
+		return "item" // no position: an item the poller remembered
+	}
 	if p.Index >= 0 && p.Line <= 0 {
 		return fmt.Sprintf("item %d", p.Index)
 	}
@@ -36,13 +41,21 @@ type Raw struct {
 	Err  error
 }
 
-// ErrFormat wraps errors that make the rest of the input unreadable.
+// ErrFormat wraps errors that make the rest of a multi-line JSON document (a
+// pretty-printed array, page or item) unreadable. NDJSON never stops at a bad line.
 var ErrFormat = errors.New("unreadable input")
 
 // ReadItems reads action items from r and calls fn for each, in order. The input is
-// NDJSON (one item per line; a bad line is reported and the rest read), a JSON array
-// of items, an IONIX API page ({"count":..,"results":[..]}), or a sequence of
-// (possibly pretty-printed) items or pages. Returning an error from fn stops reading.
+// NDJSON (one item per line), a JSON array of items, an IONIX API page
+// ({"count":..,"results":[..]}), or a sequence of (possibly pretty-printed) items
+// or pages. In NDJSON every line that is not an item — not JSON, not an object,
+// or longer than 16 MiB — is handed to fn with its line and reason, wherever it
+// stands, and the rest is read. Returning an error from fn stops reading.
+//
+// The format is told from the first line with content: NDJSON when it is a whole
+// JSON value or no JSON at all; a document when it opens '[' or a value that goes
+// on past the line (a document whose first value cannot be read is taken for
+// NDJSON after all when its second line is a whole JSON value).
 func ReadItems(r io.Reader, fn func(Raw) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	first, skipped, err := firstByte(br)
@@ -53,19 +66,33 @@ func ReadItems(r io.Reader, fn func(Raw) error) error {
 		return fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	if first == '[' {
-		return readDocument(br, skipped, fn)
+		data, err := io.ReadAll(br)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrFormat, err)
+		}
+		return readDocument(data, skipped+1, fn)
 	}
-	// NDJSON when the first line is a whole JSON value; otherwise a pretty-printed
-	// document.
-	line, err := br.Peek(min(br.Buffered(), maxLine))
-	if i := bytes.IndexByte(line, '\n'); i >= 0 && json.Valid(line[:i]) {
-		return readNDJSON(br, skipped, fn)
+	lines := &lineReader{br: br, n: skipped}
+	head, err := lines.next()
+	if err != nil {
+		return readFailure(err, lines.n)
 	}
-	if i := bytes.IndexByte(line, '\n'); i < 0 && err == nil && json.Valid(bytes.TrimSpace(line)) {
-		return readNDJSON(br, skipped, fn)
+	text := trimSpace(head.text)
+	if head.tooLong() || json.Valid(text) || !opensValue(text) {
+		if err := emitLine(head, fn); err != nil {
+			return err
+		}
+		return readNDJSON(lines, fn)
 	}
-	return readDocument(br, skipped, fn)
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	return readDocument(append(append(head.text, '\n'), rest...), head.n, fn)
 }
+
+// byteOrderMark is the UTF-8 byte order mark, which some tools write first.
+var byteOrderMark = []byte{0xEF, 0xBB, 0xBF}
 
 // firstByte skips leading white space and a byte order mark, and returns the first
 // byte of the content and how many lines were skipped.
@@ -81,10 +108,9 @@ func firstByte(br *bufio.Reader) (first byte, lines int, err error) {
 			_, _ = br.ReadByte()
 		case ' ', '\t', '\r':
 			_, _ = br.ReadByte()
-		case 0xEF: // UTF-8 byte order mark
-			bom, _ := br.Peek(3)
-			if bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
-				_, _ = br.Discard(3)
+		case byteOrderMark[0]:
+			if bom, _ := br.Peek(len(byteOrderMark)); bytes.Equal(bom, byteOrderMark) {
+				_, _ = br.Discard(len(byteOrderMark))
 				continue
 			}
 			return b[0], lines, nil
@@ -94,53 +120,149 @@ func firstByte(br *bufio.Reader) (first byte, lines int, err error) {
 	}
 }
 
-func readNDJSON(br *bufio.Reader, skipped int, fn func(Raw) error) error {
-	sc := bufio.NewScanner(br)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	line := skipped
-	for sc.Scan() {
-		line++
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 {
-			continue
+// opensValue reports whether text is the beginning of a JSON value that goes on
+// past its end, as the first line of a pretty-printed document is.
+func opensValue(text []byte) bool {
+	var v json.RawMessage
+	return errors.Is(json.NewDecoder(bytes.NewReader(text)).Decode(&v), io.ErrUnexpectedEOF)
+}
+
+// readNDJSON hands fn the items of every line that lines reads.
+func readNDJSON(lines *lineReader, fn func(Raw) error) error {
+	for {
+		l, err := lines.next()
+		if err != nil {
+			return readFailure(err, lines.n)
 		}
-		if !json.Valid(text) {
-			if err := fn(Raw{Pos: Position{Line: line, Index: -1}, Err: errors.New("not valid JSON")}); err != nil {
-				return err
-			}
-			continue
-		}
-		// A line may also hold a whole array or API page.
-		if err := emitValue(text, 0, &lineCounter{data: text, base: line}, fn); err != nil {
+		if err := emitLine(l, fn); err != nil {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%w: after line %d: %w", ErrFormat, line, err)
-	}
-	return nil
 }
 
-// readDocument reads JSON values one after another: arrays of items, pages, items.
-func readDocument(br *bufio.Reader, skipped int, fn func(Raw) error) error {
-	data, err := io.ReadAll(br)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrFormat, err)
+// readFailure is nil at the end of the input, else the error that stopped reading.
+func readFailure(err error, line int) error {
+	if err == io.EOF {
+		return nil
 	}
-	lines := lineCounter{data: data, base: skipped + 1}
+	return fmt.Errorf("%w: after line %d: %w", ErrFormat, line, err)
+}
+
+// emitLine hands fn the item of one NDJSON line (or the items of an array or page
+// on the line), or the reason the line holds none. Blank lines hold nothing.
+func emitLine(l line, fn func(Raw) error) error {
+	pos := Position{Line: l.n, Index: -1}
+	if l.tooLong() {
+		return fn(Raw{Pos: pos, Err: fmt.Errorf("line of %d bytes, longer than the %d MiB a line may hold; not read", l.size, maxLine>>20)})
+	}
+	text := trimSpace(bytes.TrimPrefix(l.text, byteOrderMark)) // files joined with cat keep their marks
+	if len(text) == 0 {
+		return nil
+	}
+	if !json.Valid(text) {
+		return fn(Raw{Pos: pos, Err: notJSON(text)})
+	}
+	return emitValue(text, 0, &lineCounter{data: text, base: l.n}, fn)
+}
+
+// notJSON says why text is not valid JSON.
+func notJSON(text []byte) error {
+	var v json.RawMessage
+	if err := json.Unmarshal(text, &v); err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	return errors.New("not valid JSON")
+}
+
+// line is one line of input.
+type line struct {
+	n    int    // 1-based line number
+	text []byte // without the line end; nil when the line is too long
+	size int    // length in bytes, without the line end
+}
+
+func (l line) tooLong() bool { return l.size > maxLine }
+
+// lineReader reads lines of any length, and keeps a line in memory only when it
+// is at most maxLine bytes long.
+type lineReader struct {
+	br *bufio.Reader
+	n  int // number of the last line read
+}
+
+// next returns the next line, or io.EOF after the last.
+func (r *lineReader) next() (line, error) {
+	var (
+		l     line
+		ended bool
+	)
+	for !ended {
+		chunk, err := r.br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			ended = true
+			chunk = chunk[:len(chunk)-1]
+		case err == io.EOF && l.size == 0 && len(chunk) == 0:
+			return line{}, io.EOF
+		case err == io.EOF:
+			ended = true
+		case err != bufio.ErrBufferFull:
+			return line{}, err
+		}
+		l.size += len(chunk)
+		if l.size <= maxLine {
+			l.text = append(l.text, chunk...)
+		} else {
+			l.text = nil
+		}
+	}
+	r.n++
+	l.n = r.n
+	return l, nil
+}
+
+// readDocument reads JSON values one after another (arrays of items, pages,
+// items) from data, whose first line is line firstLine of the input.
+func readDocument(data []byte, firstLine int, fn func(Raw) error) error {
+	lines := lineCounter{data: data, base: firstLine}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
+	for values := 0; ; values++ {
 		start := skipSpace(data, int(dec.InputOffset()))
 		var v json.RawMessage
 		if err := dec.Decode(&v); err == io.EOF {
 			return nil
 		} else if err != nil {
+			if values == 0 && notMultiLine(data) {
+				// NDJSON whose first line is broken in a way that looked like
+				// the start of a document.
+				return readNDJSON(&lineReader{br: bufio.NewReader(bytes.NewReader(data)), n: firstLine - 1}, fn)
+			}
 			return fmt.Errorf("%w: at line %d: %w", ErrFormat, lines.at(int(dec.InputOffset())), err)
 		}
 		if err := emitValue(v, start, &lines, fn); err != nil {
 			return err
 		}
 	}
+}
+
+// notMultiLine reports whether data is no multi-line JSON document: its second
+// line with content is a whole JSON value, as in NDJSON and never in a
+// pretty-printed document, or it has no second line with content.
+func notMultiLine(data []byte) bool {
+	_, rest, _ := bytes.Cut(data, []byte{'\n'})
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		if l = trimSpace(l); len(l) > 0 {
+			return json.Valid(l)
+		}
+	}
+	return true
+}
+
+// trimSpace trims JSON white space.
+func trimSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\r\n")
 }
 
 // emitValue hands the items of one top-level value to fn: each element of an array,

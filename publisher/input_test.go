@@ -1,8 +1,14 @@
 package publisher
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 type seen struct {
@@ -49,7 +55,7 @@ func TestReadItemsFormats(t *testing.T) {
 		{"ndjson", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n", []seen{{"line 1", "a", false}, {"line 2", "b", false}}},
 		{"ndjson without final newline", "{\"id\":\"a\"}\n{\"id\":\"b\"}", []seen{{"line 1", "a", false}, {"line 2", "b", false}}},
 		{"ndjson with blank lines and CRLF", "\r\n{\"id\":\"a\"}\r\n\r\n{\"id\":\"b\"}\r\n", []seen{{"line 2", "a", false}, {"line 4", "b", false}}},
-		{"ndjson bad line in the middle", "{\"id\":\"a\"}\n{\"id\": oops}\n{\"id\":\"c\"}\n", []seen{{"line 1", "a", false}, {"line 2", "not valid JSON", true}, {"line 3", "c", false}}},
+		{"ndjson bad line in the middle", "{\"id\":\"a\"}\n{\"id\": oops}\n{\"id\":\"c\"}\n", []seen{{"line 1", "a", false}, {"line 2", "not valid JSON: invalid character 'o' looking for beginning of value", true}, {"line 3", "c", false}}},
 		{"ndjson scalar line", "{\"id\":\"a\"}\n42\n", []seen{{"line 1", "a", false}, {"line 2", "not a JSON object", true}}},
 		{"single object", `{"id":"only"}`, []seen{{"line 1", "only", false}}},
 		{"array on one line", `[{"id":"a"},{"id":"b"}]`, []seen{{"item 0 (line 1)", "a", false}, {"item 1 (line 1)", "b", false}}},
@@ -79,6 +85,82 @@ func TestReadItemsFormats(t *testing.T) {
 	}
 }
 
+// TestReadItemsSkipsUnreadableLines: in NDJSON a line that holds no item is named
+// with its line and reason wherever it stands — first, middle or last, alone or
+// many, after blank lines, longer than any buffer — and every other line is read.
+func TestReadItemsSkipsUnreadableLines(t *testing.T) {
+	const a, b, c = `{"id":"a"}`, `{"id":"b"}`, `{"id":"c"}`
+	huge := strings.Repeat("x", maxLine+1)
+	longItem := `{"id":"long","d":"` + strings.Repeat("y", 200<<10) + `"}` // longer than the read buffer
+	bad := func(line int, reason string) seen { return seen{fmt.Sprintf("line %d", line), reason, true} }
+	ok := func(line int, id string) seen { return seen{fmt.Sprintf("line %d", line), id, false} }
+	tests := []struct {
+		name  string
+		input string
+		want  []seen
+	}{
+		{"garbage first", "oops\n" + a + "\n" + b + "\n", []seen{bad(1, "not valid JSON"), ok(2, "a"), ok(3, "b")}},
+		{"garbage middle", a + "\noops\n" + b + "\n", []seen{ok(1, "a"), bad(2, "not valid JSON"), ok(3, "b")}},
+		{"garbage last without line end", a + "\n" + b + "\noops", []seen{ok(1, "a"), ok(2, "b"), bad(3, "not valid JSON")}},
+		{"every other line garbage", "x\n" + a + "\ny\n" + b + "\nz\n", []seen{bad(1, "not valid JSON"), ok(2, "a"), bad(3, "not valid JSON"), ok(4, "b"), bad(5, "not valid JSON")}},
+		{"only garbage", "x\ny\n", []seen{bad(1, "not valid JSON"), bad(2, "not valid JSON")}},
+		{"blank lines before a bad first line", "\n \r\n\t\nbad\n" + a + "\n\n" + b + "\n\n", []seen{bad(4, "not valid JSON"), ok(5, "a"), ok(7, "b")}},
+		{"object broken on the first line", `{"id": oops}` + "\n" + a + "\n", []seen{bad(1, "not valid JSON"), ok(2, "a")}},
+		{"first line cut short", `{"id":"x","title":` + "\n" + a + "\n" + b + "\n", []seen{bad(1, "not valid JSON"), ok(2, "a"), ok(3, "b")}},
+		{"only line cut short", `{"id":"x","title":`, []seen{bad(1, "not valid JSON")}},
+		{"only line cut short, then blank lines", "\n" + `[{"id":"x"},` + "\n\n", []seen{bad(2, "not valid JSON")}},
+		{"first line an unclosed string", `{"id":"x` + "\n" + a + "\n", []seen{bad(1, "not valid JSON"), ok(2, "a")}},
+		{"first line an open bracket", "[\n" + a + "\n" + b + "\n", []seen{bad(1, "not valid JSON"), ok(2, "a"), ok(3, "b")}},
+		{"first line a closing brace", "}\n" + a + "\n", []seen{bad(1, "not valid JSON"), ok(2, "a")}},
+		{"NUL bytes, and a byte order mark where files were joined", a + "\n\x00\x00\n\xEF\xBB\xBF" + b + "\n", []seen{ok(1, "a"), bad(2, "not valid JSON"), ok(3, "b")}},
+		{"CRLF with a bad line", a + "\r\n{oops\r\n" + b + "\r\n", []seen{ok(1, "a"), bad(2, "not valid JSON"), ok(3, "b")}},
+		{"line longer than 16 MiB first", huge + "\n" + a + "\n", []seen{bad(1, "longer than the 16 MiB"), ok(2, "a")}},
+		{"line longer than 16 MiB in the middle", a + "\n" + huge + "\n" + b + "\n", []seen{ok(1, "a"), bad(2, "longer than the 16 MiB"), ok(3, "b")}},
+		{"line longer than 16 MiB last, without line end", a + "\n" + huge, []seen{ok(1, "a"), bad(2, "longer than the 16 MiB")}},
+		{"line longer than the read buffer", longItem + "\n" + a + "\n", []seen{ok(1, "long"), ok(2, "a")}},
+	}
+	// Read at once, as from a file, and a byte at a time, as from a slow pipe.
+	arrivals := []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"whole", func(r io.Reader) io.Reader { return r }},
+		{"byte by byte", iotest.OneByteReader},
+	}
+	for _, tt := range tests {
+		for _, arrival := range arrivals {
+			if arrival.name != "whole" && len(tt.input) > 1<<20 {
+				continue // millions of reads: slow, and the same path as above
+			}
+			t.Run(tt.name+"/"+arrival.name, func(t *testing.T) {
+				var got []seen
+				err := ReadItems(arrival.wrap(strings.NewReader(tt.input)), func(r Raw) error {
+					s := seen{pos: r.Pos.String(), fail: r.Err != nil}
+					if r.Err != nil {
+						s.id = r.Err.Error()
+					} else {
+						s.id = idOf(string(r.Data))
+					}
+					got = append(got, s)
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("ReadItems: %v", err)
+				}
+				if len(got) != len(tt.want) {
+					t.Fatalf("got %d items %.300v, want %d %v", len(got), got, len(tt.want), tt.want)
+				}
+				for i, w := range tt.want {
+					g := got[i]
+					if g.pos != w.pos || g.fail != w.fail || (w.fail && !strings.Contains(g.id, w.id)) || (!w.fail && g.id != w.id) {
+						t.Errorf("item %d = %.300v, want %v", i, g, w)
+					}
+				}
+			})
+		}
+	}
+}
+
 func TestReadItemsUnreadableDocument(t *testing.T) {
 	for _, input := range []string{"[{\"id\":\"a\"},\n{\"id\":", "{\n\"id\": \"a\",\n oops\n}"} {
 		err := ReadItems(strings.NewReader(input), func(Raw) error { return nil })
@@ -88,6 +170,8 @@ func TestReadItemsUnreadableDocument(t *testing.T) {
 	}
 }
 
+// FuzzReadItems checks that ReadItems never panics, hands fn only objects, and
+// names lines that exist, in increasing order.
 func FuzzReadItems(f *testing.F) {
 	for _, s := range []string{
 		"{\"id\":\"a\"}\n{\"id\":\"b\"}\n",
@@ -95,20 +179,72 @@ func FuzzReadItems(f *testing.F) {
 		`{"count":1,"next":null,"results":[{"id":"a","title":{"label":"x"}}]}`,
 		"{\n\"id\": 1\n}\n[1,2]\n",
 		"\xEF\xBB\xBF\n\n{\"id\":\"a\"}",
+		"oops\n{\"id\":\"a\"}\n",
+		"{\"id\":\"a\",\n{\"id\":\"b\"}\n",
+		"[\n{\"id\":\"a\"}\n",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, input string) {
-		lastLine := 0
+		lastLine, lines := 0, strings.Count(input, "\n")+1
 		_ = ReadItems(strings.NewReader(input), func(r Raw) error {
 			if r.Err == nil && (len(r.Data) == 0 || r.Data[0] != '{') {
 				t.Fatalf("item at %s is not an object: %q", r.Pos, r.Data)
 			}
-			if r.Pos.Line < 1 || r.Pos.Line < lastLine {
-				t.Fatalf("line %d after line %d", r.Pos.Line, lastLine)
+			if r.Pos.Line < 1 || r.Pos.Line < lastLine || r.Pos.Line > lines {
+				t.Fatalf("line %d after line %d, in an input of %d lines", r.Pos.Line, lastLine, lines)
 			}
 			lastLine = r.Pos.Line
 			return nil
 		})
+	})
+}
+
+// FuzzReadItemsNDJSON checks that in NDJSON every line is accounted for, whatever
+// it holds and wherever it stands: an object line is an item, any other line with
+// content is named as unreadable with its number, blank lines are skipped, and
+// reading never stops.
+func FuzzReadItemsNDJSON(f *testing.F) {
+	for _, s := range []string{
+		"{\"id\":\"a\"}\noops\n{\"id\":\"b\"}",
+		"oops\n{\"id\":\"a\"}\n\n42\n{\"id\":\"b\"}\r\n\"x\"\n",
+		"{\"id\": oops}\n{\"id\":\"a\"}\n{",
+		"\xEF\xBB\xBF\x00\n\xEF\xBB\xBF{\"id\":\"a\"}\n",
+		"\n \n}\n{\"id\":\"a\"}\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		type outcome struct {
+			line int
+			item bool
+		}
+		var want []outcome
+		first := true
+		for i, l := range strings.Split(input, "\n") {
+			text := trimSpace(bytes.TrimPrefix([]byte(l), byteOrderMark))
+			if len(text) == 0 {
+				continue
+			}
+			if strings.Contains(l, "results") || text[0] == '[' {
+				return // arrays and pages hold items of their own
+			}
+			if first && !json.Valid(text) && opensValue(text) {
+				return // the start of a pretty-printed document
+			}
+			first = false
+			want = append(want, outcome{i + 1, json.Valid(text) && text[0] == '{'})
+		}
+		var got []outcome
+		err := ReadItems(strings.NewReader(input), func(r Raw) error {
+			got = append(got, outcome{r.Pos.Line, r.Err == nil})
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ReadItems(%q) stopped: %v", input, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("ReadItems(%q) gave %v, want %v", input, got, want)
+		}
 	})
 }

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,12 +25,23 @@ type Source interface {
 // item that left the open list or shows in the closed list. Its memory is the KV
 // bucket ionix_seen, so a restart publishes nothing twice.
 type Poller struct {
+	// Timeout caps the time of one poll (DefaultPollTimeout when not positive).
+	// A poll that reaches it stops where it is and fails with ErrPollTimeout:
+	// what it published stays published and remembered, and no closing is
+	// inferred from an open list it did not read whole.
+	Timeout time.Duration
+
 	src  Source
 	pub  *Publisher
 	seen *Seen
 	log  zerolog.Logger
 	now  func() time.Time
 }
+
+// DefaultPollTimeout is the time cap of one poll unless Poller.Timeout says
+// otherwise: well beyond the few minutes that reading and publishing tens of
+// thousands of items takes, well short of a stuck poll blocking every later one.
+const DefaultPollTimeout = 10 * time.Minute
 
 // NewPoller returns a poller publishing through pub.
 func NewPoller(src Source, pub *Publisher, seen *Seen, log zerolog.Logger) *Poller {
@@ -44,7 +56,7 @@ type PollResult struct {
 	Reopened  int       `json:"reopened"`  // published as opened after a closing event
 	Unchanged int       `json:"unchanged"` // already published as they are
 	Closed    int       `json:"closed"`    // closing events published
-	Invalid   int       `json:"invalid"`   // items the API returned that are not valid action items
+	Invalid   int       `json:"invalid"`   // items the API returned that are not valid action items, or too large to publish
 	Problems  []Problem `json:"-"`
 }
 
@@ -55,9 +67,30 @@ func (r PollResult) Published() int { return r.New + r.Changed + r.Reopened + r.
 // from a poll whose open list is incomplete.
 var ErrListing = errors.New("cannot read the IONIX open list")
 
+// ErrPollTimeout wraps the error of a poll stopped by its time cap
+// (Poller.Timeout).
+var ErrPollTimeout = errors.New("poll stopped at its time cap")
+
 // PollOnce reads the open list, then the closed list, and publishes the events
-// they call for. It returns what it did even when it fails part way.
+// they call for, within the poller's time cap. It returns what it did even when
+// it fails part way. An item it cannot publish — invalid, or too large for one
+// message — is counted in Invalid, named in Problems and skipped; it is not
+// taken for closed either.
 func (p *Poller) PollOnce(ctx context.Context) (PollResult, error) {
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = DefaultPollTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrPollTimeout)
+	defer cancel()
+	res, err := p.poll(ctx)
+	if err != nil && errors.Is(context.Cause(ctx), ErrPollTimeout) {
+		err = fmt.Errorf("%w (%s): %w", ErrPollTimeout, timeout, err)
+	}
+	return res, err
+}
+
+func (p *Poller) poll(ctx context.Context) (PollResult, error) {
 	var res PollResult
 	open := make(map[string]bool)
 	idx := 0
@@ -69,25 +102,28 @@ func (p *Poller) PollOnce(ctx context.Context) (PollResult, error) {
 		if item.ID != "" {
 			open[item.ID] = true // even when invalid: it is not closed
 		}
-		if err != nil {
-			res.Invalid++
-			res.Problems = append(res.Problems, Problem{Pos: pos, ID: item.ID, Err: err})
-			p.log.Warn().Err(err).Str("action_item", item.ID).Msg("IONIX returned an invalid action item; not published")
-			return nil
+		if err == nil {
+			err = p.opened(ctx, &res, raw, item)
 		}
-		return p.opened(ctx, &res, raw, item)
+		return p.skipInvalid(&res, pos, item.ID, err)
 	})
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrListing, err)
 	}
 	closedNow := make(map[string]bool)
+	idx = 0
 	err = p.src.Closed(ctx, func(raw json.RawMessage) error {
+		pos := Position{Index: idx}
+		idx++
 		item, err := ionix.Decode(raw)
 		if err != nil || open[item.ID] || closedNow[item.ID] {
 			return nil // the open list wins; an invalid closed item names no incident
 		}
-		closedNow[item.ID] = true
-		return p.closed(ctx, &res, raw, item)
+		err = p.closed(ctx, &res, raw, item)
+		if !errors.Is(err, ErrTooLarge) {
+			closedNow[item.ID] = true // else closed below from memory, with the fields last published
+		}
+		return p.skipInvalid(&res, pos, item.ID, err)
 	})
 	if err != nil {
 		// Items that left the open list are still closed below, from memory.
@@ -102,12 +138,25 @@ func (p *Poller) PollOnce(ctx context.Context) (PollResult, error) {
 			p.log.Warn().Err(err).Str("action_item", s.ID).Msg("remembered item unreadable; no closing event")
 			return nil
 		}
-		return p.closed(ctx, &res, raw, item)
+		return p.skipInvalid(&res, Position{Index: -1}, item.ID, p.closed(ctx, &res, raw, item))
 	})
 	if err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// skipInvalid reports an item that cannot be published — not a valid action
+// item, or too large for one message — and lets the poll go on; any other error
+// stops the poll.
+func (p *Poller) skipInvalid(res *PollResult, pos Position, id string, err error) error {
+	if err == nil || !(errors.Is(err, ionix.ErrInvalid) || errors.Is(err, ErrTooLarge)) {
+		return err
+	}
+	res.Invalid++
+	res.Problems = append(res.Problems, Problem{Pos: pos, ID: id, Err: err})
+	p.log.Warn().Err(err).Str("action_item", id).Msg("action item cannot be published; skipped")
+	return nil
 }
 
 // opened publishes an item of the open list unless it was published as it is.
@@ -129,11 +178,12 @@ func (p *Poller) opened(ctx context.Context, res *PollResult, raw json.RawMessag
 		count = &res.Changed
 	}
 	pub := Publication{Event: ionix.EventOpened, N: next(prev, found), Reopened: reopened}
-	if err := p.publish(ctx, raw, item, pub); err != nil {
+	entry := SeenItem{ID: item.ID, Fingerprint: fp, State: SeenOpen, PublishedAt: p.now().UTC(), Item: raw, Publications: pub.N + 1}
+	if err := p.publish(ctx, raw, item, pub, entry); err != nil {
 		return err
 	}
 	*count++
-	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: fp, State: SeenOpen, PublishedAt: p.now().UTC(), Item: raw, Publications: pub.N + 1})
+	return nil
 }
 
 // closed publishes the closing event of an item the poller published as open.
@@ -146,24 +196,35 @@ func (p *Poller) closed(ctx context.Context, res *PollResult, raw json.RawMessag
 		return nil // never published, or already closed
 	}
 	n := next(prev, found)
-	if err := p.publish(ctx, raw, item, Publication{Event: ionix.EventClosed, N: n}); err != nil {
-		return err
+	entry := SeenItem{ID: item.ID, Fingerprint: prev.Fingerprint, State: SeenClosed, PublishedAt: p.now().UTC(), Item: raw, Publications: n + 1}
+	if err := p.publish(ctx, raw, item, Publication{Event: ionix.EventClosed, N: n}, entry); err != nil {
+		return fmt.Errorf("closing event: %w", err)
 	}
 	res.Closed++
-	return p.seen.Put(ctx, SeenItem{ID: item.ID, Fingerprint: prev.Fingerprint, State: SeenClosed, PublishedAt: p.now().UTC(), Item: raw, Publications: n + 1})
+	return nil
 }
 
-// publish publishes one event of the item. A poll that stopped between a publish and
-// the Put of its seen entry publishes the same publication again, which the stream
-// drops as a duplicate.
-func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.ActionItem, pub Publication) error {
+// publish publishes one event of the item and then remembers it as entry. An
+// event whose message or entry would not fit in one message is not published
+// (ErrTooLarge). A poll that stopped between a publish and the write of its
+// entry publishes the same publication again, which the stream drops as a
+// duplicate.
+func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.ActionItem, pub Publication, entry SeenItem) error {
+	limit := p.pub.MaxPayload(0)
+	if err := fits(p.pub.eventMessage(raw, item, pub), limit); err != nil {
+		return err
+	}
+	record, err := encodeSeen(entry, limit)
+	if err != nil {
+		return err
+	}
 	dup, err := p.pub.PublishEvent(ctx, raw, item, pub)
 	if err != nil {
 		return err
 	}
 	p.log.Info().Str("action_item", item.ID).Str("event", string(pub.Event)).Int("publication", pub.N).
 		Bool("reopened", pub.Reopened).Bool("duplicate", dup).Msg("published")
-	return nil
+	return p.seen.put(ctx, item.ID, record)
 }
 
 // closingBody is the remembered item marked closed at the given time: "is_open"
@@ -176,10 +237,13 @@ func closingBody(remembered json.RawMessage, at time.Time) (json.RawMessage, ion
 	fields["is_open"] = json.RawMessage("false")
 	ts, _ := json.Marshal(at.UTC().Format(time.RFC3339))
 	fields["last_closed_at"] = ts
-	raw, err := json.Marshal(fields)
-	if err != nil {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false) // as large as the item, not up to six times that
+	if err := enc.Encode(fields); err != nil {
 		return nil, ionix.ActionItem{}, err
 	}
+	raw := bytes.TrimSuffix(body.Bytes(), []byte{'\n'})
 	item, err := ionix.Decode(raw)
 	return raw, item, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -32,6 +33,12 @@ type pollRig struct {
 
 func newPollRig(t *testing.T, o ionixsim.Options) *pollRig {
 	t.Helper()
+	return newPollRigOn(t, o, natstest.Start(t).URL())
+}
+
+// newPollRigOn is newPollRig over the NATS server at natsURL.
+func newPollRigOn(t *testing.T, o ionixsim.Options, natsURL string) *pollRig {
+	t.Helper()
 	api := ionixsim.New(o)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
@@ -39,7 +46,7 @@ func newPollRig(t *testing.T, o ionixsim.Options) *pollRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js := natstest.Connect(t, natstest.Start(t).URL())
+	js := natstest.Connect(t, natsURL)
 	ctx := context.Background()
 	stream, err := topology.EnsureStream(ctx, js, topology.Options{})
 	if err != nil {
@@ -193,6 +200,93 @@ func TestPollerReportsInvalidItems(t *testing.T) {
 	}
 	if p := res.Problems[0]; p.ID != "bad-1" || p.Pos.Index != 1 || !strings.Contains(p.Err.Error(), "type") {
 		t.Errorf("problem %s, want bad-1 at item 1 naming the missing type", p)
+	}
+}
+
+// TestPollerSkipsItemsTooLargeToPublish: an item whose message, or the poller's
+// record of it, would exceed the server's max_payload is named with its place,
+// size and the limit and skipped, first, in the middle or last; the poll goes on,
+// publishes the rest, and takes none of them for closed. An item IONIX closes
+// but returns too large is closed with the fields last published.
+func TestPollerSkipsItemsTooLargeToPublish(t *testing.T) {
+	const limit = 48 << 10
+	r := newPollRigOn(t, ionixsim.Options{MaxPageSize: 2}, publisher.StartServerWithMaxPayload(t, limit))
+	over := func(id string) json.RawMessage { return json.RawMessage(publisher.ItemOfSize(t, id, limit+1)) }
+	small := func(id string) json.RawMessage { return ionixsim.Item(id, "Dangling CNAME", "DNS", 8) }
+	recordTooLarge := json.RawMessage(publisher.ItemOfSize(t, "record-too-large", limit)) // the message fits, its record not
+	// Markup that, escaped as encoding/json escapes <, > and &, would take 70 kB.
+	markup := json.RawMessage(`{"id":"markup","title":"t","type":"DNS","urgency":5,"description":"` + strings.Repeat("<b>&</b>", 2000) + `"}`)
+	r.api.SetOpen(over("big-first"), small("ok-1"), recordTooLarge, small("ok-2"), markup, over("big-last"))
+
+	res := r.poll(t)
+	if res.Open != 6 || res.New != 3 || res.Invalid != 3 {
+		t.Fatalf("poll %+v, want 6 open, 3 new, 3 invalid", res)
+	}
+	want := []struct {
+		index  int
+		id     string
+		reason string
+	}{
+		{0, "big-first", fmt.Sprintf("its message (body and headers) would be %d bytes, over the limit of %d bytes", limit+1, limit)},
+		{2, "record-too-large", "its poller record (a KV value) would be"},
+		{5, "big-last", fmt.Sprintf("its message (body and headers) would be %d bytes", limit+1)},
+	}
+	for i, w := range want {
+		p := res.Problems[i]
+		if p.Pos.Index != w.index || p.ID != w.id || !errors.Is(p.Err, publisher.ErrTooLarge) || !strings.Contains(p.Err.Error(), w.reason) {
+			t.Errorf("problem %d: %s, want item %d (%s) too large: %s", i, p, w.index, w.id, w.reason)
+		}
+	}
+	if n := r.events(t, ionix.EventOpened); n != 3 {
+		t.Errorf("%d opened events on the stream, want 3", n)
+	}
+
+	// The next poll names them again and closes nothing.
+	if res := r.poll(t); res.Unchanged != 3 || res.Invalid != 3 || res.Published() != 0 {
+		t.Errorf("second poll %+v, want 3 unchanged, 3 invalid, nothing published", res)
+	}
+	// An item published before that grows too large stays open.
+	r.api.Upsert(over("ok-1"))
+	if res := r.poll(t); res.Invalid != 4 || res.Published() != 0 {
+		t.Errorf("poll after ok-1 grew %+v, want 4 invalid, nothing published", res)
+	}
+	// IONIX closes ok-2 and returns it too large: closed from what was published.
+	if !r.api.Remove("ok-2") {
+		t.Fatal("emulator did not remove ok-2")
+	}
+	r.api.SetClosed(over("ok-2"))
+	res = r.poll(t)
+	if res.Closed != 1 || r.events(t, ionix.EventClosed) != 1 {
+		t.Fatalf("poll after ok-2 closed %+v, want 1 closing event", res)
+	}
+	if p := res.Problems[len(res.Problems)-1]; p.ID != "ok-2" || !errors.Is(p.Err, publisher.ErrTooLarge) || !strings.Contains(p.Err.Error(), "closing event") {
+		t.Errorf("last problem %s, want ok-2's closing event too large", p)
+	}
+	if closed := r.lastEvent(t, ionix.EventClosed, "DNS"); closed.ID != "ok-2" || len(closed.Description) > 1000 || closed.IsOpen == nil || *closed.IsOpen {
+		t.Errorf("closing event of %s (description of %d bytes), want ok-2 closed as last published", closed.ID, len(closed.Description))
+	}
+}
+
+// TestPollerStopsAtItsTimeCap: a poll that runs into its time cap stops there
+// with ErrPollTimeout (and ErrListing: no closing is inferred from the part of
+// the open list it read) instead of running as long as IONIX makes it.
+func TestPollerStopsAtItsTimeCap(t *testing.T) {
+	r := newPollRig(t, ionixsim.Options{MaxPageSize: 1})
+	r.api.SetOpen(ionixsim.Sample(40, 5)...)
+	r.api.SetLatency(100 * time.Millisecond) // 40 pages: 4 s
+	p := r.poller()
+	p.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	res, err := p.PollOnce(context.Background())
+	took := time.Since(start)
+	if !errors.Is(err, publisher.ErrPollTimeout) || !errors.Is(err, publisher.ErrListing) {
+		t.Fatalf("poll: %v, want ErrPollTimeout and ErrListing", err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the poll took %s; its cap is %s", took, p.Timeout)
+	}
+	if res.Open >= 40 || res.Closed != 0 {
+		t.Errorf("poll %+v, want part of the open list and no closing", res)
 	}
 }
 

@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -45,25 +46,87 @@ type Publication struct {
 	Reopened bool
 }
 
-// PublishEvent is Publish for the publication pub.
+// PublishEvent is Publish for the publication pub. A message that would not fit
+// within MaxPayload is not sent: the error is a *TooLargeError.
 func (p *Publisher) PublishEvent(ctx context.Context, raw []byte, item ionix.ActionItem, pub Publication) (duplicate bool, err error) {
-	msg := p.message(raw, item, pub.Event)
-	if pub.Reopened && pub.Event == ionix.EventOpened {
-		msg.Header.Set(topology.HeaderReopened, "true")
+	msg := p.eventMessage(raw, item, pub)
+	if err := fits(msg, p.MaxPayload(0)); err != nil {
+		return false, err
 	}
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ionix.MsgIDNth(item, pub.Event, pub.N)))
+	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return false, fmt.Errorf("publish %q: %w", item.ID, err)
 	}
 	return ack.Duplicate, nil
 }
 
-// message is the message of one event of item, without its de-duplication id.
-func (p *Publisher) message(raw []byte, item ionix.ActionItem, ev ionix.Event) *nats.Msg {
+// eventMessage is the message of the publication pub.
+func (p *Publisher) eventMessage(raw []byte, item ionix.ActionItem, pub Publication) *nats.Msg {
+	msg := p.message(raw, item, pub.Event, ionix.MsgIDNth(item, pub.Event, pub.N))
+	if pub.Reopened && pub.Event == ionix.EventOpened {
+		msg.Header.Set(topology.HeaderReopened, "true")
+	}
+	return msg
+}
+
+// message is the message of one event of item, with its de-duplication id.
+func (p *Publisher) message(raw []byte, item ionix.ActionItem, ev ionix.Event, msgID string) *nats.Msg {
 	msg := nats.NewMsg(ionix.Subject(p.prefix, ev, item.Type))
 	msg.Header.Set(topology.HeaderEvent, string(ev))
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	msg.Data = raw
 	return msg
+}
+
+// DefaultMaxPayload is the largest message a NATS server takes unless configured
+// otherwise (max_payload, 1 MiB): the limit of a dry run.
+const DefaultMaxPayload = 1 << 20
+
+// MaxPayload is the largest message, body and headers, the publisher sends: the
+// connected server's max_payload, or DefaultMaxPayload without a connection;
+// limit, when positive, lowers it.
+func (p *Publisher) MaxPayload(limit int64) int64 {
+	server := int64(0)
+	if p.js != nil {
+		server = p.js.Conn().MaxPayload() // 0 before the first connection
+	}
+	switch {
+	case limit > 0 && (server <= 0 || limit < server):
+		return limit
+	case server > 0:
+		return server
+	default:
+		return DefaultMaxPayload
+	}
+}
+
+// ErrTooLarge is wrapped by the error of an item whose message would exceed the
+// server's message size limit; the item is reported, never sent.
+var ErrTooLarge = errors.New("too large for one NATS message")
+
+// TooLargeError is an item whose message (or the poller's record of it) would
+// not fit in one NATS message. It wraps ErrTooLarge.
+type TooLargeError struct {
+	What  string // what would not fit: its message, body and headers, or a record of it
+	Size  int64  // bytes it would take
+	Limit int64  // the server's limit (max_payload)
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%v: its %s would be %d bytes, over the limit of %d bytes (NATS max_payload)", ErrTooLarge, e.What, e.Size, e.Limit)
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+
+// fits checks that msg takes at most limit bytes on the wire, headers included,
+// as the server counts it against max_payload.
+func fits(msg *nats.Msg, limit int64) error {
+	size := int64(msg.Size() - len(msg.Subject) - len(msg.Reply))
+	if size > limit {
+		return &TooLargeError{What: "message (body and headers)", Size: size, Limit: limit}
+	}
+	return nil
 }
 
 // Problem is an input item that was not published.
@@ -89,7 +152,7 @@ type Result struct {
 	// fingerprint within its duplicate window); never counted in a dry run.
 	Duplicates int `json:"duplicate"`
 	// Invalid counts the items that were not published because they could not be
-	// read or decoded; each is in Problems.
+	// read or decoded, or would not fit in one message; each is in Problems.
 	Invalid int `json:"invalid"`
 	// Repeated counts, in a dry run, the items whose message id already appeared
 	// earlier in the input; each is in Repeats. (A real run has the stream count

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,14 +71,26 @@ func (s *Seen) Get(ctx context.Context, id string) (it SeenItem, ok bool, err er
 	return it, true, nil
 }
 
-// Put records the item.
-func (s *Seen) Put(ctx context.Context, it SeenItem) error {
-	b, err := json.Marshal(it)
-	if err != nil {
-		return fmt.Errorf("seen entry of %q: %w", it.ID, err)
+// encodeSeen is the value recorded for it, which must fit within limit bytes
+// (the server's max_payload: a KV value is one message).
+func encodeSeen(it SeenItem, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // an item full of markup would grow up to six times
+	if err := enc.Encode(it); err != nil {
+		return nil, fmt.Errorf("seen entry of %q: %w", it.ID, err)
 	}
-	if _, err := s.kv.Put(ctx, ionix.KeyToken(it.ID), b); err != nil {
-		return fmt.Errorf("seen put %q: %w", it.ID, err)
+	b := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+	if int64(len(b)) > limit {
+		return nil, &TooLargeError{What: "poller record (a KV value)", Size: int64(len(b)), Limit: limit}
+	}
+	return b, nil
+}
+
+// put records the value of the item with the given id (see encodeSeen).
+func (s *Seen) put(ctx context.Context, id string, value []byte) error {
+	if _, err := s.kv.Put(ctx, ionix.KeyToken(id), value); err != nil {
+		return fmt.Errorf("seen put %q: %w", id, err)
 	}
 	return nil
 }
