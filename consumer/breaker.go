@@ -55,6 +55,9 @@ type PauseState struct {
 	Cause         error
 	Since         time.Time
 	NextProbeAt   time.Time
+	// Halted is true when sending stopped for good (a coalesce failure): no probe,
+	// only a restart after the fix sends again.
+	Halted bool
 }
 
 func (b *breaker) state() PauseState {
@@ -64,7 +67,7 @@ func (b *breaker) state() PauseState {
 		return PauseState{}
 	}
 	return PauseState{Paused: true, Configuration: b.class == servicenow.ClassConfiguration,
-		Cause: b.cause, Since: b.since, NextProbeAt: b.openUntil}
+		Cause: b.cause, Since: b.since, NextProbeAt: b.openUntil, Halted: b.halted}
 }
 
 // record takes the outcome of one import request, sent at started.

@@ -95,7 +95,10 @@ type Deps struct {
 	// Stats, optional, are the counters to count in: a consumer built again over a
 	// new connection keeps counting where the one before stopped.
 	Stats *Stats
-	Log   zerolog.Logger
+	// Halt, optional, is shared the same way: a consumer built again after a halt
+	// (ErrNoCoalesce) halts too.
+	Halt *Halt
+	Log  zerolog.Logger
 }
 
 // Consumer pulls action-item events and turns them into ServiceNow incidents.
@@ -103,6 +106,7 @@ type Consumer struct {
 	d     Deps
 	o     Options
 	stats *Stats
+	halt  *Halt
 	brk   *breaker
 	locks idLocks
 	now   func() time.Time
@@ -140,9 +144,15 @@ func New(d Deps, o Options) (*Consumer, error) {
 	if d.Stats == nil {
 		d.Stats = &Stats{}
 	}
-	c := &Consumer{d: d, o: o.withDefaults(), stats: d.Stats, now: time.Now, instance: newInstanceID()}
+	if d.Halt == nil {
+		d.Halt = &Halt{}
+	}
+	c := &Consumer{d: d, o: o.withDefaults(), stats: d.Stats, halt: d.Halt, now: time.Now, instance: newInstanceID()}
 	c.setStream(streamInstance(d.Stream))
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
+	if cause := d.Halt.Cause(); cause != nil {
+		c.brk.halt(cause)
+	}
 	return c, nil
 }
 
@@ -278,7 +288,7 @@ func (c *Consumer) probeSlot(ctx context.Context, slots chan struct{}) (int, err
 		}
 		// A probe that was in flight may have failed meanwhile and moved the next
 		// probe further out.
-		if st := c.brk.state(); !st.Paused || !c.now().Before(st.NextProbeAt) {
+		if st := c.brk.state(); !st.Halted && (!st.Paused || !c.now().Before(st.NextProbeAt)) {
 			giveSlots(slots, cap(slots)-1)
 			return 1, nil
 		}
@@ -325,10 +335,9 @@ func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) error {
 	if !c.stopping.Load() || msg.Reply() == "" {
 		return msg.NakWithDelay(delay)
 	}
-	body := []byte("-NAK")
-	if delay > 0 {
-		body = fmt.Appendf(nil, `-NAK {"delay": %d}`, delay.Nanoseconds())
-	}
+	// Always with a delay: the server keeps a nak with one in the consumer's stored
+	// state (a plain nak only in memory, lost if the server stops next).
+	body := fmt.Appendf(nil, `-NAK {"delay": %d}`, max(delay, time.Nanosecond).Nanoseconds())
 	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 	defer cancel()
 	if _, err := c.d.DeadLetters.js.Conn().RequestWithContext(ctx, msg.Reply(), body); err != nil {

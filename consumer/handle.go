@@ -147,7 +147,7 @@ func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg je
 // view is what the ledger held when the post was decided, if it was read.
 // The ledger records the post as the event at.
 func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, at eventAt, view ledgerView, probe bool) (sent bool) {
-	if !probe && c.brk.isOpen() {
+	if !probe && c.brk.isOpen() || c.brk.state().Halted {
 		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
 		c.nakLater(log, msg, meta, nil)
 		return false
@@ -186,7 +186,7 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	// A second incident for the item: the post is in ServiceNow (acked below), but
 	// no further post may go out until coalesce is fixed.
-	c.checkCoalesce(ctx, id, prev, found, res)
+	c.checkCoalesce(ctx, log, id, record, prev, found, res)
 	switch {
 	case !written && !harmlessAfter(t, prev):
 		// A newer version was posted meanwhile; ours may have reached ServiceNow

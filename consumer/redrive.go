@@ -73,7 +73,8 @@ func (d *DeadLetters) Redrive(ctx context.Context, dlqSeq uint64) (RedriveResult
 // RedriveAll re-drives every dead letter the dead-letter stream holds when it is
 // called, oldest first, and reports how many it re-drove. Dead letters stored
 // meanwhile (a re-driven item that fails again among them) are left for the next
-// call. A dead letter that cannot be re-driven (ErrSubjectNotInStream) stays and the
+// call. A dead letter that cannot be re-driven (ErrSubjectNotInStream, ErrOriginalGone,
+// or a copy too large with the re-drive headers: nats.ErrMaxPayload) stays and the
 // rest go on; any other failure stops the run. progress, when not nil, is called
 // after each dead letter with the number handled so far and the number there were.
 func (d *DeadLetters) RedriveAll(ctx context.Context, progress func(done, total int)) (n int, err error) {
@@ -102,7 +103,8 @@ func (d *DeadLetters) RedriveAll(ctx context.Context, progress func(done, total 
 		switch {
 		case err == nil:
 			n++
-		case errors.Is(err, ErrSubjectNotInStream):
+		case errors.Is(err, ErrSubjectNotInStream), errors.Is(err, ErrOriginalGone), errors.Is(err, nats.ErrMaxPayload):
+			// This dead letter cannot go back; the others still can.
 			skipped = append(skipped, err)
 		default:
 			return n, errors.Join(append(skipped, err)...)
