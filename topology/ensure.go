@@ -23,6 +23,9 @@ type Options struct {
 	AckWait time.Duration
 	// MaxDeliver of the durable consumer; zero means unlimited.
 	MaxDeliver int
+	// RequestTimeout bounds each JetStream API request; zero takes
+	// DefaultRequestTimeout (5s).
+	RequestTimeout time.Duration
 }
 
 // Topology holds handles on the objects Ensure created or found.
@@ -56,8 +59,21 @@ func (o Options) replicas() int {
 	return o.Replicas
 }
 
+func (o Options) requestTimeout() time.Duration {
+	if o.RequestTimeout <= 0 {
+		return DefaultRequestTimeout
+	}
+	return o.RequestTimeout
+}
+
 // Ensure creates or updates the stream, dead-letter stream, durable consumer and the
-// ticket and budget buckets. It is safe to call from many processes at once.
+// ticket and budget buckets. It is safe to call from many processes at once, and to
+// call again after it failed: each object is created with its configuration, which the
+// server answers with the object as it is when it already exists with that
+// configuration, also when another replica created it a moment ago; only an object
+// that exists with another configuration is then updated. Each request is bounded by
+// Options.RequestTimeout; one left unanswered fails Ensure with ErrUnanswered, which
+// Starting reports, for the caller to call Ensure again.
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) (*Topology, error) {
 	o.Names = o.Names.WithDefaults()
 	t := &Topology{Names: o.Names}
@@ -71,10 +87,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) (*Topology, 
 	if t.Consumer, err = EnsureConsumer(ctx, js, o); err != nil {
 		return nil, err
 	}
-	if t.Tickets, err = EnsureBucket(ctx, js, o.Names.TicketsBucket, "action item id -> ServiceNow ticket", o.replicas()); err != nil {
+	timeout := o.requestTimeout()
+	if t.Tickets, err = ensureBucket(ctx, js, o.Names.TicketsBucket, "action item id -> ServiceNow ticket", o.replicas(), timeout); err != nil {
 		return nil, err
 	}
-	if t.Budget, err = EnsureBucket(ctx, js, o.Names.BudgetBucket, "global sliding-window ledger of ServiceNow sends", o.replicas()); err != nil {
+	if t.Budget, err = ensureBucket(ctx, js, o.Names.BudgetBucket, "global sliding-window ledger of ServiceNow sends", o.replicas(), timeout); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -97,18 +114,19 @@ func StreamConfig(o Options) jetstream.StreamConfig {
 
 // EnsureStream creates or updates the action-item stream.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, StreamConfig(o))
+	cfg := StreamConfig(o)
+	s, err := ensureStream(ctx, js, cfg, o.requestTimeout())
 	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", StreamConfig(o).Name, err)
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
 }
 
-// EnsureDLQ creates or updates the dead-letter stream. Dead letters are kept until an
-// operator purges or re-drives them, so it has no age limit.
-func EnsureDLQ(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Stream, error) {
+// DLQConfig is the configuration of the dead-letter stream. Dead letters are kept
+// until an operator purges or re-drives them, so it has no age limit.
+func DLQConfig(o Options) jetstream.StreamConfig {
 	n := o.Names.WithDefaults()
-	cfg := jetstream.StreamConfig{
+	return jetstream.StreamConfig{
 		Name:        n.DLQStream,
 		Description: "ionixsnow dead letters: action items that could not become incidents",
 		Subjects:    []string{n.DLQSubjectPrefix + ".>"},
@@ -117,11 +135,34 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, o Options) (jetstrea
 		Duplicates:  DuplicateWindow,
 		Replicas:    o.replicas(),
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+}
+
+// EnsureDLQ creates or updates the dead-letter stream.
+func EnsureDLQ(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Stream, error) {
+	cfg := DLQConfig(o)
+	s, err := ensureStream(ctx, js, cfg, o.requestTimeout())
 	if err != nil {
-		return nil, fmt.Errorf("ensure dead-letter stream %s: %w", n.DLQStream, err)
+		return nil, fmt.Errorf("ensure dead-letter stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
+}
+
+// ensureStream creates the stream, or updates it when the server answers that it
+// exists with another configuration. It never sends an update that changes nothing:
+// when a stream update meets a replicated create of the same stream in flight,
+// nats-server answers neither (it did every time three replicas started together),
+// while the same create sent by several replicas is answered, but for now and then
+// one of them, which the caller asks again (ErrUnanswered).
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, timeout time.Duration) (jetstream.Stream, error) {
+	s, err := request(ctx, timeout, "create", func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateStream(ctx, cfg)
+	})
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return s, err
+	}
+	return request(ctx, timeout, "update", func(ctx context.Context) (jetstream.Stream, error) {
+		return js.UpdateStream(ctx, cfg)
+	})
 }
 
 // ConsumerConfig is the configuration of the durable pull consumer.
@@ -145,49 +186,50 @@ func ConsumerConfig(o Options) jetstream.ConsumerConfig {
 }
 
 // EnsureConsumer creates or updates the durable pull consumer. A changed category
-// filter updates FilterSubjects in place; the consumer keeps its position.
+// filter updates FilterSubjects in place; the consumer keeps its position. Like a
+// stream it is created, and updated only when it exists with another configuration.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Consumer, error) {
 	cfg := ConsumerConfig(o)
-	c, err := js.CreateOrUpdateConsumer(ctx, StreamConfig(o).Name, cfg)
+	stream := StreamConfig(o).Name
+	timeout := o.requestTimeout()
+	c, err := request(ctx, timeout, "create", func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.CreateConsumer(ctx, stream, cfg)
+	})
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		c, err = request(ctx, timeout, "update", func(ctx context.Context) (jetstream.Consumer, error) {
+			return js.UpdateConsumer(ctx, stream, cfg)
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s: %w", cfg.Durable, err)
 	}
 	return c, nil
 }
 
-// EnsureBucket creates the key-value bucket if it does not exist and returns it.
+// EnsureBucket creates the key-value bucket, or updates it when it exists with another
+// configuration (nats.replicas changed: its keys stay), and returns it.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, name, description string, replicas int) (jetstream.KeyValue, error) {
-	replicas = max(replicas, 1)
-	kv, err := js.KeyValue(ctx, name)
-	if err == nil && bucketReplicas(ctx, kv) == replicas {
-		return kv, nil
-	}
-	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("open bucket %s: %w", name, err)
-	}
-	// Missing, or with another replica count (nats.replicas changed): create or
-	// update it in place; its keys stay.
-	kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return ensureBucket(ctx, js, name, description, replicas, DefaultRequestTimeout)
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, name, description string, replicas int, timeout time.Duration) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: description,
 		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
+		Replicas:    max(replicas, 1),
 		History:     1,
+	}
+	kv, err := request(ctx, timeout, "create", func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateKeyValue(ctx, cfg)
 	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = request(ctx, timeout, "update", func(ctx context.Context) (jetstream.KeyValue, error) {
+			return js.UpdateKeyValue(ctx, cfg)
+		})
+	}
 	if err != nil {
-		return nil, fmt.Errorf("create or update bucket %s: %w", name, err)
+		return nil, fmt.Errorf("ensure bucket %s: %w", name, err)
 	}
 	return kv, nil
-}
-
-// bucketReplicas is the bucket's replica count, or 0 when it cannot be read.
-func bucketReplicas(ctx context.Context, kv jetstream.KeyValue) int {
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return 0
-	}
-	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-		return bs.StreamInfo().Config.Replicas
-	}
-	return 0
 }

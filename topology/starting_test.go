@@ -25,12 +25,15 @@ func TestStarting(t *testing.T) {
 		{"JetStream not enabled yet", fmt.Errorf("ensure stream X: %w", jetstream.ErrJetStreamNotEnabled), true},
 		{"request timed out", fmt.Errorf("ensure stream X: %w", nats.ErrTimeout), true},
 		{"no responders", fmt.Errorf("ensure stream X: %w", nats.ErrNoResponders), true},
+		{"one request unanswered", fmt.Errorf("ensure stream X: update: %w within 5s: %w", topology.ErrUnanswered, context.DeadlineExceeded), true},
 		{"meta group without leader", api(10008, "JetStream system temporarily unavailable"), true},
 		{"peer not heard from yet", api(10005, "no suitable peers for placement, peer offline"), true},
+		{"stream still scaling up", api(10126, "consumer config replica count exceeds parent stream"), true},
 		{"more replicas than servers", api(10005, "no suitable peers for placement, insufficient resources"), false},
 		{"replicas on a single server", api(10074, "replicas > 1 not supported in non-clustered mode"), false},
 		{"bad configuration", api(10058, "stream name already in use with a different configuration"), false},
 		{"context cancelled", fmt.Errorf("ensure stream X: %w", context.Canceled), false},
+		{"the caller's deadline", fmt.Errorf("ensure stream X: update: %w", context.DeadlineExceeded), false},
 		{"other", errors.New("connection refused"), false},
 	}
 	for _, tc := range tests {

@@ -46,15 +46,16 @@ func runConsume(e *env, args []string) int {
 		return exitUsage
 	}
 	m := metrics.New()
-	p, err := newPipeline(ctx, conn, cfg, m.Importer(snow), log)
+	cur := newLive()
+	p, err := newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot set up the consumer")
 		return exitFailed
 	}
-	c := p.consumer
-	m.Watch(c, p.budget)
+	cur.set(conn, p)
+	m.Watch(cur, cur)
 	if cfg.HTTP.Listen != "" {
-		mon := monitoring.New(log, readiness(conn, snow, c)...)
+		mon := monitoring.New(log, readiness(cur, snow)...)
 		mon.Handle("/metrics", m.Handler())
 		addr, err := mon.ListenAndServe(ctx, cfg.HTTP.Listen)
 		if err != nil {
@@ -71,14 +72,52 @@ func runConsume(e *env, args []string) int {
 	}
 	log.Info().Str("stream", cfg.NATS.Stream).Str("consumer", cfg.NATS.Consumer).
 		Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("consuming")
-	if err := c.Run(ctx); err != nil {
-		log.Error().Err(err).Msg("consumer stopped")
-		return exitFailed
+	for {
+		err := runUntilLost(ctx, conn, p.consumer)
+		if err == nil || ctx.Err() != nil {
+			if err != nil {
+				log.Error().Err(err).Msg("consumer stopped")
+				return exitFailed
+			}
+			break
+		}
+		if !errors.Is(err, errConnectionLost) {
+			log.Error().Err(err).Msg("consumer stopped")
+			return exitFailed
+		}
+		// The server closed the connection for good: open a new one and build the
+		// pipeline again over it. Messages in flight come back after AckWait.
+		log.Error().Err(err).Msg("NATS connection lost for good; connecting again")
+		if conn, err = conn.redial(ctx, log); err != nil {
+			break // shutting down
+		}
+		defer conn.Close()
+		if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log); err != nil {
+			log.Error().Err(err).Msg("cannot set up the consumer again")
+			return exitFailed
+		}
+		cur.set(conn, p)
+		log.Info().Msg("connected to NATS again; consuming")
 	}
-	s := c.Stats()
+	s := cur.Stats()
 	log.Info().Int64("created", s.Created).Int64("updated", s.Updated).Int64("filtered", s.Filtered()).
 		Int64("dead_lettered", s.DeadLettered).Msg("stopped")
 	return exitOK
+}
+
+// runUntilLost runs c until ctx ends (nil) or the server closes the connection for
+// good (an error wrapping errConnectionLost).
+func runUntilLost(ctx context.Context, conn *natsConn, c *consumer.Consumer) error {
+	run, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	conn.watchLost(func(err error) { stop(err) })
+	if err := c.Run(run); err != nil {
+		return err
+	}
+	if cause := context.Cause(run); ctx.Err() == nil && errors.Is(cause, errConnectionLost) {
+		return cause
+	}
+	return nil
 }
 
 func serviceNowConfig(cfg config.Config) servicenow.Config {
@@ -104,7 +143,9 @@ type pipeline struct {
 }
 
 // newPipeline ensures the topology and builds the consumer over it.
-func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp consumer.Importer, log zerolog.Logger) (pipeline, error) {
+// carry holds the consumer's parts that outlive one connection: the incident
+// reader (optional), the counters and a halt (nil: the consumer's own).
+func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
 	topo, err := ensureTopology(ctx, conn.js, topologyOptions(cfg))
 	if err != nil {
 		return pipeline{}, err
@@ -115,6 +156,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 	}
 	d := pipelineDeps(conn, topo, imp, budget, log)
 	d.Consumer = topo.Consumer
+	d.Incidents, d.Stats, d.Halt = carry.Incidents, carry.Stats, carry.Halt
 	c, err := consumer.New(d, consumerOptions(cfg))
 	return pipeline{consumer: c, budget: budget}, err
 }
@@ -148,10 +190,10 @@ func consumerOptions(cfg config.Config) consumer.Options {
 
 // readiness lists what /readyz checks: NATS connected, a ServiceNow token held, and
 // sending not paused by a configuration error.
-func readiness(conn *natsConn, snow *servicenow.Client, c *consumer.Consumer) []monitoring.Check {
+func readiness(cur *live, snow *servicenow.Client) []monitoring.Check {
 	return []monitoring.Check{
 		{Name: "nats", Err: func() error {
-			if st := conn.nc.Status(); st != nats.CONNECTED {
+			if st := cur.natsStatus(); st != nats.CONNECTED {
 				return fmt.Errorf("NATS connection is %s", strings.ToLower(st.String()))
 			}
 			return nil
@@ -163,7 +205,7 @@ func readiness(conn *natsConn, snow *servicenow.Client, c *consumer.Consumer) []
 			return nil
 		}},
 		{Name: "sending", Err: func() error {
-			if p := c.Paused(); p.Paused && p.Configuration {
+			if p := cur.Paused(); p.Paused && p.Configuration {
 				return fmt.Errorf("paused by a ServiceNow configuration problem: %v", p.Cause)
 			}
 			return nil

@@ -89,13 +89,19 @@ func (e *env) dlqOpen(ctx context.Context, cmd, cfgPath string, needStream bool)
 		return nil, exitFailed, false
 	}
 	topo := topologyOptions(cfg)
-	if _, err := topology.EnsureDLQ(ctx, conn.js, topo); err != nil {
+	if err := retryWhileStarting(ctx, func(ctx context.Context) error {
+		_, err := topology.EnsureDLQ(ctx, conn.js, topo)
+		return err
+	}); err != nil {
 		conn.Close()
 		fmt.Fprintf(e.stderr, "ionixsnow %s: %v\n", cmd, err)
 		return nil, exitFailed, false
 	}
 	if needStream {
-		if _, err := topology.EnsureStream(ctx, conn.js, topo); err != nil {
+		if err := retryWhileStarting(ctx, func(ctx context.Context) error {
+			_, err := topology.EnsureStream(ctx, conn.js, topo)
+			return err
+		}); err != nil {
 			conn.Close()
 			fmt.Fprintf(e.stderr, "ionixsnow %s: %v\n", cmd, err)
 			return nil, exitFailed, false

@@ -11,6 +11,10 @@ import (
 	"github.com/ionix/ionixsnow/doctor"
 )
 
+// runDoctor runs doctor's checks and prints one line per check, or with --json
+// the results as a JSON array (a configuration that does not load is a
+// jsonFailure object instead). Exit 0 when no check failed, 1 when one did, 2 on
+// bad flags or configuration.
 func runDoctor(e *env, args []string) int {
 	fs := e.flagSet("doctor", "[--config FILE] [--send-test] [--json]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
@@ -19,7 +23,7 @@ func runDoctor(e *env, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{ServiceNow: true})
+	cfg, code, ok := e.loadConfigAs(*cfgPath, config.Needs{ServiceNow: true}, *asJSON)
 	if !ok {
 		return code
 	}

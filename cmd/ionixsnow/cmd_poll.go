@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
@@ -44,18 +46,11 @@ func runPoll(e *env, args []string) int {
 		return exitFailed
 	}
 	defer conn.Close()
-	topo := topologyOptions(cfg)
-	if _, err := topology.EnsureStream(ctx, conn.js, topo); err != nil {
-		log.Error().Err(err).Msg("cannot set up the stream")
-		return exitFailed
-	}
-	seen, err := topology.EnsureBucket(ctx, conn.js, topo.Names.WithDefaults().SeenBucket, "IONIX poller: action item id -> what was published", topo.Replicas)
+	poller, err := newPoller(ctx, conn, cfg, api, log)
 	if err != nil {
-		log.Error().Err(err).Msg("cannot set up the poller's state bucket")
+		log.Error().Err(err).Msg("cannot set up the poller")
 		return exitFailed
 	}
-	poller := publisher.NewPoller(publisher.APISource(api), publisher.New(conn.js, topo.Names.SubjectPrefix), publisher.NewSeen(seen), log)
-
 	report := func(res publisher.PollResult, err error) {
 		printPollResult(e.stdout, log, res, err, *asJSON)
 	}
@@ -69,9 +64,51 @@ func runPoll(e *env, args []string) int {
 	}
 	log.Info().Str("api_url", cfg.IONIX.APIURL).Str("account", cfg.IONIX.Account).
 		Dur("interval", cfg.IONIX.PollInterval).Msg("polling IONIX")
-	poller.Run(ctx, cfg.IONIX.PollInterval, report)
+	for {
+		run, lost := context.WithCancelCause(ctx)
+		conn.watchLost(func(err error) { lost(err) })
+		poller.Run(run, cfg.IONIX.PollInterval, report)
+		cause := context.Cause(run)
+		lost(nil)
+		if ctx.Err() != nil || !errors.Is(cause, errConnectionLost) {
+			break
+		}
+		// The server closed the connection for good: poll on over a new one.
+		log.Error().Err(cause).Msg("NATS connection lost for good; connecting again")
+		if conn, err = conn.redial(ctx, log); err != nil {
+			break // shutting down
+		}
+		defer conn.Close()
+		if poller, err = newPoller(ctx, conn, cfg, api, log); err != nil {
+			log.Error().Err(err).Msg("cannot set up the poller again")
+			return exitFailed
+		}
+	}
 	log.Info().Msg("stopped")
 	return exitOK
+}
+
+// newPoller sets up the stream and the poller's state bucket over conn and returns
+// the poller.
+func newPoller(ctx context.Context, conn *natsConn, cfg config.Config, api *ionixapi.Client, log zerolog.Logger) (*publisher.Poller, error) {
+	// The poller may start beside consumers setting up the same stream on a forming
+	// cluster: retried as they are (retryWhileStarting).
+	topo := topologyOptions(cfg)
+	var seen jetstream.KeyValue
+	err := retryWhileStarting(ctx, func(ctx context.Context) (err error) {
+		if _, err := topology.EnsureStream(ctx, conn.js, topo); err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		seen, err = topology.EnsureBucket(ctx, conn.js, topo.Names.WithDefaults().SeenBucket, "IONIX poller: action item id -> what was published", topo.Replicas)
+		if err != nil {
+			return fmt.Errorf("the poller's state bucket: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return publisher.NewPoller(publisher.APISource(api), publisher.New(conn.js, topo.Names.SubjectPrefix), publisher.NewSeen(seen), log), nil
 }
 
 func printPollResult(w io.Writer, log zerolog.Logger, res publisher.PollResult, err error, asJSON bool) {

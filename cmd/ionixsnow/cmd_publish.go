@@ -33,15 +33,20 @@ const (
 )
 
 func runPublish(e *env, args []string) int {
-	fs := e.flagSet("publish", "[--file F] [--event opened|closed] [--dry-run] [--json] [--max-in-flight N]")
+	fs := e.flagSet("publish", "[--file F] [--event opened|closed] [--dry-run] [--json] [--max-in-flight N] [--max-payload BYTES]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
 	file := fs.String("file", "", "read action items from `F` (default: stdin)")
 	event := fs.String("event", string(ionix.EventOpened), "event to publish the items as: opened or closed")
 	asJSON := fs.Bool("json", false, "print the counts and problems as JSON")
 	dryRun := fs.Bool("dry-run", false, "read and validate the items and report what would be published; connect to nothing")
 	maxInFlight := fs.Int("max-in-flight", publisher.DefaultMaxInFlight, "publishes awaiting their acknowledgement at once (`N`)")
+	maxPayload := fs.Int64("max-payload", 0, "largest message in `BYTES` (body and headers): a --dry-run assumes 1048576, the NATS default, unless told; a real run takes the server's max_payload, lowered to this when smaller. Larger items are named invalid and skipped")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *maxPayload < 0 {
+		fmt.Fprintf(e.stderr, "ionixsnow publish: --max-payload must be a number of bytes, not %d\n", *maxPayload)
+		return exitUsage
 	}
 	ev := ionix.Event(*event)
 	if ev != ionix.EventOpened && ev != ionix.EventClosed {
@@ -75,6 +80,7 @@ func runPublish(e *env, args []string) int {
 	topo := topologyOptions(cfg)
 	opts := &publisher.PublishAllOptions{
 		MaxInFlight: *maxInFlight,
+		MaxPayload:  *maxPayload,
 		DryRun:      *dryRun,
 		Size:        inputSize(in),
 		Progress:    newProgressReporter(e, in, log).report,
@@ -90,7 +96,10 @@ func runPublish(e *env, args []string) int {
 			return exitFailed
 		}
 		defer conn.Close()
-		if _, err := topology.EnsureStream(ctx, conn.js, topo); err != nil {
+		if err := retryWhileStarting(ctx, func(ctx context.Context) error {
+			_, err := topology.EnsureStream(ctx, conn.js, topo)
+			return err
+		}); err != nil {
 			fmt.Fprintf(e.stderr, "ionixsnow publish: %v\n", err)
 			return exitFailed
 		}

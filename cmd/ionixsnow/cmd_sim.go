@@ -40,6 +40,10 @@ func runServiceNowSim(e *env, args []string) int {
 		"refresh_token grants answer without a refresh_token [refresh_omits_refresh_token]")
 	fs.BoolVar(&c.IgnoreUnchanged, "ignore-unchanged", false,
 		"a coalesced row that changes nothing answers \"ignored\" [ignore_unchanged]")
+	fs.BoolVar(&c.NoCoalesce, "no-coalesce", false,
+		"the correlation_id field map lacks the Coalesce tick: every row inserts a new incident [no_coalesce]")
+	fs.BoolVar(&c.UnmappedCorrelationID, "unmapped-correlation-id", false,
+		"the transform map has no correlation_id field map: incidents get none, every row inserts [unmapped_correlation_id]")
 	listVar(fs, &c.Roles, "roles", "the user's roles, comma-separated, \"none\" for none "+
 		"(ionix_integration, import_transformer, itil, admin, personalize_dictionary) [roles]")
 	listVar(fs, &c.MissingACLs, "missing-acls", "ACLs not created, comma-separated: create, write (staging table), "+

@@ -21,7 +21,8 @@ const statusTimeout = 15 * time.Second
 // and the drain ETA, as a table or with --json as one JSON object. It only reads:
 // it never starts an embedded server nor creates a stream, consumer or bucket.
 // Exit 0 when the stream could be read, 1 when NATS is unreachable or nothing
-// exists yet, 2 on bad flags or configuration.
+// exists yet, 2 on bad flags or configuration. With --json every failure but a bad
+// flag is a JSON object on stdout too (jsonFailure).
 func runStatus(e *env, args []string) int {
 	fs := e.flagSet("status", "[--config FILE] [--json]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
@@ -29,9 +30,20 @@ func runStatus(e *env, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{})
+	cfg, code, ok := e.loadConfigAs(*cfgPath, config.Needs{}, *asJSON)
 	if !ok {
 		return code
+	}
+	fail := func(f jsonFailure) int {
+		if *asJSON {
+			e.printJSONFailure(f)
+		} else {
+			fmt.Fprintf(e.stderr, "ionixsnow status: %s\n", f.Error)
+			if f.Fix != "" {
+				fmt.Fprintf(e.stderr, "ionixsnow status: %s\n", f.Fix)
+			}
+		}
+		return exitFailed
 	}
 	log := newLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -41,11 +53,11 @@ func runStatus(e *env, args []string) int {
 
 	conn, err := connectNATS(cfg.NATS, log, false)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ionixsnow status: %v\n", err)
+		f := jsonFailure{Error: err.Error(), Fix: "check nats.url and nats.creds_file, and that the NATS server runs"}
 		if cfg.NATS.URL == "" {
-			fmt.Fprintln(e.stderr, "ionixsnow status: start `ionixsnow consume` (it runs the embedded server) or set nats.url")
+			f.Fix = "start `ionixsnow consume` (it runs the embedded server) or set nats.url"
 		}
-		return exitFailed
+		return fail(f)
 	}
 	defer conn.Close()
 
@@ -55,12 +67,13 @@ func runStatus(e *env, args []string) int {
 		Window: cfg.Cap.Window,
 		Log:    log,
 	})
-	if err != nil {
-		if !errors.Is(err, status.ErrNoStream) {
-			err = fmt.Errorf("read the status from NATS: %w", err)
-		}
-		fmt.Fprintf(e.stderr, "ionixsnow status: %v\n", err)
-		return exitFailed
+	switch {
+	case errors.Is(err, status.ErrNoStream):
+		return fail(jsonFailure{Error: fmt.Sprintf("stream %s does not exist yet", cfg.NATS.Stream),
+			Fix: "run `ionixsnow publish` or `ionixsnow consume` first: they create it"})
+	case err != nil:
+		return fail(jsonFailure{Error: fmt.Sprintf("read the status from NATS: %v", err),
+			Fix: "check that JetStream is enabled and the NATS server answers, then run status again"})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)

@@ -54,6 +54,9 @@ func runInProcess(t *testing.T, vars map[string]string, stdin string, args ...st
 		v, ok := vars[k]
 		return v, ok
 	}}
+	for k, v := range vars {
+		e.environ = append(e.environ, k+"="+v)
+	}
 	code = e.dispatch(args)
 	return code, out.String(), errb.String()
 }
@@ -372,5 +375,108 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMisspeltVariableRefusedByEveryCommand: an IONIXSNOW_* variable that names no
+// key stops every command that loads the configuration, as a misspelt YAML key
+// does (exit 2, the variable named with a suggestion, listed with the other
+// problems, its value never shown).
+func TestMisspeltVariableRefusedByEveryCommand(t *testing.T) {
+	const value = "DNS-misspelt-7d1c"
+	vars := map[string]string{
+		"IONIXSNOW_FILTER_CATEGORY": value,
+		"IONIXSNOW_CAP_WINDOW":      "soon",
+		"IONIXSNOW_NATS_URL":        "nats://" + freeAddr(t), // nothing listens: nothing may be reached
+	}
+	for _, args := range [][]string{
+		{"consume"}, {"publish", "--dry-run"}, {"poll", "--once"}, {"replay", "--since", "1h"}, {"dlq", "list"},
+		{"status"}, {"doctor"}, {"servicenow-sim", "--listen", "127.0.0.1:0"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := runInProcess(t, vars, "", args...)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, exitUsage, stdout, stderr)
+			}
+			for _, want := range []string{"IONIXSNOW_FILTER_CATEGORY: unknown environment variable", "did you mean IONIXSNOW_FILTER_CATEGORIES?", "cap.window"} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+			if strings.Contains(stdout+stderr, value) {
+				t.Errorf("the value is shown:\n%s%s", stdout, stderr)
+			}
+		})
+	}
+	t.Run("the binary reads its own environment", func(t *testing.T) {
+		out, code := runBinary(t, []string{"IONIXSNOW_FILTER_CATEGORY=" + value}, "publish", "--dry-run")
+		if code != exitUsage || !strings.Contains(out, "did you mean IONIXSNOW_FILTER_CATEGORIES?") || strings.Contains(out, value) {
+			t.Errorf("exit %d, want %d naming the variable without its value:\n%s", code, exitUsage, out)
+		}
+	})
+}
+
+// TestSecretFileWarningLoggedOnce: a secret file any user may read is reported
+// once, as a warning naming the key and the file, and the command runs.
+func TestSecretFileWarningLoggedOnce(t *testing.T) {
+	const secret = "warned-secret-3f9b"
+	p := filepath.Join(t.TempDir(), "ionix_token")
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	item := `{"id":"w-1","title":"t","type":"DNS","urgency":5}` + "\n"
+	code, stdout, stderr := runInProcess(t, map[string]string{"IONIXSNOW_IONIX_TOKEN_FILE": p, "IONIXSNOW_LOG_FORMAT": "json"},
+		item, "publish", "--dry-run")
+	if code != exitOK {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if n := strings.Count(stderr, p); n != 1 || !strings.Contains(stderr, `"level":"warn"`) || !strings.Contains(stderr, `"key":"ionix.token_file"`) {
+		t.Errorf("want one warning naming ionix.token_file and %s, got %d mentions:\n%s", p, n, stderr)
+	}
+	if strings.Contains(stdout+stderr, secret) {
+		t.Errorf("the secret is shown:\n%s%s", stdout, stderr)
+	}
+}
+
+// TestEmbeddedServerBeyondLoopback: an embedded server listening beyond loopback
+// needs nats.embedded_token (else exit 2 naming nats.embedded_listen), demands it
+// of every client, and ionixsnow presents it.
+func TestEmbeddedServerBeyondLoopback(t *testing.T) {
+	const token = "embedded-token-for-the-test-8a2f"
+	_, port, err := net.SplitHostPort(freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := "0.0.0.0:" + port
+	srv, err := embedded.Start(embedded.Options{Listen: listen, Token: token, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	tests := []struct {
+		name   string
+		vars   map[string]string
+		code   int
+		stdout string
+	}{
+		{"no token", map[string]string{"IONIXSNOW_NATS_EMBEDDED_LISTEN": listen}, exitUsage, "nats.embedded_listen"},
+		{"a wrong token", map[string]string{"IONIXSNOW_NATS_EMBEDDED_LISTEN": listen, "IONIXSNOW_NATS_EMBEDDED_TOKEN": "wrong-" + token},
+			exitFailed, "no embedded server listening"},
+		{"the token", map[string]string{"IONIXSNOW_NATS_EMBEDDED_LISTEN": listen, "IONIXSNOW_NATS_EMBEDDED_TOKEN": token},
+			exitFailed, "stream IONIX_ACTION_ITEMS does not exist yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runInProcess(t, tt.vars, "", "status", "--json")
+			if code != tt.code || !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("exit %d, want %d with %q; stdout:\n%s\nstderr:\n%s", code, tt.code, tt.stdout, stdout, stderr)
+			}
+			if strings.Contains(stdout+stderr, token) {
+				t.Errorf("the token is shown:\n%s%s", stdout, stderr)
+			}
+		})
 	}
 }

@@ -78,9 +78,14 @@ func TestMetricsAndReadiness(t *testing.T) {
 	waitIncidents(t, sim, 4, consume)
 
 	var body string
+	// A message is counted received when its handling starts, a dead letter once it
+	// is stored: wait for the last counters of all six to be settled.
 	waitFor(t, 10*time.Second, "the metrics of six messages", func() bool {
 		_, body = get(t, base+"/metrics")
-		return metricValue(body, "ionixsnow_items_received_total") == "6"
+		return metricValue(body, "ionixsnow_items_received_total") == "6" &&
+			metricValue(body, `ionixsnow_dead_letters_total{reason="invalid"}`) == "1" &&
+			metricValue(body, `ionixsnow_items_filtered_total{reason="urgency"}`) == "1" &&
+			metricValue(body, `ionixsnow_items_sent_total{status="inserted"}`) == "4"
 	})
 	for series, want := range map[string]string{
 		`ionixsnow_items_sent_total{status="inserted"}`:                                "4",

@@ -74,6 +74,40 @@ func TestPollOnce(t *testing.T) {
 	}
 }
 
+// TestPollOnceSkipsOversizedItems: `poll --once` names an item too large for one
+// message (the server's 1 MiB max_payload), publishes the others and exits 1;
+// the next poll names it again and closes nothing.
+func TestPollOnceSkipsOversizedItems(t *testing.T) {
+	api := ionixsim.New(ionixsim.Options{MaxPageSize: 2})
+	big := json.RawMessage(itemOfMessageSize(t, "too-big", 1<<20+1))
+	api.SetOpen(append([]json.RawMessage{big}, ionixsim.Sample(3, 7)...)...)
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	vars := map[string]string{
+		"IONIXSNOW_NATS_URL":      natstest.Start(t).URL(),
+		"IONIXSNOW_IONIX_API_URL": srv.URL,
+		"IONIXSNOW_IONIX_TOKEN":   ionixsim.DefaultToken,
+		"IONIXSNOW_IONIX_ACCOUNT": ionixsim.DefaultAccount,
+		"IONIXSNOW_LOG_FORMAT":    "json",
+	}
+	for i, want := range []struct{ newItems, unchanged int }{{3, 0}, {0, 3}} {
+		code, stdout, stderr := runInProcess(t, vars, "", "poll", "--once", "--json")
+		var r struct {
+			Open, New, Unchanged, Closed, Invalid, Published int
+			Error                                            string
+		}
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatalf("poll %d printed %q: %v\n%s", i+1, stdout, err, stderr)
+		}
+		if code != exitFailed || r.Open != 4 || r.New != want.newItems || r.Unchanged != want.unchanged || r.Invalid != 1 || r.Closed != 0 || r.Error != "" {
+			t.Errorf("poll %d: exit %d, %+v; want exit 1, %d new, %d unchanged, 1 invalid, no error", i+1, code, r, want.newItems, want.unchanged)
+		}
+		if !strings.Contains(stderr, `"action_item":"too-big"`) || !strings.Contains(stderr, "over the limit of 1048576 bytes") {
+			t.Errorf("poll %d does not name the item too large:\n%s", i+1, stderr)
+		}
+	}
+}
+
 // TestPollToResolvedIncident runs the whole chain: IONIX API -> poll -> stream ->
 // consume (resolve_on_close) -> ServiceNow. An item whose urgency changes updates its
 // incident; an item that closes in IONIX resolves it, and reopens it when IONIX

@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/topology"
 )
 
 // Items of the publish command tests.
@@ -156,10 +161,138 @@ func TestPublishJSONAgainstAServer(t *testing.T) {
 	}
 }
 
+// itemOfMessageSize returns a valid item whose message (body and headers, as the
+// server counts it against max_payload) takes exactly size bytes.
+func itemOfMessageSize(t *testing.T, id string, size int) string {
+	t.Helper()
+	body := func(pad int) string {
+		return `{"id":"` + id + `","title":"Large finding","type":"DNS","urgency":5,"description":"` + strings.Repeat("d", pad) + `"}`
+	}
+	item, err := ionix.Decode([]byte(body(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg("subject")
+	msg.Header.Set(topology.HeaderEvent, string(ionix.EventOpened))
+	msg.Header.Set(jetstream.MsgIDHeader, ionix.MsgID(item, ionix.EventOpened))
+	msg.Data = []byte(body(0))
+	return body(size - (msg.Size() - len(msg.Subject)))
+}
+
+// TestPublishSkipsOversizedItemsAndUnreadableLines: from a file or stdin, in
+// NDJSON, a JSON array or an IONIX API page, an item whose message exceeds the
+// server's 1 MiB max_payload and a line that is not JSON — first, in the middle or
+// last — are each named with their line and reason and skipped; everything else
+// is published; exit 1. A dry run names the same items without a server.
+func TestPublishSkipsOversizedItemsAndUnreadableLines(t *testing.T) {
+	const limit = 1 << 20 // nats-server's default max_payload
+	atLimit := itemOfMessageSize(t, "at-limit", limit)
+	overFirst := itemOfMessageSize(t, "over-first", limit+1)
+	overLast := itemOfMessageSize(t, "over-last", limit+1)
+	tooLarge := fmt.Sprintf("too large for one NATS message: its message (body and headers) would be %d bytes, over the limit of %d bytes", limit+1, limit)
+	inputs := []struct {
+		name      string
+		input     string
+		published int
+		problems  []reportProblem
+	}{
+		{"ndjson", strings.Join([]string{"oops", overFirst, itemDNS, atLimit, "{bad", itemPKI, overLast, "not json either"}, "\n") + "\n", 3,
+			[]reportProblem{
+				{Line: 1, Reason: "not valid JSON"}, {Line: 2, ID: "over-first", Reason: tooLarge}, {Line: 5, Reason: "not valid JSON"},
+				{Line: 7, ID: "over-last", Reason: tooLarge}, {Line: 8, Reason: "not valid JSON"},
+			}},
+		{"json array", "[\n" + strings.Join([]string{overFirst, itemDNS, atLimit, overLast}, ",\n") + "\n]\n", 2,
+			[]reportProblem{{Line: 2, Index: ptr(0), ID: "over-first", Reason: tooLarge}, {Line: 5, Index: ptr(3), ID: "over-last", Reason: tooLarge}}},
+		{"ionix api page", `{"count":4,"next":null,"results":[` + strings.Join([]string{overFirst, itemDNS, atLimit, overLast}, ",") + "]}", 2,
+			[]reportProblem{{Line: 1, Index: ptr(0), ID: "over-first", Reason: tooLarge}, {Line: 1, Index: ptr(3), ID: "over-last", Reason: tooLarge}}},
+	}
+	for _, in := range inputs {
+		for _, from := range []string{"file", "stdin", "dry run"} {
+			t.Run(in.name+"/"+from, func(t *testing.T) {
+				vars := map[string]string{"IONIXSNOW_LOG_FORMAT": "json"}
+				args := []string{"publish", "--json"}
+				stdin := in.input
+				switch from {
+				case "file":
+					file := filepath.Join(t.TempDir(), "items.json")
+					if err := os.WriteFile(file, []byte(in.input), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					args, stdin = append(args, "--file", file), ""
+					vars["IONIXSNOW_NATS_URL"] = natstest.Start(t).URL()
+				case "stdin":
+					vars["IONIXSNOW_NATS_URL"] = natstest.Start(t).URL()
+				case "dry run":
+					args = append(args, "--dry-run")
+					vars["IONIXSNOW_NATS_URL"] = "nats://" + freeAddr(t) // nothing listens
+				}
+				code, stdout, stderr := runInProcess(t, vars, stdin, args...)
+				if code != exitFailed {
+					t.Errorf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
+				}
+				want := publishReport{Published: in.published, Invalid: len(in.problems), Problems: in.problems}
+				if from == "dry run" {
+					want.DryRun, want.Repeated = true, ptr(0)
+				}
+				checkReport(t, stdout, want)
+			})
+		}
+	}
+}
+
+// TestPublishNamesItemsThatWouldMerge: ids that differ only in bytes that are not
+// UTF-8, and keys given twice, are named with their line and not published, so
+// that two items never become one incident.
+func TestPublishNamesItemsThatWouldMerge(t *testing.T) {
+	const rest = `"title":"t","type":"DNS","urgency":5`
+	input := strings.Join([]string{
+		"{\"id\":\"a\xff\"," + rest + "}",
+		"{\"id\":\"a\xfe\"," + rest + "}",
+		`{"id":"b","id":"c",` + rest + `}`,
+		`{"id":"d","title":{"label":"x","label":"y"},"type":"DNS","urgency":5}`,
+		itemDNS,
+	}, "\n") + "\n"
+	vars := map[string]string{"IONIXSNOW_NATS_URL": natstest.Start(t).URL()}
+	code, stdout, _ := runInProcess(t, vars, input, "publish", "--json")
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+	checkReport(t, stdout, publishReport{Published: 1, Invalid: 4, Problems: []reportProblem{
+		{Line: 1, ID: "a\uFFFD", Reason: "id is not valid UTF-8"},
+		{Line: 2, ID: "a\uFFFD", Reason: "id is not valid UTF-8"},
+		{Line: 3, Reason: `duplicate key "id"`},
+		{Line: 4, ID: "d", Reason: `duplicate key "label" in title`},
+	}})
+}
+
+// TestPublishMaxPayloadFlag: --max-payload sets the limit a dry run checks.
+func TestPublishMaxPayloadFlag(t *testing.T) {
+	input := itemOfMessageSize(t, "sized", 4096) + "\n" + itemPKI + "\n"
+	for _, tt := range []struct {
+		limit string
+		code  int
+		out   string
+	}{
+		{"4096", exitOK, "would publish 2, repeated in input 0, invalid 0"},
+		{"4095", exitFailed, "would publish 1, repeated in input 0, invalid 1"},
+	} {
+		t.Run(tt.limit, func(t *testing.T) {
+			code, stdout, stderr := runInProcess(t, nil, input, "publish", "--dry-run", "--max-payload", tt.limit)
+			if code != tt.code || !strings.Contains(stdout, tt.out) {
+				t.Errorf("exit %d, stdout %q, want exit %d and %q; stderr:\n%s", code, stdout, tt.code, tt.out, stderr)
+			}
+			if tt.code == exitFailed && !strings.Contains(stderr, `invalid: line 1 (id "sized"): too large for one NATS message: its message (body and headers) would be 4096 bytes, over the limit of 4095 bytes`) {
+				t.Errorf("stderr does not name the item, its size and the limit:\n%s", stderr)
+			}
+		})
+	}
+}
+
 func TestPublishFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"publish", "--max-in-flight", "0"},
 		{"publish", "--event", "reopened"},
+		{"publish", "--max-payload", "-1"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, _, stderr := runInProcess(t, nil, "", args...)

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
+
+	"github.com/ionix/ionixsnow/config"
 )
 
 // Exit codes.
@@ -28,6 +32,10 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
+	// environ is the whole environment, NAME=value (os.Environ()): the
+	// configuration is loaded from it, so that unknown IONIXSNOW_* variables
+	// are refused.
+	environ []string
 }
 
 func commands() []command {
@@ -46,7 +54,7 @@ func commands() []command {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: osLookupEnv}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: osLookupEnv, environ: os.Environ()}
 	return e.dispatch(args)
 }
 
@@ -106,4 +114,63 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 		return exitUsage, false
 	}
 	return 0, true
+}
+
+// loadConfig loads and validates the configuration (file, environment, secret
+// files); on failure it prints every problem to stderr and returns exitUsage.
+// The warnings of loading (a secret file others may read) are logged once.
+func (e *env) loadConfig(path string, needs config.Needs) (config.Config, int, bool) {
+	return e.loadConfigAs(path, needs, false)
+}
+
+// loadConfigAs is loadConfig for a command that can answer in JSON: with
+// asJSON the problems go to stdout as one jsonFailure.
+func (e *env) loadConfigAs(path string, needs config.Needs, asJSON bool) (config.Config, int, bool) {
+	cfg, warnings, err := config.LoadEnviron(path, e.environ, needs)
+	if err != nil {
+		if asJSON {
+			f := jsonFailure{Error: "the configuration has problems", Fix: "correct each key named in problems"}
+			for _, p := range config.AsProblems(err) {
+				f.Problems = append(f.Problems, jsonProblem(p))
+			}
+			e.printJSONFailure(f)
+		} else {
+			fmt.Fprintf(e.stderr, "ionixsnow: configuration problems:\n%s\n", indent(err.Error()))
+		}
+		return cfg, exitUsage, false
+	}
+	log := newLogger(cfg.Log, e.stderr)
+	for _, w := range warnings {
+		log.Warn().Str("key", w.Key).Msg(w.Message)
+	}
+	return cfg, 0, true
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// jsonFailure is what a command run with --json prints on stdout when it
+// fails: what went wrong, what fixes it, and for a configuration that does not
+// load every problem with its key.
+type jsonFailure struct {
+	Error    string        `json:"error"`
+	Fix      string        `json:"fix,omitempty"`
+	Problems []jsonProblem `json:"problems,omitempty"`
+}
+
+type jsonProblem struct {
+	Key     string `json:"key"`
+	Message string `json:"message"`
+}
+
+// printJSONFailure writes f to stdout, indented as the commands' other JSON.
+func (e *env) printJSONFailure(f jsonFailure) {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(f)
 }

@@ -253,3 +253,88 @@ func TestStatusExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusJSONFailures: with --json every failure is one JSON object on stdout
+// ({"error","fix"}, and "problems" with each key for a configuration that does
+// not load), with the exit code of the text form.
+func TestStatusJSONFailures(t *testing.T) {
+	closedAddr := freeAddr(t)
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T) map[string]string
+		code     int
+		error    string   // in "error"
+		fix      string   // in "fix"
+		problems []string // keys of "problems"
+		notOut   string
+	}{
+		{
+			name: "NATS unreachable",
+			setup: func(*testing.T) map[string]string {
+				return map[string]string{"IONIXSNOW_NATS_URL": "nats://ionix:nats-pass-8d2e@" + closedAddr}
+			},
+			code: exitFailed, error: "connect to NATS", fix: "nats.url", notOut: "nats-pass-8d2e",
+		},
+		{
+			name: "no nats.url and no embedded server running",
+			setup: func(*testing.T) map[string]string {
+				return map[string]string{"IONIXSNOW_NATS_EMBEDDED_LISTEN": closedAddr}
+			},
+			code: exitFailed, error: "no embedded server listening on " + closedAddr, fix: "ionixsnow consume",
+		},
+		{
+			name: "nothing exists yet",
+			setup: func(t *testing.T) map[string]string {
+				return map[string]string{"IONIXSNOW_NATS_URL": natstest.Start(t).URL()}
+			},
+			code: exitFailed, error: "stream IONIX_ACTION_ITEMS does not exist yet", fix: "ionixsnow publish",
+		},
+		{
+			name: "bad configuration",
+			setup: func(*testing.T) map[string]string {
+				return map[string]string{"IONIXSNOW_CAP_WINDOW": "soon", "IONIXSNOW_FILTER_CATEGORY": "DNS"}
+			},
+			code: exitUsage, error: "configuration", problems: []string{"cap.window", "IONIXSNOW_FILTER_CATEGORY"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runInProcess(t, tt.setup(t), "", "status", "--json")
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
+			}
+			var got struct {
+				Error    string `json:"error"`
+				Fix      string `json:"fix"`
+				Problems []struct {
+					Key     string `json:"key"`
+					Message string `json:"message"`
+				} `json:"problems"`
+			}
+			dec := json.NewDecoder(strings.NewReader(stdout))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&got); err != nil || dec.More() {
+				t.Fatalf("stdout is not one JSON failure (%v):\n%s\nstderr:\n%s", err, stdout, stderr)
+			}
+			if !strings.Contains(got.Error, tt.error) || !strings.Contains(got.Fix, tt.fix) {
+				t.Errorf("error %q, fix %q; want them to say %q and %q", got.Error, got.Fix, tt.error, tt.fix)
+			}
+			var keys []string
+			for _, p := range got.Problems {
+				keys = append(keys, p.Key)
+				if p.Message == "" {
+					t.Errorf("problem %s without a message", p.Key)
+				}
+			}
+			if strings.Join(keys, ",") != strings.Join(tt.problems, ",") {
+				t.Errorf("problem keys %v, want %v", keys, tt.problems)
+			}
+			if strings.TrimSpace(stderr) != "" {
+				t.Errorf("stderr has text besides the JSON:\n%s", stderr)
+			}
+			if tt.notOut != "" && strings.Contains(stdout+stderr, tt.notOut) {
+				t.Errorf("output has %q:\n%s", tt.notOut, stdout)
+			}
+		})
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,25 +22,6 @@ import (
 )
 
 func osLookupEnv(k string) (string, bool) { return os.LookupEnv(k) }
-
-// loadConfig loads and validates the configuration; on failure it prints every
-// problem and returns exitUsage.
-func (e *env) loadConfig(path string, needs config.Needs) (config.Config, int, bool) {
-	cfg, err := config.LoadFor(path, e.lookupEnv, needs)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "ionixsnow: configuration problems:\n%s\n", indent(err.Error()))
-		return cfg, exitUsage, false
-	}
-	return cfg, 0, true
-}
-
-func indent(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i, l := range lines {
-		lines[i] = "  " + l
-	}
-	return strings.Join(lines, "\n")
-}
 
 // newLogger builds the logger of the log section: JSON, or console on a terminal.
 func newLogger(c config.Log, w io.Writer) zerolog.Logger {
@@ -68,9 +51,15 @@ type natsConn struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	server *embedded.Server
+	// url and cfg are what the connection was opened with (redial).
+	url string
+	cfg config.NATS
+	// closing is set by Close: the connection's end is ours, not the server's.
+	closing atomic.Bool
 }
 
 func (c *natsConn) Close() {
+	c.closing.Store(true)
 	if c.nc != nil {
 		_ = c.nc.Drain()
 		c.nc.Close()
@@ -89,7 +78,7 @@ func connectNATS(cfg config.NATS, log zerolog.Logger, startEmbedded bool) (*nats
 	if url == "" {
 		url = "nats://" + cfg.EmbeddedListen
 		if nc, err := dial(url, cfg, log); err == nil {
-			return finishConn(nc, nil)
+			return finishConn(nc, nil, url, cfg)
 		}
 		if !startEmbedded {
 			return nil, fmt.Errorf("no nats.url configured and no embedded server listening on %s", cfg.EmbeddedListen)
@@ -98,7 +87,7 @@ func connectNATS(cfg config.NATS, log zerolog.Logger, startEmbedded bool) (*nats
 		if err != nil {
 			return nil, fmt.Errorf("nats.store_dir: %w", err)
 		}
-		srv, err = embedded.Start(embedded.Options{Listen: cfg.EmbeddedListen, StoreDir: dir})
+		srv, err = embedded.Start(embedded.Options{Listen: cfg.EmbeddedListen, Token: cfg.EmbeddedToken, StoreDir: dir})
 		if err != nil {
 			return nil, err
 		}
@@ -112,10 +101,10 @@ func connectNATS(cfg config.NATS, log zerolog.Logger, startEmbedded bool) (*nats
 		}
 		return nil, err
 	}
-	return finishConn(nc, srv)
+	return finishConn(nc, srv, url, cfg)
 }
 
-func finishConn(nc *nats.Conn, srv *embedded.Server) (*natsConn, error) {
+func finishConn(nc *nats.Conn, srv *embedded.Server, url string, cfg config.NATS) (*natsConn, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
@@ -124,7 +113,7 @@ func finishConn(nc *nats.Conn, srv *embedded.Server) (*natsConn, error) {
 		}
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &natsConn{nc: nc, js: js, server: srv}, nil
+	return &natsConn{nc: nc, js: js, server: srv, url: url, cfg: cfg}, nil
 }
 
 func dial(url string, cfg config.NATS, log zerolog.Logger) (*nats.Conn, error) {
@@ -144,6 +133,9 @@ func dial(url string, cfg config.NATS, log zerolog.Logger) (*nats.Conn, error) {
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.URL == "" && cfg.EmbeddedToken != "" { // the embedded server's token
+		opts = append(opts, nats.Token(cfg.EmbeddedToken))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -192,19 +184,45 @@ func mappingOf(cfg config.Config) mapping.Options {
 	return o
 }
 
-// ensureTopology creates the topology, waiting up to 30 s for a JetStream server or
-// cluster that is still starting (topology.Starting).
+// Setting up the topology: how long ensureTopology keeps trying, and how long it waits
+// between attempts (doubling from the first to the longest, each shortened by up to a
+// half at random so that replicas that failed together do not retry together).
+const (
+	topologySetupTimeout = 30 * time.Second
+	firstSetupRetry      = 250 * time.Millisecond
+	longestSetupRetry    = 2 * time.Second
+)
+
+// ensureTopology creates the topology, retrying for up to topologySetupTimeout while
+// topology.Starting says JetStream is not ready (see retryWhileStarting).
 func ensureTopology(ctx context.Context, js jetstream.JetStream, o topology.Options) (*topology.Topology, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	var t *topology.Topology
+	err := retryWhileStarting(ctx, func(ctx context.Context) (err error) {
+		t, err = topology.Ensure(ctx, js, o)
+		return err
+	})
+	return t, err
+}
+
+// retryWhileStarting calls setUp until it succeeds, fails for a reason other than
+// topology.Starting, or topologySetupTimeout has passed: a server or cluster may still
+// be starting, or a request may have been left unanswered while other replicas set up
+// the same objects. Each request has its own timeout (topology.Options.RequestTimeout),
+// so one unanswered request does not use up the whole setup time.
+func retryWhileStarting(ctx context.Context, setUp func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, topologySetupTimeout)
 	defer cancel()
+	wait := firstSetupRetry
 	for {
-		t, err := topology.Ensure(ctx, js, o)
-		if err == nil || ctx.Err() != nil || !topology.Starting(err) {
-			return t, err
+		err := setUp(ctx)
+		if err == nil || !topology.Starting(err) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
+			return fmt.Errorf("%w while retrying: %w", ctx.Err(), err)
+		case <-time.After(wait/2 + rand.N(wait/2+1)):
 		}
+		wait = min(2*wait, longestSetupRetry)
 	}
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/consumer"
+)
+
+// errConnectionLost is the cause of a run stopped because the server closed the
+// NATS connection for good: nats.go reconnects after network failures, but a
+// connection the server closes on a protocol error (an over-long control line, an
+// authorization violation) stays closed.
+var errConnectionLost = errors.New("the NATS server closed the connection")
+
+// watchLost arranges for lost to be called once if the connection ends closed
+// without Close being called on it.
+func (c *natsConn) watchLost(lost func(error)) {
+	var once sync.Once
+	c.nc.SetClosedHandler(func(nc *nats.Conn) {
+		if c.closing.Load() {
+			return
+		}
+		once.Do(func() {
+			err := errConnectionLost
+			if last := nc.LastError(); last != nil {
+				err = fmt.Errorf("%w: %w", errConnectionLost, last)
+			}
+			lost(err)
+		})
+	})
+	if c.nc.IsClosed() && !c.closing.Load() {
+		once.Do(func() { lost(errConnectionLost) })
+	}
+}
+
+// redial opens a new connection to the same server (or embedded server) and hands
+// the embedded server, if any, over to it; c is closed.
+func (c *natsConn) redial(ctx context.Context, log zerolog.Logger) (*natsConn, error) {
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(250*time.Millisecond),
+		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		nc, err := dial(c.url, c.cfg, log)
+		if err == nil {
+			js, err := jetstream.New(nc)
+			if err == nil {
+				next := &natsConn{nc: nc, js: js, server: c.server, url: c.url, cfg: c.cfg}
+				c.server = nil
+				c.Close()
+				return next, nil
+			}
+			nc.Close()
+		}
+		wait := bo.NextBackOff()
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot connect to NATS again; retrying")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// live is the pipeline consume runs now, for /metrics and /readyz: rebuilt over a new
+// connection when the server closes the old one, it keeps counting in the same
+// counters.
+type live struct {
+	stats *consumer.Stats
+	halt  *consumer.Halt
+	cur   atomic.Pointer[liveParts]
+}
+
+type liveParts struct {
+	conn     *natsConn
+	consumer *consumer.Consumer
+	budget   *consumer.KVBudget
+}
+
+func newLive() *live { return &live{stats: &consumer.Stats{}, halt: &consumer.Halt{}} }
+
+// carried are the parts every pipeline built over a new connection shares: the
+// counters, a halt (a coalesce failure stays one after a reconnection) and the
+// incident reader.
+func (l *live) carried(incidents consumer.IncidentFinder) consumer.Deps {
+	return consumer.Deps{Incidents: incidents, Stats: l.stats, Halt: l.halt}
+}
+
+func (l *live) set(conn *natsConn, p pipeline) {
+	l.cur.Store(&liveParts{conn: conn, consumer: p.consumer, budget: p.budget})
+}
+
+// Stats implements metrics.Source.
+func (l *live) Stats() consumer.Snapshot { return l.stats.Snapshot() }
+
+// Paused implements metrics.Source.
+func (l *live) Paused() consumer.PauseState {
+	if p := l.cur.Load(); p != nil {
+		return p.consumer.Paused()
+	}
+	return consumer.PauseState{}
+}
+
+// State implements metrics.BudgetReader.
+func (l *live) State(ctx context.Context) (consumer.BudgetState, error) {
+	if p := l.cur.Load(); p != nil && p.budget != nil {
+		return p.budget.State(ctx)
+	}
+	return consumer.BudgetState{}, errors.New("no budget yet")
+}
+
+// natsStatus is the state of the connection consume runs on now.
+func (l *live) natsStatus() nats.Status {
+	if p := l.cur.Load(); p != nil {
+		return p.conn.nc.Status()
+	}
+	return nats.DISCONNECTED
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/embedded/natstest"
+)
+
+// poisonProxy forwards loopback TCP to a NATS server; poison makes every open
+// connection look closed for good by the server: a protocol error the client does
+// not reconnect after (the over-long control line an oversized id once caused).
+type poisonProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startPoisonProxy(t *testing.T, target string) *poisonProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &poisonProxy{ln: ln}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *poisonProxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *poisonProxy) poison() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_, _ = c.Write([]byte("-ERR 'Maximum Control Line Exceeded'\r\n"))
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// TestConnectionClosedByTheServerIsEstablishedAgain: nats.go does not reconnect
+// after the server closes a connection on a protocol error; consume notices
+// (watchLost) and opens a new one (redial) that works.
+func TestConnectionClosedByTheServerIsEstablishedAgain(t *testing.T) {
+	srv := natstest.Start(t)
+	proxy := startPoisonProxy(t, srv.URL()[len("nats://"):])
+	conn, err := connectNATS(config.NATS{URL: proxy.url()}, zerolog.Nop(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	lost := make(chan error, 1)
+	conn.watchLost(func(err error) { lost <- err })
+	proxy.poison()
+	select {
+	case err := <-lost:
+		if !errors.Is(err, errConnectionLost) {
+			t.Fatalf("lost with %v, want errConnectionLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the closed connection was not noticed (status %s)", conn.nc.Status())
+	}
+	if st := conn.nc.Status(); st != nats.CLOSED {
+		t.Fatalf("status %s after the protocol error, want CLOSED (nats.go gives up on it)", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	next, err := conn.redial(ctx, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(next.Close)
+	if _, err := next.js.AccountInfo(ctx); err != nil {
+		t.Fatalf("the new connection does not work: %v", err)
+	}
+	// Closing on purpose is not a loss.
+	quiet := make(chan error, 1)
+	next.watchLost(func(err error) { quiet <- err })
+	next.Close()
+	select {
+	case err := <-quiet:
+		t.Errorf("Close reported as a loss: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
