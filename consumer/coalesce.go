@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 )
@@ -87,7 +88,7 @@ func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, id str
 		Class: servicenow.ClassConfiguration,
 		Op:    "import",
 		Message: fmt.Sprintf("ServiceNow created a second incident %s for action item %s, which already has %s (%s)",
-			res.Number, shortID(id), prev.Number, why),
+			res.Number, ionix.QuoteID(id), prev.Number, why),
 		ResultStatus: res.Status,
 		Fix:          FixCoalesce,
 		Err:          ErrNoCoalesce,
@@ -137,17 +138,4 @@ func (c *Consumer) verifyCoalesce(ctx context.Context, id string, record map[str
 		return coalesceBroken, fmt.Sprintf("posted again, it made a third incident %s", again.Number)
 	}
 	return coalesceUnknown, fmt.Sprintf("posted again, it answered %s for %s", again.Status, again.Number)
-}
-
-// shortID quotes an id for a message, cut to 80 bytes.
-func shortID(id string) string {
-	const max = 80
-	if len(id) > max {
-		cut := max
-		for cut > 0 && !utf8RuneStart(id[cut]) {
-			cut--
-		}
-		id = id[:cut] + "…"
-	}
-	return fmt.Sprintf("%q", id)
 }

@@ -38,7 +38,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.Act
 		c.deadLetter(ctx, log, msg, meta, DeadInvalid, decodeErr.Error())
 		return false
 	}
-	log = log.With().Str("action_item", item.ID).Logger()
+	log = log.With().Str("action_item", ionix.ShortID(item.ID)).Logger()
 	ev, ok := eventOf(msg)
 	if !ok {
 		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "unknown event "+strconv.Quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())

@@ -100,10 +100,10 @@ func (l *Ledger) Get(ctx context.Context, id string) (t Ticket, ok bool, err err
 		return Ticket{}, false, nil
 	}
 	if err != nil {
-		return Ticket{}, false, fmt.Errorf("ledger get %q: %w", id, err)
+		return Ticket{}, false, fmt.Errorf("ledger get %s: %w", ionix.QuoteID(id), err)
 	}
 	if err := json.Unmarshal(e.Value(), &t); err != nil {
-		return Ticket{}, false, fmt.Errorf("ledger entry of %q: %w", id, err)
+		return Ticket{}, false, fmt.Errorf("ledger entry of %s: %w", ionix.QuoteID(id), err)
 	}
 	return t, true, nil
 }
@@ -112,10 +112,10 @@ func (l *Ledger) Get(ctx context.Context, id string) (t Ticket, ok bool, err err
 func (l *Ledger) Put(ctx context.Context, id string, t Ticket) error {
 	b, err := json.Marshal(t)
 	if err != nil {
-		return fmt.Errorf("ledger entry of %q: %w", id, err)
+		return fmt.Errorf("ledger entry of %s: %w", ionix.QuoteID(id), err)
 	}
 	if _, err := l.kv.Put(ctx, LedgerKey(id), b); err != nil {
-		return fmt.Errorf("ledger put %q: %w", id, err)
+		return fmt.Errorf("ledger put %s: %w", ionix.QuoteID(id), err)
 	}
 	return nil
 }
@@ -138,7 +138,7 @@ func (l *Ledger) Record(ctx context.Context, id string, t Ticket) (prev Ticket, 
 func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep func(Ticket) bool) (prev Ticket, found, written bool, err error) {
 	b, err := json.Marshal(t)
 	if err != nil {
-		return Ticket{}, false, false, fmt.Errorf("ledger entry of %q: %w", id, err)
+		return Ticket{}, false, false, fmt.Errorf("ledger entry of %s: %w", ionix.QuoteID(id), err)
 	}
 	key := LedgerKey(id)
 	for range maxRecordAttempts {
@@ -147,14 +147,14 @@ func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep fun
 			return Ticket{}, false, true, nil
 		}
 		if !isConflict(err) {
-			return Ticket{}, false, false, fmt.Errorf("ledger create %q: %w", id, err)
+			return Ticket{}, false, false, fmt.Errorf("ledger create %s: %w", ionix.QuoteID(id), err)
 		}
 		e, err := l.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // deleted meanwhile: create again
 		}
 		if err != nil {
-			return Ticket{}, false, false, fmt.Errorf("ledger get %q: %w", id, err)
+			return Ticket{}, false, false, fmt.Errorf("ledger get %s: %w", ionix.QuoteID(id), err)
 		}
 		prev = Ticket{}
 		if err := json.Unmarshal(e.Value(), &prev); err != nil {
@@ -169,8 +169,8 @@ func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep fun
 			return prev, true, true, nil
 		}
 		if !isConflict(err) {
-			return prev, true, false, fmt.Errorf("ledger update %q: %w", id, err)
+			return prev, true, false, fmt.Errorf("ledger update %s: %w", ionix.QuoteID(id), err)
 		}
 	}
-	return Ticket{}, false, false, fmt.Errorf("ledger record %q: %d concurrent writers in a row", id, maxRecordAttempts)
+	return Ticket{}, false, false, fmt.Errorf("ledger record %s: %d concurrent writers in a row", ionix.QuoteID(id), maxRecordAttempts)
 }

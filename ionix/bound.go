@@ -3,6 +3,7 @@ package ionix
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -58,4 +59,25 @@ func prefixBytes(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// maxShownID bounds an id shown in a message (ShortID, QuoteID).
+const maxShownID = 80
+
+// ShortID is an id as a log field or a message shows it: cut to 80 bytes on a rune
+// boundary, with "…" when longer, so that a hostile 1 MB id does not become a 1 MB
+// log line or error.
+func ShortID(id string) string {
+	if len(id) > maxShownID {
+		return prefixBytes(id, maxShownID) + "…"
+	}
+	return id
+}
+
+// QuoteID is ShortID Go-quoted (the "…" outside the quotes).
+func QuoteID(id string) string {
+	if len(id) > maxShownID {
+		return strconv.Quote(prefixBytes(id, maxShownID)) + "…"
+	}
+	return strconv.Quote(id)
 }

@@ -97,3 +97,18 @@ func FuzzBoundedForms(f *testing.F) {
 		}
 	})
 }
+
+func TestShownIDsAreShort(t *testing.T) {
+	long := strings.Repeat("証", 1000)
+	for _, got := range []string{ionix.ShortID(long), ionix.QuoteID(long)} {
+		if len(got) > 100 || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+			t.Errorf("shown id of %d bytes: %q", len(got), got)
+		}
+	}
+	if got := ionix.QuoteID("AI-1"); got != `"AI-1"` {
+		t.Errorf("QuoteID(AI-1) = %s", got)
+	}
+	if got := ionix.ShortID("AI-1"); got != "AI-1" {
+		t.Errorf("ShortID(AI-1) = %s", got)
+	}
+}

@@ -325,7 +325,7 @@ func (b *batch) await(ctx context.Context, pd *pending) (duplicate bool, err err
 			return false, fmt.Errorf("publish: %w", err)
 		}
 		wait := bo.NextBackOff()
-		b.o.Log.Warn().Err(err).Str("item", pd.pos.String()).Str("id", pd.itemID).
+		b.o.Log.Warn().Err(err).Str("item", pd.pos.String()).Str("id", ionix.ShortID(pd.itemID)).
 			Int("attempt", attempt+1).Dur("retry_in", wait).Msg("publish not acknowledged; retrying")
 		t := time.NewTimer(wait)
 		select {

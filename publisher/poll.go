@@ -135,7 +135,7 @@ func (p *Poller) poll(ctx context.Context) (PollResult, error) {
 		}
 		raw, item, err := closingBody(s.Item, p.now())
 		if err != nil {
-			p.log.Warn().Err(err).Str("action_item", s.ID).Msg("remembered item unreadable; no closing event")
+			p.log.Warn().Err(err).Str("action_item", ionix.ShortID(s.ID)).Msg("remembered item unreadable; no closing event")
 			return nil
 		}
 		return p.skipInvalid(&res, Position{Index: -1}, item.ID, p.closed(ctx, &res, raw, item))
@@ -222,7 +222,7 @@ func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.Ac
 	if err != nil {
 		return err
 	}
-	p.log.Info().Str("action_item", item.ID).Str("event", string(pub.Event)).Int("publication", pub.N).
+	p.log.Info().Str("action_item", ionix.ShortID(item.ID)).Str("event", string(pub.Event)).Int("publication", pub.N).
 		Bool("reopened", pub.Reopened).Bool("duplicate", dup).Msg("published")
 	return p.seen.put(ctx, item.ID, record)
 }

@@ -362,3 +362,31 @@ func TestPollerPublishesEveryTransitionWithinTheDuplicateWindow(t *testing.T) {
 		t.Errorf("%d closed events after the repeated poll, want 3 (the repeat a duplicate)", n)
 	}
 }
+
+// TestPollerCarriesLongIDs: ids far beyond NATS's 4 KB control line (plain, and with
+// punctuation that needs encoding) are published, remembered under bounded keys, and
+// found again by the next poll (unchanged, nothing published twice).
+func TestPollerCarriesLongIDs(t *testing.T) {
+	r := newPollRig(t, ionixsim.Options{})
+	ids := []string{strings.Repeat("K", 4100), strings.Repeat("K.%* ", 700), strings.Repeat("証", 3000)}
+	var items []json.RawMessage
+	for _, id := range ids {
+		items = append(items, ionixsim.Item(id, "Dangling CNAME", "DNS", 8))
+	}
+	r.api.SetOpen(items...)
+	if res := r.poll(t); res.New != len(ids) || res.Invalid != 0 {
+		t.Fatalf("first poll %+v, want %d new", res, len(ids))
+	}
+	keys, err := r.seen.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key := range keys.Keys() {
+		if len(key) > ionix.MaxKeyTokenLen {
+			t.Errorf("a poller state key of %d bytes", len(key))
+		}
+	}
+	if res := r.poll(t); res.Unchanged != len(ids) || res.Published() != 0 {
+		t.Errorf("second poll %+v, want %d unchanged", res, len(ids))
+	}
+}

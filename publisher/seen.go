@@ -61,7 +61,7 @@ func (s *Seen) Get(ctx context.Context, id string) (it SeenItem, ok bool, err er
 		return SeenItem{}, false, nil
 	}
 	if err != nil {
-		return SeenItem{}, false, fmt.Errorf("seen get %q: %w", id, err)
+		return SeenItem{}, false, fmt.Errorf("seen get %s: %w", ionix.QuoteID(id), err)
 	}
 	if err := json.Unmarshal(e.Value(), &it); err != nil {
 		// Unreadable: treat as unseen, so the item is published again (the
@@ -90,7 +90,7 @@ func encodeSeen(it SeenItem, limit int64) ([]byte, error) {
 // put records the value of the item with the given id (see encodeSeen).
 func (s *Seen) put(ctx context.Context, id string, value []byte) error {
 	if _, err := s.kv.Put(ctx, ionix.KeyToken(id), value); err != nil {
-		return fmt.Errorf("seen put %q: %w", id, err)
+		return fmt.Errorf("seen put %s: %w", ionix.QuoteID(id), err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/ionixapi"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/topology"
@@ -113,7 +114,7 @@ func newPoller(ctx context.Context, conn *natsConn, cfg config.Config, api *ioni
 
 func printPollResult(w io.Writer, log zerolog.Logger, res publisher.PollResult, err error, asJSON bool) {
 	for _, p := range res.Problems {
-		log.Warn().Str("action_item", p.ID).Str("where", p.Pos.String()).Err(p.Err).Msg("invalid action item from IONIX; not published")
+		log.Warn().Str("action_item", ionix.ShortID(p.ID)).Str("where", p.Pos.String()).Err(p.Err).Msg("invalid action item from IONIX; not published")
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("poll failed; the next poll tries again")
