@@ -53,7 +53,7 @@ func Run(ctx context.Context, o Options) []Result {
 	}
 	var rs []Result
 	rs = append(rs, checkNATS(ctx, o)...)
-	snowCfg := serviceNowConfig(o.Config.ServiceNow)
+	snowCfg := o.Config.ServiceNow.Client()
 	url := checkURL(ctx, o, snowCfg)
 	rs = append(rs, url)
 	if url.Status == StatusFail {
@@ -81,18 +81,6 @@ func Run(ctx context.Context, o Options) []Result {
 
 func skipped(check, why string) Result {
 	return Result{Check: check, Status: StatusSkip, Detail: "skipped: " + why}
-}
-
-// serviceNowConfig is the client's configuration from the servicenow section,
-// every setting the client has (as `consume` builds it), so that doctor judges
-// the configuration consume runs with.
-func serviceNowConfig(s config.ServiceNow) servicenow.Config {
-	return servicenow.Config{
-		InstanceURL: s.InstanceURL, ClientID: s.ClientID, ClientSecret: s.ClientSecret,
-		Username: s.Username, Password: s.Password, RefreshToken: s.RefreshToken,
-		ImportTable: s.ImportTable, Timeout: s.Timeout,
-		AllowInsecureHTTP: s.AllowInsecureHTTP,
-	}
 }
 
 // checkNATS checks the connection, JetStream, the stream and the consumer.

@@ -40,7 +40,7 @@ func runConsume(e *env, args []string) int {
 		return exitFailed
 	}
 	defer conn.Close()
-	snow, err := servicenow.New(serviceNowConfig(cfg), log)
+	snow, err := servicenow.New(cfg.ServiceNow.Client(), log)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ionixsnow consume: %v\n", err)
 		return exitUsage
@@ -118,22 +118,6 @@ func runUntilLost(ctx context.Context, conn *natsConn, c *consumer.Consumer) err
 		return cause
 	}
 	return nil
-}
-
-func serviceNowConfig(cfg config.Config) servicenow.Config {
-	s := cfg.ServiceNow
-	return servicenow.Config{
-		InstanceURL:  s.InstanceURL,
-		ClientID:     s.ClientID,
-		ClientSecret: s.ClientSecret,
-		Username:     s.Username,
-		Password:     s.Password,
-		RefreshToken: s.RefreshToken,
-		ImportTable:  s.ImportTable,
-		Timeout:      s.Timeout,
-
-		AllowInsecureHTTP: s.AllowInsecureHTTP,
-	}
 }
 
 // pipeline is a consumer and the global budget it spends.

@@ -131,7 +131,7 @@ func startDemo(ctx context.Context, log zerolog.Logger, threshold float64) (*dem
 		return nil, err
 	}
 	d.conn.server = srv
-	snow, err := servicenow.New(serviceNowConfig(d.cfg), log)
+	snow, err := servicenow.New(d.cfg.ServiceNow.Client(), log)
 	if err != nil {
 		d.close()
 		return nil, err

@@ -103,7 +103,7 @@ func runReplay(e *env, args []string) int {
 		return exitOK
 	}
 
-	snow, err := servicenow.New(serviceNowConfig(cfg), log)
+	snow, err := servicenow.New(cfg.ServiceNow.Client(), log)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ionixsnow replay: %v\n", err)
 		return exitUsage

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 )
 
@@ -110,4 +112,27 @@ func TestConnectionClosedByTheServerIsEstablishedAgain(t *testing.T) {
 		t.Errorf("Close reported as a loss: %v", err)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// TestWrongEmbeddedToken: a client with another nats.embedded_token than the embedded
+// server it finds is told so, not that no server listens.
+func TestWrongEmbeddedToken(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Token: "right-token-0123456789", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	listen := strings.TrimPrefix(srv.URL(), "nats://")
+	_, err = connectNATS(config.NATS{EmbeddedListen: listen, EmbeddedToken: "wrong-token-0123456789"}, zerolog.Nop(), false)
+	if err == nil || !strings.Contains(err.Error(), "nats.embedded_token") || !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("err = %v, want one naming nats.embedded_token", err)
+	}
+	if strings.Contains(err.Error(), "wrong-token") {
+		t.Errorf("the token is shown: %v", err)
+	}
+	conn, err := connectNATS(config.NATS{EmbeddedListen: listen, EmbeddedToken: "right-token-0123456789"}, zerolog.Nop(), false)
+	if err != nil {
+		t.Fatalf("with the right token: %v", err)
+	}
+	conn.Close()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -77,8 +78,12 @@ func connectNATS(cfg config.NATS, log zerolog.Logger, startEmbedded bool) (*nats
 	var srv *embedded.Server
 	if url == "" {
 		url = "nats://" + cfg.EmbeddedListen
-		if nc, err := dial(url, cfg, log); err == nil {
+		nc, err := dial(url, cfg, log)
+		if err == nil {
 			return finishConn(nc, nil, url, cfg)
+		}
+		if errors.Is(err, nats.ErrAuthorization) {
+			return nil, fmt.Errorf("the embedded server listening on %s refused the connection: nats.embedded_token is not the one it was started with: %w", cfg.EmbeddedListen, err)
 		}
 		if !startEmbedded {
 			return nil, fmt.Errorf("no nats.url configured and no embedded server listening on %s", cfg.EmbeddedListen)

@@ -1,4 +1,4 @@
-package doctor
+package config_test
 
 import (
 	"reflect"
@@ -8,11 +8,11 @@ import (
 	"github.com/ionix/ionixsnow/config"
 )
 
-// TestServiceNowConfigCarriesEverySetting: with every setting of the servicenow
-// section set, every field of the client's configuration is set, so doctor cannot
-// judge a configuration other than the one consume runs with (it once dropped
+// TestClientCarriesEverySetting: with every setting of the servicenow section
+// set, every field of the client's configuration is set, so doctor cannot judge a
+// configuration other than the one consume runs with (it once dropped
 // allow_insecure_http).
-func TestServiceNowConfigCarriesEverySetting(t *testing.T) {
+func TestClientCarriesEverySetting(t *testing.T) {
 	var s config.ServiceNow
 	v := reflect.ValueOf(&s).Elem()
 	for i := range v.NumField() {
@@ -30,7 +30,7 @@ func TestServiceNowConfigCarriesEverySetting(t *testing.T) {
 			t.Fatalf("field %s of kind %s: extend this test", v.Type().Field(i).Name, f.Kind())
 		}
 	}
-	c := reflect.ValueOf(serviceNowConfig(s))
+	c := reflect.ValueOf(s.Client())
 	for i := range c.NumField() {
 		if c.Field(i).IsZero() {
 			t.Errorf("servicenow.Config.%s is not carried over from the servicenow section", c.Type().Field(i).Name)
