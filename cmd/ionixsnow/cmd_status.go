@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/status"
 )
@@ -54,7 +56,10 @@ func runStatus(e *env, args []string) int {
 	conn, err := connectNATS(cfg.NATS, log, false)
 	if err != nil {
 		f := jsonFailure{Error: err.Error(), Fix: "check nats.url and nats.creds_file, and that the NATS server runs"}
-		if cfg.NATS.URL == "" {
+		switch {
+		case errors.Is(err, nats.ErrAuthorization) && cfg.NATS.URL == "":
+			f.Fix = "set nats.embedded_token to the token consume runs the embedded server with"
+		case cfg.NATS.URL == "":
 			f.Fix = "start `ionixsnow consume` (it runs the embedded server) or set nats.url"
 		}
 		return fail(f)

@@ -464,7 +464,7 @@ func TestEmbeddedServerBeyondLoopback(t *testing.T) {
 	}{
 		{"no token", map[string]string{"IONIXSNOW_NATS_EMBEDDED_LISTEN": listen}, exitUsage, "nats.embedded_listen"},
 		{"a wrong token", map[string]string{"IONIXSNOW_NATS_EMBEDDED_LISTEN": listen, "IONIXSNOW_NATS_EMBEDDED_TOKEN": "wrong-" + token},
-			exitFailed, "no embedded server listening"},
+			exitFailed, "nats.embedded_token is not the one"},
 		{"the token", map[string]string{"IONIXSNOW_NATS_EMBEDDED_LISTEN": listen, "IONIXSNOW_NATS_EMBEDDED_TOKEN": token},
 			exitFailed, "stream IONIX_ACTION_ITEMS does not exist yet"},
 	}
