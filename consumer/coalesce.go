@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/ionix"
@@ -68,21 +70,21 @@ const (
 
 // checkCoalesce halts sending when an accepted import of record made a second
 // incident for the item (secondIncident) and verifyCoalesce finds that coalesce does
-// not work. It reports whether sending halted.
-func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, id string, record map[string]string, prev Ticket, found bool, res servicenow.Result) bool {
+// not work. It reports whether it posted the item again to tell.
+func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, id string, record map[string]string, prev Ticket, found bool, res servicenow.Result) (reposted bool) {
 	if !secondIncident(prev, found, res, c.o.Replay != nil) {
 		return false
 	}
-	verdict, why := c.verifyCoalesce(ctx, id, record, res)
+	verdict, reposted, why := c.verifyCoalesce(ctx, msg, id, record, res)
 	switch verdict {
 	case coalesceWorks:
 		log.Info().Str("was", prev.Number).Str("incident", res.Number).Str("why", why).
 			Msg("the item's incident was deleted in ServiceNow; the post created a new one")
-		return false
+		return reposted
 	case coalesceUnknown:
 		log.Warn().Str("was", prev.Number).Str("incident", res.Number).Str("why", why).
 			Msg("ServiceNow made a second incident for the item and coalesce could not be checked; the next one is checked again")
-		return false
+		return reposted
 	}
 	cause := &servicenow.Error{
 		Class: servicenow.ClassConfiguration,
@@ -95,47 +97,66 @@ func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, id str
 	}
 	c.halt.set(cause)
 	c.brk.halt(cause)
-	return true
+	return reposted
 }
 
 // verifyCoalesce tells a coalesce failure from an incident deleted in ServiceNow,
 // after res (inserted, a new sys_id) answered a re-post of the item id. A Table API
-// read by correlation id decides when it works (the new incident alone: deleted);
-// without read access (the usual setup) the record is posted once more, with a send
-// of the budget like any other: coalesce makes that an update of the new incident,
-// its absence a third one.
-func (c *Consumer) verifyCoalesce(ctx context.Context, id string, record map[string]string, res servicenow.Result) (coalesceVerdict, string) {
+// read by correlation id decides when it shows the new incident (alone: the old one
+// was deleted; with others: no coalesce). A read that fails, or does not show the
+// new incident (no read access to incidents or to the correlation_id field, or the
+// field not mapped), leaves it to posting the record once more, with a send of the
+// budget like any other: coalesce makes that an update of the new incident, its
+// absence a third one. Nothing is checked, nor posted, once sending has halted.
+func (c *Consumer) verifyCoalesce(ctx context.Context, msg jetstream.Msg, id string, record map[string]string, res servicenow.Result) (verdict coalesceVerdict, reposted bool, why string) {
+	if c.halt.Cause() != nil {
+		return coalesceBroken, false, "sending has halted already"
+	}
 	if c.d.Incidents != nil {
 		incidents, err := c.d.Incidents.FindIncidents(ctx, mapping.CorrelationID(id))
-		if err == nil {
-			switch {
-			case len(incidents) == 1 && strings.EqualFold(incidents[0].SysID, res.SysID):
-				return coalesceWorks, "the new incident is the only one with the correlation id"
-			case len(incidents) == 0:
-				return coalesceBroken, "no incident carries the correlation id: correlation_id is not mapped"
-			default:
-				return coalesceBroken, fmt.Sprintf("%d incidents carry the correlation id", len(incidents))
+		if err == nil && slices.ContainsFunc(incidents, func(in servicenow.Incident) bool { return strings.EqualFold(in.SysID, res.SysID) }) {
+			if len(incidents) == 1 {
+				return coalesceWorks, false, "the new incident is the only one with the correlation id"
 			}
+			return coalesceBroken, false, fmt.Sprintf("%d incidents carry the correlation id", len(incidents))
 		}
 	}
+	stop := c.keepAlive(msg) // the wait for a send can be long at the cap
 	grant, err := c.d.Budget.AcquireGrant(ctx, 1)
-	if err != nil {
-		return coalesceUnknown, "no send to post the item again: " + err.Error()
+	stop()
+	if err != nil || grant.N < 1 {
+		return coalesceUnknown, false, fmt.Sprintf("no send to post the item again (%v)", err)
 	}
-	if grant.N < 1 {
-		return coalesceUnknown, "no send to post the item again"
+	if c.halt.Cause() != nil { // another post found it meanwhile
+		c.releaseGrant(context.WithoutCancel(ctx), grant, grant.N)
+		return coalesceBroken, false, "sending has halted already"
 	}
-	again, err := c.d.Importer.Import(ctx, record)
+	again, err := c.importKeepingAlive(ctx, msg, record)
 	if Unchanged(again) {
 		err = nil
 	}
 	switch {
 	case err != nil:
-		return coalesceUnknown, "posting the item again failed: " + err.Error()
+		return coalesceUnknown, true, "posting the item again failed: " + err.Error()
 	case strings.EqualFold(again.SysID, res.SysID):
-		return coalesceWorks, "posted again, it updated the new incident"
+		return coalesceWorks, true, "posted again, it updated the new incident"
 	case again.Status == "inserted":
-		return coalesceBroken, fmt.Sprintf("posted again, it made a third incident %s", again.Number)
+		return coalesceBroken, true, fmt.Sprintf("posted again, it made a third incident %s", again.Number)
 	}
-	return coalesceUnknown, fmt.Sprintf("posted again, it answered %s for %s", again.Status, again.Number)
+	return coalesceUnknown, true, fmt.Sprintf("posted again, it answered %s for %s", again.Status, again.Number)
+}
+
+// requeueIfOvertaken puts the newest version of the item back on the stream when the
+// ledger now records an event newer than ours (at, posted as t) that our later post —
+// the coalesce check's — may have overwritten in ServiceNow.
+func (c *Consumer) requeueIfOvertaken(ctx context.Context, log zerolog.Logger, id string, t Ticket, at eventAt, by uint64) {
+	cur, found, err := c.d.Ledger.Get(ctx, id)
+	if err != nil {
+		log.Warn().Err(err).Msg("could not read the ledger after posting the item again; a newer version may show older values until the item changes again")
+		return
+	}
+	if !found || !cur.newerThan(at) || harmlessAfter(t, cur) {
+		return
+	}
+	c.requeueNewest(ctx, log, cur.StreamSeq, by, c.o.ResolveOnClose && copyReopens(t, cur), "a newer version was posted while the item was posted again to check coalesce")
 }

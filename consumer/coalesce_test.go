@@ -18,9 +18,12 @@ func TestSecondIncidentHaltsSending(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts emulator.Options
+		// 3 items and the update that made a second incident; without the field the
+		// Table API read cannot tell, and the check posts the item once more.
+		imports int
 	}{
-		{"coalesce not set", emulator.Options{NoCoalesce: true}},
-		{"correlation_id not mapped", emulator.Options{UnmappedCorrelationID: true}},
+		{"coalesce not set", emulator.Options{NoCoalesce: true}, 4},
+		{"correlation_id not mapped", emulator.Options{UnmappedCorrelationID: true}, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, tc.opts)
@@ -41,16 +44,16 @@ func TestSecondIncidentHaltsSending(t *testing.T) {
 				t.Fatalf("paused with %v (configuration %v), want a configuration halt for coalesce", p.Cause, p.Configuration)
 			}
 			imports := r.sim.ImportCount()
-			if imports != 4 {
-				t.Errorf("%d imports when sending halted, want 4 (3 items and the update that made a second incident)", imports)
+			if imports != tc.imports {
+				t.Errorf("%d imports when sending halted, want %d", imports, tc.imports)
 			}
 			// Many probe intervals later, nothing more was sent.
 			time.Sleep(20 * o.MaxBackoff)
 			if n := r.sim.ImportCount(); n != imports {
 				t.Errorf("%d imports after the halt, want none after the %d", n-imports, imports)
 			}
-			if len(r.sim.Incidents()) != 4 {
-				t.Errorf("%d incidents, want 4", len(r.sim.Incidents()))
+			if n := len(r.sim.Incidents()); n != tc.imports {
+				t.Errorf("%d incidents, want %d", n, tc.imports)
 			}
 		})
 	}

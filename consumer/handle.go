@@ -186,7 +186,11 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	// A second incident for the item: the post is in ServiceNow (acked below), but
 	// no further post may go out until coalesce is fixed.
-	c.checkCoalesce(ctx, log, id, record, prev, found, res)
+	if c.checkCoalesce(ctx, log, msg, id, record, prev, found, res) {
+		// The item was posted again to tell: if another replica posted a newer
+		// version meanwhile, ours may have overwritten it.
+		c.requeueIfOvertaken(ctx, log, id, t, at, meta.Sequence.Stream)
+	}
 	switch {
 	case !written && !harmlessAfter(t, prev):
 		// A newer version was posted meanwhile; ours may have reached ServiceNow
@@ -270,29 +274,34 @@ func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, seq, b
 // importKeepingAlive posts the record, resetting the message's ack timer while the
 // request takes long (rate limit pauses, slow instances).
 func (c *Consumer) importKeepingAlive(ctx context.Context, msg jetstream.Msg, record map[string]string) (servicenow.Result, error) {
-	// A timer, not a goroutine: nothing runs unless the post outlasts a third of
-	// AckWait, the interval at which the message is marked in progress.
-	keepAliveEvery := c.o.AckWait / 3
+	defer c.keepAlive(msg)()
+	return c.d.Importer.Import(ctx, record)
+}
+
+// keepAlive marks msg in progress every third of AckWait until the returned stop is
+// called. A timer, not a goroutine: nothing runs unless the work outlasts a third of
+// AckWait.
+func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
+	every := c.o.AckWait / 3
 	var mu sync.Mutex
 	stopped := false
 	var t *time.Timer
 	mu.Lock()
-	t = time.AfterFunc(keepAliveEvery, func() {
+	t = time.AfterFunc(every, func() {
 		_ = msg.InProgress()
 		mu.Lock()
 		defer mu.Unlock()
 		if !stopped {
-			t.Reset(keepAliveEvery)
+			t.Reset(every)
 		}
 	})
 	mu.Unlock()
-	defer func() {
+	return func() {
 		mu.Lock()
 		stopped = true
 		mu.Unlock()
 		t.Stop()
-	}()
-	return c.d.Importer.Import(ctx, record)
+	}
 }
 
 // Unchanged tells a re-post that ServiceNow ignored because the incident it coalesced
