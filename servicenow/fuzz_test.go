@@ -49,3 +49,36 @@ func FuzzImportResult(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTableRows feeds any answer to the Table API decoder: it never panics, fails
+// only with a *servicenow.Error, and no secret fragment reaches that error.
+func FuzzTableRows(f *testing.F) {
+	f.Add(200, "application/json", []byte(`{"result":[{"sys_id":"a","number":"INC1","correlation_id":"ionix:1","opened_by":{"value":"u","link":"l"}}]}`))
+	f.Add(200, "application/json", []byte(`{"result":[{"x":[1,2,{"y":null}]}]}`))
+	f.Add(403, "application/json", []byte(`{"error":{"message":"pa55word-of-the-user","detail":"x"},"status":"failure"}`))
+	f.Add(200, "text/html", []byte(`<title>Cl1ent-S3cret-Value</title>`))
+	f.Fuzz(func(t *testing.T, status int, contentType string, body []byte) {
+		c, err := New(Config{InstanceURL: "http://127.0.0.1:1", ClientID: "ionix", ClientSecret: fuzzSecrets[0],
+			Username: "ionix", Password: fuzzSecrets[1], RefreshToken: fuzzSecrets[2]}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.tableRows(OpFindIncidents, &response{status: status, contentType: contentType, body: body})
+		if err == nil {
+			return
+		}
+		var se *Error
+		if !errors.As(err, &se) {
+			t.Errorf("error %T is not a *servicenow.Error", err)
+		}
+		lower := strings.ToLower(err.Error())
+		for _, s := range fuzzSecrets {
+			s = strings.ToLower(s)
+			for i := 0; i+8 <= len(s); i++ {
+				if strings.Contains(lower, s[i:i+8]) {
+					t.Fatalf("%q of a secret in %q", s[i:i+8], err)
+				}
+			}
+		}
+	})
+}

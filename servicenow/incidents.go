@@ -112,6 +112,11 @@ func (c *Client) readTable(ctx context.Context, op, table string, q url.Values) 
 	if err != nil {
 		return nil, err
 	}
+	return c.tableRows(op, resp)
+}
+
+// tableRows decodes a Table API answer into rows of strings.
+func (c *Client) tableRows(op string, resp *response) ([]map[string]string, error) {
 	if class := Classify(resp.status, resp.contentType, ""); resp.status < 200 || resp.status > 299 || class != ClassSuccess {
 		return nil, c.responseError(op, resp, class)
 	}
