@@ -12,5 +12,14 @@
 //   - a redelivery whose id and fingerprint are already in the ledger: acknowledged
 //     without a second post;
 //   - a transient or configuration failure at ServiceNow: negatively acknowledged
-//     with a growing delay, never lost and never dead-lettered.
+//     with a growing delay, never lost and never dead-lettered; three transient
+//     failures in a row or one configuration failure pause all sending (breaker.go),
+//     one probe per backoff interval;
+//   - a post answered with a second incident for an item the ledger already holds
+//     one for (coalesce.go): checked (Table API read, else the item posted once
+//     more), and if the transform map does not coalesce on correlation_id, all
+//     sending halts until a restart.
+//
+// Messages returned while the consumer stops get a nak the server confirms, so a
+// process (or its embedded server) ending right after cannot lose it.
 package consumer
