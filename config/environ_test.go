@@ -53,6 +53,12 @@ func TestLoadEnvironRefusesUnknownVariables(t *testing.T) {
 			},
 		},
 		{
+			// ../shared/peers/side-by-side.sh takes the project from IONIXSNOW_SRC, and
+			// the ionixsnow processes it starts inherit it.
+			name: "the side-by-side benchmark's project directory",
+			env:  map[string]string{"IONIXSNOW_SRC": "/work/main"},
+		},
+		{
 			name: "a guessed key that looks like a service link",
 			env:  map[string]string{"IONIXSNOW_HTTP_PORT": "9191"},
 			keys: []string{"IONIXSNOW_HTTP_PORT"},

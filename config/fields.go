@@ -231,13 +231,23 @@ func IsSecret(key string) bool {
 // a suggestion, so that a misspelt variable is refused instead of silently
 // ignored. The problems never show a value. Variables that Kubernetes sets
 // for a Service whose name starts with "ionixsnow" (service links such as
-// IONIXSNOW_METRICS_SERVICE_HOST) are not ours and pass. LoadEnviron
+// IONIXSNOW_METRICS_SERVICE_HOST) are not ours and pass, and so do the
+// variables of the tools around ionixsnow (notConfig). LoadEnviron
 // includes these problems; Load cannot see them, since it only looks
 // variables up.
 func UnknownEnv(environ []string) error { return unknownEnv(environ).err() }
 
+// notConfig are IONIXSNOW_* variables that name no key but belong to the tools
+// around ionixsnow: IONIXSNOW_SRC is the project directory of the shared
+// side-by-side benchmark (../shared/peers/side-by-side.sh), which the processes
+// it starts inherit.
+var notConfig = []string{"IONIXSNOW_SRC"}
+
 func unknownEnv(environ []string) Problems {
 	known := map[string]bool{}
+	for _, name := range notConfig {
+		known[name] = true
+	}
 	var names []string
 	for _, l := range leaves {
 		known[l.env] = true
