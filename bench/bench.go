@@ -29,6 +29,21 @@ const (
 	DefaultTimeout     = 10 * time.Minute
 )
 
+// The budget of a run that has it on: the KV budget `consume` spends, with its cap
+// raised out of the way as ../shared/peers/side-by-side.sh raises it (10^8 sends
+// per hour), so that every grant is still read and written through the budget
+// bucket but none is ever refused.
+const (
+	BudgetCap    = 100_000_000
+	BudgetWindow = time.Hour
+)
+
+// Budgets of a [Result].
+const (
+	BudgetKV  = "kv"  // the KV budget, cap BudgetCap per BudgetWindow
+	BudgetOff = "off" // no budget (consumer.Unlimited): --cap-off
+)
+
 // Modes of a [Result].
 const (
 	ModeBacklog = "backlog"
@@ -55,7 +70,14 @@ type Options struct {
 	// HTTPClient, when set, is the ServiceNow client's HTTP client (its
 	// transport); nil takes the client's default.
 	HTTPClient *http.Client
-	Log        zerolog.Logger // the pipeline's logs; the zero value logs nothing
+	// CapOff runs without a budget (consumer.Unlimited) instead of the KV budget
+	// with its cap raised (BudgetCap per BudgetWindow): to compare with.
+	CapOff bool
+	// NATSURL, when set, is an external nats-server (JetStream on) to run against
+	// instead of an embedded one; the run's objects there get names of their own
+	// and are deleted at the end.
+	NATSURL string
+	Log     zerolog.Logger // the pipeline's logs; the zero value logs nothing
 }
 
 func (o Options) withDefaults() Options {
@@ -99,8 +121,14 @@ type Result struct {
 	Mode        string  `json:"mode"` // backlog or rate
 	Items       int     `json:"items"`
 	Concurrency int     `json:"concurrency"`
-	LatencyMS   float64 `json:"latency_ms"` // the emulator's response latency
-	Rate        float64 `json:"rate"`       // items/s asked for (0: backlog)
+	LatencyMS   float64 `json:"latency_ms"`   // the emulator's response latency
+	Rate        float64 `json:"rate"`         // items/s asked for (0: backlog)
+	Budget      string  `json:"budget"`       // BudgetKV or BudgetOff
+	BudgetLimit int     `json:"budget_limit"` // sends per BudgetWindow; 0 when off
+	// BudgetUsed is how many grants the budget's ledger holds at the end: one per
+	// send, read back from the bucket (0 when off).
+	BudgetUsed int    `json:"budget_used"`
+	NATS       string `json:"nats"` // NATSInProcess or NATSExternal
 
 	// Seconds runs from the first publish to the last settlement.
 	Seconds        float64 `json:"seconds"`
@@ -117,11 +145,14 @@ type Result struct {
 	P99MS float64 `json:"p99_ms"`
 	MaxMS float64 `json:"max_ms"`
 
+	// MaxRSSMB is this process's peak: with an embedded server, the server's
+	// memory included.
 	MaxRSSMB  float64 `json:"max_rss_mb"`
 	RSSSource string  `json:"rss_source"` // VmHWM, or MemStats.Sys where there is no /proc
 	// CPUMSPerItem is the process's CPU time (user and system, every goroutine:
-	// server, emulator and pipeline) over the run, per item: a cost that does not
-	// depend on what else the machine runs. 0 where it is not measured.
+	// the embedded server if any, emulator and pipeline) over the run, per item: a
+	// cost that does not depend on what else the machine runs. 0 where it is not
+	// measured.
 	CPUMSPerItem float64 `json:"cpu_ms_per_item"`
 
 	Created      int64 `json:"created"`       // incidents the consumer created
@@ -138,9 +169,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	o = o.withDefaults()
 	res := Result{Mode: ModeBacklog, Items: o.Items, Concurrency: o.Concurrency,
-		LatencyMS: ms(o.Latency), Rate: o.Rate}
+		LatencyMS: ms(o.Latency), Rate: o.Rate, Budget: BudgetKV, BudgetLimit: BudgetCap, NATS: NATSInProcess}
 	if o.Rate > 0 {
 		res.Mode = ModeRate
+	}
+	if o.CapOff {
+		res.Budget, res.BudgetLimit = BudgetOff, 0
+	}
+	if o.NATSURL != "" {
+		res.NATS = NATSExternal
 	}
 	items := ionix.SampleItems(o.Items, sampleSeed)
 	in, err := encode(items)
@@ -148,7 +185,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	resetPeakRSS()
-	r, err := startRig(true, o.Latency)
+	r, err := startRig(rigOptions{natsURL: o.NATSURL, emulator: true, latency: o.Latency})
 	if err != nil {
 		return res, err
 	}
@@ -165,6 +202,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	lat, last := p.rec.latencies()
 	rss, source := peakRSS()
+	if p.budget != nil {
+		st, err := p.budget.State(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.BudgetUsed = st.Used
+	}
 
 	s := p.cons.Stats()
 	res.Created, res.Retried, res.DeadLettered = s.Created, s.Failed, p.rec.dead.Load()
@@ -245,18 +289,19 @@ func (p *pipeline) drive(ctx context.Context, r *rig, items []ionix.ActionItem, 
 	return tl, nil
 }
 
-// pipeline is the consumer of a run, built as `ionixsnow consume` builds it, with
-// the cap off and its messages observed.
+// pipeline is the consumer of a run, built as `ionixsnow consume` builds it (the
+// KV budget with its cap raised, or no budget with CapOff), its messages observed.
 type pipeline struct {
-	topo *topology.Topology
-	cons *consumer.Consumer
-	rec  *recorder
+	topo   *topology.Topology
+	cons   *consumer.Consumer
+	budget *consumer.KVBudget // nil with CapOff
+	rec    *recorder
 }
 
 func newPipeline(ctx context.Context, r *rig, o Options) (*pipeline, error) {
 	// As `consume` sets it up (config defaults), with MaxAckPending covering the
 	// concurrency.
-	topo, err := topology.Ensure(ctx, r.js, topology.Options{MaxAckPending: max(1000, o.Concurrency)})
+	topo, err := topology.Ensure(ctx, r.js, topology.Options{Names: r.names, MaxAckPending: max(1000, o.Concurrency)})
 	if err != nil {
 		return nil, err
 	}
@@ -275,13 +320,21 @@ func newPipeline(ctx context.Context, r *rig, o Options) (*pipeline, error) {
 	if err := snow.Authenticate(ctx); err != nil {
 		return nil, err
 	}
+	var budget consumer.GrantBudget = consumer.Unlimited{}
+	var kvBudget *consumer.KVBudget
+	if !o.CapOff {
+		if kvBudget, err = consumer.NewKVBudget(topo.Budget, BudgetCap, BudgetWindow, consumer.WithBudgetLogger(o.Log)); err != nil {
+			return nil, fmt.Errorf("budget: %w", err)
+		}
+		budget = kvBudget
+	}
 	rec := newRecorder(o.Items)
 	cons, err := consumer.New(consumer.Deps{
 		Consumer:    observedConsumer{Consumer: topo.Consumer, rec: rec},
 		Importer:    snow,
 		Ledger:      consumer.NewLedger(topo.Tickets),
 		DeadLetters: consumer.NewDeadLetters(r.js, topo.Names),
-		Budget:      consumer.Unlimited{},
+		Budget:      budget,
 		Stream:      topo.Stream,
 		Log:         o.Log,
 	}, consumer.Options{
@@ -292,7 +345,7 @@ func newPipeline(ctx context.Context, r *rig, o Options) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pipeline{topo: topo, cons: cons, rec: rec}, nil
+	return &pipeline{topo: topo, cons: cons, budget: kvBudget, rec: rec}, nil
 }
 
 // input is the items as the publisher reads them, encoded before the clock starts.
@@ -320,7 +373,7 @@ func encode(items []ionix.ActionItem) (input, error) {
 // publishAll publishes every item as `ionixsnow publish` does: NDJSON through
 // PublishAll, asynchronously.
 func publishAll(ctx context.Context, r *rig, in input) error {
-	res, err := publisher.New(r.js, "").PublishAll(ctx, bytes.NewReader(in.ndjson), ionix.EventOpened, nil)
+	res, err := publisher.New(r.js, r.names.SubjectPrefix).PublishAll(ctx, bytes.NewReader(in.ndjson), ionix.EventOpened, nil)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -333,7 +386,7 @@ func publishAll(ctx context.Context, r *rig, in input) error {
 // publishPaced publishes item i at first publish + i/rate, one at a time (Publish,
 // waiting for each acknowledgement). An item that is late is published at once.
 func publishPaced(ctx context.Context, r *rig, items []ionix.ActionItem, in input, rate float64) error {
-	pub := publisher.New(r.js, "")
+	pub := publisher.New(r.js, r.names.SubjectPrefix)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	begin := time.Now()

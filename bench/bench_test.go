@@ -2,11 +2,20 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/topology"
 )
 
 func TestQuantile(t *testing.T) {
@@ -108,13 +117,18 @@ func TestValidate(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
+	external := natstest.Start(t).URL()
 	for _, tc := range []struct {
-		name string
-		o    Options
-		mode string
+		name   string
+		o      Options
+		mode   string
+		budget string
+		nats   string
 	}{
-		{"backlog", Options{Items: 120, Concurrency: 4}, ModeBacklog},
-		{"rate", Options{Items: 60, Concurrency: 2, Rate: 600, Latency: time.Millisecond}, ModeRate},
+		{"backlog", Options{Items: 120, Concurrency: 4}, ModeBacklog, BudgetKV, NATSInProcess},
+		{"rate", Options{Items: 60, Concurrency: 2, Rate: 600, Latency: time.Millisecond}, ModeRate, BudgetKV, NATSInProcess},
+		{"cap off", Options{Items: 80, Concurrency: 4, CapOff: true}, ModeBacklog, BudgetOff, NATSInProcess},
+		{"external server", Options{Items: 80, Concurrency: 4, NATSURL: external}, ModeBacklog, BudgetKV, NATSExternal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Run(context.Background(), tc.o)
@@ -123,6 +137,13 @@ func TestRun(t *testing.T) {
 			}
 			if res.Mode != tc.mode || res.Items != tc.o.Items || res.Concurrency != tc.o.Concurrency {
 				t.Errorf("result %+v does not echo the options %+v", res, tc.o)
+			}
+			if res.Budget != tc.budget || res.NATS != tc.nats {
+				t.Errorf("budget %q, NATS %q; want %q, %q", res.Budget, res.NATS, tc.budget, tc.nats)
+			}
+			// Every send was granted through the budget bucket, or none.
+			if want := map[string]int{BudgetKV: tc.o.Items, BudgetOff: 0}[tc.budget]; res.BudgetUsed < want || res.BudgetUsed > want+tc.o.Concurrency {
+				t.Errorf("budget ledger holds %d grants, want %d (at most %d more in flight)", res.BudgetUsed, want, tc.o.Concurrency)
 			}
 			if res.Created != int64(tc.o.Items) || res.Imports != tc.o.Items || res.DeadLettered != 0 {
 				t.Errorf("created %d, imports %d, dead-lettered %d; want %d, %d, 0", res.Created, res.Imports, res.DeadLettered, tc.o.Items, tc.o.Items)
@@ -143,18 +164,94 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func TestBroker(t *testing.T) {
-	for _, double := range []bool{false, true} {
-		res, err := Broker(context.Background(), BrokerOptions{Items: 200, Batch: 16, DoubleAck: double})
+// An external server is shared: a run there neither touches what it already holds
+// nor leaves anything behind, and a second run finds it as the first did.
+func TestRunOnExternalServer(t *testing.T) {
+	srv := natstest.Start(t)
+	js := natstest.Connect(t, srv.URL())
+	ctx := context.Background()
+	held, err := topology.Ensure(ctx, js, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := ionix.SampleItems(1, 99)[0]
+	raw, err := json.Marshal(item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publisher.New(js, "").Publish(ctx, raw, item, ionix.EventOpened); err != nil {
+		t.Fatal(err)
+	}
+	before := objectNames(t, js)
+
+	for run := range 2 {
+		res, err := Run(ctx, Options{Items: 50, Concurrency: 4, NATSURL: srv.URL()})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("run %d: %v", run, err)
 		}
-		if res.Mode != ModeBroker || res.Items != 200 || res.ThroughputPerS <= 0 || res.MaxRSSMB <= 0 {
-			t.Errorf("result %+v", res)
+		if res.Created != 50 || res.NATS != NATSExternal {
+			t.Errorf("run %d: created %d on NATS %q; want 50 on %q", run, res.Created, res.NATS, NATSExternal)
 		}
-		if want := map[bool]string{false: "ack", true: "double_ack"}[double]; res.Ack != want {
-			t.Errorf("ack %q, want %q", res.Ack, want)
+		if after := objectNames(t, js); !slices.Equal(after, before) {
+			t.Errorf("run %d: the server holds %q, held %q before", run, after, before)
 		}
+	}
+	info, err := held.Consumer.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumPending != 1 || info.Delivered.Consumer != 0 {
+		t.Errorf("the server's own consumer has %d pending and %d delivered; want 1 and 0 (untouched)", info.NumPending, info.Delivered.Consumer)
+	}
+}
+
+// objectNames lists the streams (buckets are streams too) a server holds, sorted.
+func objectNames(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	var names []string
+	l := js.StreamNames(context.Background())
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func TestRunNoExternalServer(t *testing.T) {
+	addr := natstest.FreeAddrs(t, 1)[0] // nothing listens there
+	_, err := Run(context.Background(), Options{Items: 10, NATSURL: "nats://" + addr})
+	if err == nil || !strings.Contains(err.Error(), "external nats-server") {
+		t.Fatalf("Run against no server: %v, want an error naming the external nats-server", err)
+	}
+}
+
+func TestBroker(t *testing.T) {
+	external := natstest.Start(t).URL()
+	for _, tc := range []struct {
+		name string
+		o    BrokerOptions
+		ack  string
+		nats string
+	}{
+		{"ack", BrokerOptions{Items: 200, Batch: 16}, "ack", NATSInProcess},
+		{"double ack", BrokerOptions{Items: 200, Batch: 16, DoubleAck: true}, "double_ack", NATSInProcess},
+		{"external server", BrokerOptions{Items: 200, Batch: 16, NATSURL: external}, "ack", NATSExternal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Broker(context.Background(), tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Mode != ModeBroker || res.Items != 200 || res.ThroughputPerS <= 0 || res.MaxRSSMB <= 0 {
+				t.Errorf("result %+v", res)
+			}
+			if res.Ack != tc.ack || res.NATS != tc.nats {
+				t.Errorf("ack %q, NATS %q; want %q, %q", res.Ack, res.NATS, tc.ack, tc.nats)
+			}
+		})
 	}
 }
 

@@ -20,6 +20,9 @@ type BrokerOptions struct {
 	// it) instead of Ack (fire and forget).
 	DoubleAck bool
 	Timeout   time.Duration // default DefaultTimeout
+	// NATSURL, when set, is an external nats-server to measure instead of an
+	// embedded one (as Options.NATSURL).
+	NATSURL string
 }
 
 // BrokerResult is what a [Broker] run measured.
@@ -28,6 +31,7 @@ type BrokerResult struct {
 	Items          int     `json:"items"`
 	Batch          int     `json:"batch"`
 	Ack            string  `json:"ack"`     // ack or double_ack
+	NATS           string  `json:"nats"`    // NATSInProcess or NATSExternal
 	Seconds        float64 `json:"seconds"` // first Fetch to the last ack processed
 	ThroughputPerS float64 `json:"throughput_per_s"`
 	PublishPerS    float64 `json:"publish_per_s"`
@@ -36,7 +40,7 @@ type BrokerResult struct {
 }
 
 // Broker measures the broker's own consume ceiling: the stream and durable
-// consumer of the topology on the same embedded server, the same messages
+// consumer of the topology on the same server (embedded, or o.NATSURL), the same messages
 // published the same way as a backlog run, then pulled by one loop with Fetch
 // and acknowledged one by one with nothing else done in between. The time runs
 // from the first Fetch until the server holds no unacknowledged message.
@@ -55,14 +59,15 @@ func Broker(ctx context.Context, o BrokerOptions) (BrokerResult, error) {
 		res.Ack = "double_ack"
 	}
 	resetPeakRSS()
-	r, err := startRig(false, 0)
+	r, err := startRig(rigOptions{natsURL: o.NATSURL})
 	if err != nil {
 		return res, err
 	}
 	defer r.close()
+	res.NATS = r.where()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	topo, err := topology.Ensure(ctx, r.js, topology.Options{})
+	topo, err := topology.Ensure(ctx, r.js, topology.Options{Names: r.names})
 	if err != nil {
 		return res, err
 	}

@@ -61,20 +61,57 @@ func (r *recorder) latencies() (lat []time.Duration, last time.Time) {
 	return lat, time.Unix(0, lastNS)
 }
 
-// observedConsumer is the durable consumer with every fetched message wrapped so
-// that its settlement is recorded. Everything else goes straight through.
+// observedConsumer is the durable consumer with every message it hands out
+// wrapped so that its settlement is recorded, whichever way the consumer pulls
+// (Fetch, FetchNoWait, FetchBytes, Next, Messages, Consume). Everything else goes
+// straight through.
 type observedConsumer struct {
 	jetstream.Consumer
 	rec *recorder
 }
 
-// Fetch is the consumer's Fetch; the batch hands out observed messages.
 func (c observedConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
 	b, err := c.Consumer.Fetch(n, opts...)
+	return c.batch(b, err, n)
+}
+
+func (c observedConsumer) FetchNoWait(n int) (jetstream.MessageBatch, error) {
+	b, err := c.Consumer.FetchNoWait(n)
+	return c.batch(b, err, n)
+}
+
+func (c observedConsumer) FetchBytes(maxBytes int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	b, err := c.Consumer.FetchBytes(maxBytes, opts...)
+	return c.batch(b, err, 64)
+}
+
+func (c observedConsumer) Next(opts ...jetstream.FetchOpt) (jetstream.Msg, error) {
+	m, err := c.Consumer.Next(opts...)
+	if err != nil {
+		return m, err
+	}
+	return observedMsg{Msg: m, rec: c.rec}, nil
+}
+
+func (c observedConsumer) Messages(opts ...jetstream.PullMessagesOpt) (jetstream.MessagesContext, error) {
+	it, err := c.Consumer.Messages(opts...)
+	if err != nil {
+		return it, err
+	}
+	return observedMessages{MessagesContext: it, rec: c.rec}, nil
+}
+
+func (c observedConsumer) Consume(handle jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	return c.Consumer.Consume(func(m jetstream.Msg) { handle(observedMsg{Msg: m, rec: c.rec}) }, opts...)
+}
+
+// batch wraps a fetched batch so that it hands out observed messages (buffer: the
+// channel's capacity).
+func (c observedConsumer) batch(b jetstream.MessageBatch, err error, buffer int) (jetstream.MessageBatch, error) {
 	if err != nil {
 		return b, err
 	}
-	out := make(chan jetstream.Msg, n)
+	out := make(chan jetstream.Msg, buffer)
 	go func() {
 		defer close(out)
 		for m := range b.Messages() {
@@ -82,6 +119,20 @@ func (c observedConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.Me
 		}
 	}()
 	return observedBatch{MessageBatch: b, msgs: out}, nil
+}
+
+// observedMessages is a message iterator whose messages are observed.
+type observedMessages struct {
+	jetstream.MessagesContext
+	rec *recorder
+}
+
+func (it observedMessages) Next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
+	m, err := it.MessagesContext.Next(opts...)
+	if err != nil {
+		return m, err
+	}
+	return observedMsg{Msg: m, rec: it.rec}, nil
 }
 
 // observedBatch is a batch whose messages are observed. Error is read after

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ionix/ionixsnow/embedded/natstest"
 )
 
 func TestBenchJSON(t *testing.T) {
@@ -19,6 +21,9 @@ func TestBenchJSON(t *testing.T) {
 		MaxRSSMB       *float64 `json:"max_rss_mb"`
 		Concurrency    int      `json:"concurrency"`
 		Mode           string   `json:"mode"`
+		Budget         string   `json:"budget"`
+		BudgetUsed     int      `json:"budget_used"`
+		NATS           string   `json:"nats"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
@@ -40,6 +45,49 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if got.Mode != "backlog" || got.Concurrency != 16 {
 		t.Errorf("mode %q, concurrency %d; want backlog, 16 (the defaults)", got.Mode, got.Concurrency)
+	}
+	// By default, what deploys: every send granted through the KV budget.
+	if got.Budget != "kv" || got.BudgetUsed < 300 || got.NATS != "in-process" {
+		t.Errorf("budget %q with %d grants, NATS %q; want kv with 300 or more, in-process (the defaults)", got.Budget, got.BudgetUsed, got.NATS)
+	}
+}
+
+// The output says which configuration ran.
+func TestBenchConfigurations(t *testing.T) {
+	external := natstest.Start(t).URL()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"default", nil, []string{"KV budget on (cap 100000000 per 1h, never binding), NATS in-process", "30 grants in the ledger", "NATS server and emulator included"}},
+		{"cap off", []string{"--cap-off"}, []string{"budget off (--cap-off), NATS in-process"}},
+		{"external server", []string{"--nats-url", external}, []string{"KV budget on", "NATS external", "the NATS server not included"}},
+		{"external server, cap off", []string{"--nats-url", external, "--cap-off"}, []string{"budget off (--cap-off), NATS external"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"bench", "--items", "30", "--concurrency", "4"}, tc.args...)
+			code, stdout, stderr := runInProcess(t, nil, "", args...)
+			if code != exitOK {
+				t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+			}
+			for _, want := range append(tc.want, "30 created") {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestBenchNoExternalServer(t *testing.T) {
+	addr := natstest.FreeAddrs(t, 1)[0] // nothing listens there
+	code, stdout, stderr := runInProcess(t, nil, "", "bench", "--items", "10", "--nats-url", "nats://"+addr)
+	if code != exitFailed || stdout != "" {
+		t.Errorf("exit %d, stdout %q; want %d and nothing", code, stdout, exitFailed)
+	}
+	if !strings.Contains(stderr, "external nats-server") {
+		t.Errorf("stderr does not name the external nats-server:\n%s", stderr)
 	}
 }
 
