@@ -16,8 +16,8 @@ type Budget interface {
 	Release(ctx context.Context, n int) error
 }
 
-// Grant is what one Acquire granted: N sends, stamped At (the time the budget
-// counts them from).
+// Grant is what one Acquire granted: N sends, counted from At (KVBudget counts
+// them in the slice of its ledger that holds At).
 type Grant struct {
 	N  int
 	At time.Time
@@ -25,7 +25,7 @@ type Grant struct {
 
 // GrantBudget is a Budget that tells its grants apart, so that unused sends are
 // given back exactly: Release(n) alone cannot know which Acquire they came from,
-// and a sliding window must not return a newer stamp for an older grant. A caller
+// and a sliding window must not give back a newer grant for an older one. A caller
 // that holds the Grant of each fetch should use these two instead of Acquire and
 // Release.
 type GrantBudget interface {

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,52 +25,69 @@ const DefaultBudgetKey = "window"
 //
 // # Algorithm
 //
-// The key holds the ledger: one stamp (Unix milliseconds) per granted send, sorted
-// (window.go). Acquire reads the entry, drops the stamps that no longer hold a slot,
-// grants g = min(want, max - alive), appends g stamps and writes the entry back with
-// compare-and-swap on the revision it read (Create when the key is missing). A
-// conflict (jetstream.ErrKeyRevisionMismatch, or ErrKeyExists from Create) means
-// another replica wrote first: read again after a short jittered pause. When nothing
-// is free, Acquire sleeps until the oldest blocking stamp expires, computed from the
-// ledger, but at most the poll interval, so grants released by other replicas are
-// seen soon. Release removes stamps this process added: Release(n) the newest ones,
-// ReleaseGrant exactly those of one Acquire.
+// The key holds the ledger: how many sends were granted in each slice of time, a
+// slice being window/1,000 rounded down to a power of two of milliseconds
+// (WithBudgetSlice; powers of two, so that the slices of replicas configured with
+// other windows nest), only the slices that can still hold a
+// slot (window.go). Acquire reads the entry, drops the slices that no longer hold a
+// slot, grants g = min(want, max − alive) in one block, adds g to the current
+// slice and writes the entry back with compare-and-swap on the revision it read
+// (Create when the key is missing). A conflict (jetstream.ErrKeyRevisionMismatch,
+// or ErrKeyExists from Create) means another replica wrote first: read again after
+// a short jittered pause. When nothing is free, Acquire sleeps until enough of the
+// oldest slices expire, computed from the ledger, but at most the poll interval,
+// so grants released by other replicas are seen soon. Release takes back grants
+// this process made and did not spend, each from the slice it was counted in:
+// ReleaseGrant exactly those of one block, Release(n) the newest ones. The ledger
+// holds at most (window + 2·margin)/slice + 2 slices, so a grant costs the same
+// whatever the cap (about 1 KB of entry at 1,000 sends an hour, 5 KB at 10^8).
 //
-// A stamp holds its slot for window + margin. The margin absorbs what a ledger of
+// A grant holds its slot for window + margin. The margin absorbs what a ledger of
 // grant times cannot see: the delay between a grant and its request reaching
 // ServiceNow (the fetch, up to FetchWait when messages trickle in; handling; a token
-// refresh; the network) and the clock skew between
-// replicas. The guarantee: if, for every send, that delay plus the skew between the
-// clocks of the replicas involved stays within the margin, then no sliding window of
-// the given length (as ServiceNow's clock sees it) holds more than max requests.
-// Proof sketch: take the requests of any window [a, a+W) and the one granted last, at
-// g*. Every other one was granted at or after a-delay ≥ a-margin, hence within
-// W+margin before g*, so it was still in the ledger when g* was granted, and g* was
-// granted only if fewer than max were. The margin costs margin/(window+margin) of the
-// throughput (1 % with the default of window/100).
+// refresh; the network) and the clock skew between replicas. The guarantee: if,
+// for every send, that delay plus the skew between the clocks of the replicas
+// involved stays within the margin, then no sliding window of the given length (as
+// ServiceNow's clock sees it) holds more than max requests. Proof sketch: take the
+// requests of any window [a, a+W) and the one granted last, at g*. Every other one
+// was granted at or after a−delay ≥ a−margin, hence within W+margin before g*. Its
+// slice holds its slot until the slice's end + W + margin, which is at or after
+// its own grant time + W + margin, so it was still counted when g* was granted,
+// and g* was granted only if fewer than max were. Counting a grant to its slice's
+// end costs it up to one slice (0.1 % of the window) of extra hold; the margin
+// costs margin/(window+margin) of the throughput (1 % with the default of
+// window/100).
 //
 // # Clock skew
 //
-// Stamps come from each replica's clock. A replica ahead by s writes stamps that
-// expire s late for the others: conservative. A replica behind by s writes stamps
-// that expire up to s early for the others, as if its requests were s late. Two
-// mitigations: a grant is stamped at max(now, newest stamp in the ledger), so a
-// replica behind stamps in the time of the one ahead whenever the ledger holds a
-// recent stamp; and a stamp more than margin in the future is counted as made at
-// now+margin (and logged), so a clock far ahead cannot block the budget for long.
-// Bound: with a skew s between any two replicas and grant-to-request delays up to d,
-// the cap holds exactly while s + d ≤ margin; beyond that, a window can hold, on top
-// of max, only the grants that lagging replicas stamped within the last
-// s + d − margin of it (≈ max·(s+d−margin)/window under a steady backlog). Keep
-// clocks synchronised (NTP keeps them within milliseconds) and the margin well
-// above the slowest request.
+// Slices come from each replica's clock. A replica ahead by s counts grants in
+// slices that expire s late for the others: conservative. A replica behind by s
+// counts grants in slices that expire up to s early for the others, as if its
+// requests were s late. Two mitigations: a grant is counted in the later of the
+// current slice and the newest slice in the ledger, so a replica behind counts in
+// the time of the one ahead whenever the ledger holds a recent grant; and a slice
+// more than margin in the future is counted as the slice of now+margin (and
+// logged), so a clock far ahead cannot block the budget for long. Such a fold moves
+// grants out of the slices their replicas counted them in, so the entry counts its
+// folds, and a replica that sees the count change forgets its own grants: it never
+// releases them (they keep their slots until they expire), since what is left in
+// their old slices may be another replica's. Bound: with a
+// skew s between any two replicas and grant-to-request delays up to d, the cap
+// holds exactly while s + d ≤ margin; beyond that, a window can hold, on top of
+// max, only the grants that lagging replicas counted within the last
+// s + d − margin of it (≈ max·(s+d−margin)/window under a steady backlog, the
+// cap × (skew − margin) of the documentation). Keep clocks synchronised (NTP keeps
+// them within milliseconds) and the margin well above the slowest request.
 //
 // # Encoding
 //
-// Version byte, the oldest stamp as a uvarint, then per distinct stamp the delta to
-// the previous one (uvarint, low bit set when the value repeats, followed by the
-// repeat count). 1,000 stamps spread over an hour take about 2 KB; grants made
-// together share one value.
+// Version byte (2), the slice length in ms, the fold count, the oldest non-empty
+// slice's index,
+// then per non-empty slice the gap to the previous one and its count, as uvarints
+// (window.go). A replica configured with another slice length reads the entry
+// converted conservatively (each count moved to the slice of the latest time its
+// grants may have been made), and so is an entry of version 1, which held one
+// stamp per grant: an upgrade with a live entry does not over-grant.
 //
 // A KVBudget is safe for concurrent use. An undecodable entry is reported as an
 // error (never read as empty, which would over-grant); deleting the key resets the
@@ -81,6 +98,7 @@ type KVBudget struct {
 	max    int
 	window time.Duration
 	margin time.Duration
+	slice  time.Duration
 	poll   time.Duration
 	now    func() time.Time
 	log    zerolog.Logger
@@ -89,7 +107,12 @@ type KVBudget struct {
 	warned atomic.Int64 // Unix ms of the last warning about a clock ahead
 
 	mu   sync.Mutex
-	mine stamps // live stamps this process added and has not released, ascending
+	mine ledger // live grants this process made and has not released, per slice
+	// folds is the entry's fold count when mine was last valid: once a reader has
+	// folded future slices (live), grants may no longer be in the slices mine
+	// names, and releasing from those slices could free another replica's grants;
+	// mine is then forgotten (its grants keep their slots until they expire).
+	folds uint64
 }
 
 var _ GrantBudget = (*KVBudget)(nil)
@@ -112,7 +135,7 @@ func WithBudgetKey(key string) KVBudgetOption {
 	return func(b *KVBudget) { b.key = key }
 }
 
-// WithBudgetMargin sets how long past the window a stamp keeps its slot (default
+// WithBudgetMargin sets how long past the window a grant keeps its slot (default
 // window/100): it must cover the delay from a grant to its request reaching
 // ServiceNow plus the clock skew between replicas.
 func WithBudgetMargin(d time.Duration) KVBudgetOption {
@@ -126,6 +149,18 @@ func WithBudgetPoll(d time.Duration) KVBudgetOption {
 	return func(b *KVBudget) { b.poll = d }
 }
 
+// maxWindow bounds the window, far above any real one, so that the window plus its
+// margin cannot overflow.
+const maxWindow = 100 * 365 * 24 * time.Hour
+
+// WithBudgetSlice sets the resolution of the ledger: grants are counted per slice
+// of this length (default window/1,000, at least 1ms; rounded down to whole ms).
+// A grant holds its slot up to one slice longer than window + margin; the entry
+// and the cost of a grant grow with (window + 2·margin)/slice.
+func WithBudgetSlice(d time.Duration) KVBudgetOption {
+	return func(b *KVBudget) { b.slice = d }
+}
+
 // NewKVBudget returns a budget of at most limit sends in any window, kept in kv.
 func NewKVBudget(kv jetstream.KeyValue, limit int, window time.Duration, opts ...KVBudgetOption) (*KVBudget, error) {
 	if kv == nil {
@@ -134,8 +169,8 @@ func NewKVBudget(kv jetstream.KeyValue, limit int, window time.Duration, opts ..
 	if limit < 1 {
 		return nil, fmt.Errorf("budget: limit %d, want at least 1", limit)
 	}
-	if window < time.Millisecond {
-		return nil, fmt.Errorf("budget: window %s, want at least 1ms", window)
+	if window < time.Millisecond || window > maxWindow {
+		return nil, fmt.Errorf("budget: window %s, want at least 1ms and at most %s", window, maxWindow)
 	}
 	b := &KVBudget{
 		kv: kv, key: DefaultBudgetKey, max: limit, window: window, margin: -1,
@@ -153,8 +188,16 @@ func NewKVBudget(kv jetstream.KeyValue, limit int, window time.Duration, opts ..
 	if b.poll <= 0 {
 		b.poll = min(max(window/20, 20*time.Millisecond), time.Second)
 	}
+	if b.slice <= 0 {
+		b.slice = window / 1000
+	}
+	// A power of two of milliseconds, so that the slices of replicas configured with
+	// other windows (a rolling change of cap.window) nest: converting an entry from
+	// another replica's slices moves a grant at most once, never further each time.
+	q := min(max(b.slice.Milliseconds(), 1), maxSliceMs)
+	b.slice = time.Duration(int64(1)<<(bits.Len64(uint64(q))-1)) * time.Millisecond
 	span := (window + b.margin + time.Millisecond - 1).Milliseconds() + 1
-	b.w = slidingWindow{max: limit, span: span, future: max(b.margin.Milliseconds(), 1)}
+	b.w = slidingWindow{max: int64(limit), span: span, q: b.slice.Milliseconds(), future: max(b.margin.Milliseconds(), 1)}
 	return b, nil
 }
 
@@ -168,7 +211,8 @@ func (b *KVBudget) Acquire(ctx context.Context, want int) (int, error) {
 // storeTimeout bounds one write of the ledger.
 const storeTimeout = 5 * time.Second
 
-// AcquireGrant is Acquire returning the grant, for ReleaseGrant.
+// AcquireGrant is Acquire returning the grant, for ReleaseGrant: N sends counted in
+// the slice that holds At.
 func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 	if want <= 0 {
 		return Grant{}, ctx.Err()
@@ -177,15 +221,15 @@ func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 		if err := ctx.Err(); err != nil {
 			return Grant{}, err
 		}
-		s, rev, err := b.load(ctx)
+		l, folds, rev, err := b.load(ctx)
 		if err != nil {
 			return Grant{}, err
 		}
 		now := b.now().UnixMilli()
-		s = b.live(s, now)
-		out, n, at := b.w.grant(s, now, want)
+		l, folds = b.live(l, now, folds)
+		out, n, k := b.w.grant(l, now, want)
 		if n == 0 {
-			wait := time.Duration(b.w.nextFree(s, now)-now) * time.Millisecond
+			wait := time.Duration(b.w.nextFree(l, now)-now) * time.Millisecond
 			if !sleepCtx(ctx, min(max(wait, time.Millisecond), b.poll)) {
 				return Grant{}, ctx.Err()
 			}
@@ -194,7 +238,7 @@ func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 		// The write is not cut short by the caller's cancellation: a write the
 		// server applied but we gave up on would hold its grants for a window.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		err = b.store(wctx, out, rev)
+		err = b.store(wctx, out, folds, rev)
 		cancel()
 		if isConflict(err) {
 			conflicts++
@@ -207,53 +251,51 @@ func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 			return Grant{}, err
 		}
 		b.mu.Lock()
+		b.forgetIfFolded(folds)
 		// Expire here too: under a backlog every grant is spent and Release (which
 		// also expires) never runs.
 		b.mine = b.w.expire(b.mine, b.now().UnixMilli())
-		for range n {
-			b.mine = insertSorted(b.mine, at)
-		}
+		b.mine = b.mine.put(k, int64(n))
 		b.mu.Unlock()
-		return Grant{N: n, At: time.UnixMilli(at)}, nil
+		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q))}, nil
 	}
 }
 
-// Release gives back n unused grants: the newest stamps this process added that
-// are still in the ledger. When the unused grants are older than the newest one
-// (a worker of an earlier fetch giving back while a later fetch holds grants), the
-// stamp removed is newer than the one left, which then expires early by the
-// difference; the margin must cover that too. ReleaseGrant is exact.
+// Release gives back n unused grants: the newest this process made that are still
+// in the ledger, each from its slice. When the unused grants are older than the
+// newest one (a worker of an earlier fetch giving back while a later fetch holds
+// grants), the grant removed is newer than the one left, which then expires early
+// by the difference; the margin must cover that too. ReleaseGrant is exact.
 func (b *KVBudget) Release(ctx context.Context, n int) error {
 	return b.release(ctx, n, nil)
 }
 
-// ReleaseGrant gives back n unused sends of g, exactly its stamps. Stamps that have
-// already expired are not given back twice.
+// ReleaseGrant gives back n unused sends of g, exactly from the slice they were
+// counted in. Grants that have already expired are not given back twice.
 func (b *KVBudget) ReleaseGrant(ctx context.Context, g Grant, n int) error {
-	at := g.At.UnixMilli()
-	return b.release(ctx, min(n, g.N), &at)
+	k := b.w.slice(g.At.UnixMilli())
+	return b.release(ctx, min(n, g.N), &k)
 }
 
-func (b *KVBudget) release(ctx context.Context, n int, at *int64) error {
+func (b *KVBudget) release(ctx context.Context, n int, slice *int64) error {
 	if n <= 0 {
 		return nil
 	}
 	for conflicts := 0; ; {
-		s, rev, err := b.load(ctx)
+		l, folds, rev, err := b.load(ctx)
 		if err != nil {
 			return err
 		}
 		now := b.now().UnixMilli()
-		s = b.live(s, now)
-		picked := b.pick(s, now, n, at)
+		l, folds = b.live(l, now, folds)
+		picked := b.pick(l, now, int64(n), slice, folds)
 		if len(picked) == 0 {
 			return nil
 		}
-		out := s
 		for _, p := range picked {
-			out, _ = remove(out, p, 1)
+			l, _ = l.take(p.k, p.n)
 		}
-		err = b.store(ctx, out, rev)
+		err = b.store(ctx, l, folds, rev)
 		if isConflict(err) {
 			conflicts++
 			if !sleepCtx(ctx, jitter(conflicts)) {
@@ -266,42 +308,53 @@ func (b *KVBudget) release(ctx context.Context, n int, at *int64) error {
 		}
 		b.mu.Lock()
 		for _, p := range picked {
-			b.mine, _ = remove(b.mine, p, 1)
+			b.mine, _ = b.mine.take(p.k, p.n)
 		}
 		b.mu.Unlock()
 		return nil
 	}
 }
 
-// pick chooses up to n of this process's stamps that are in the live ledger s:
-// newest first, or only those equal to *at.
-func (b *KVBudget) pick(s stamps, now int64, n int, at *int64) []int64 {
+// pick chooses up to n of this process's grants that are in the live ledger l, as
+// counts per slice: newest first, or only those of *slice.
+// forgetIfFolded forgets this process's grants when the entry was folded since they
+// were counted (see KVBudget.folds). b.mu must be held.
+func (b *KVBudget) forgetIfFolded(folds uint64) {
+	if folds != b.folds {
+		b.mine, b.folds = nil, folds
+	}
+}
+
+func (b *KVBudget) pick(l ledger, now, n int64, slice *int64, folds uint64) []slot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.forgetIfFolded(folds)
 	b.mine = b.w.expire(b.mine, now)
-	var picked []int64
-	avail := map[int64]int{}
-	for _, v := range s {
-		avail[v]++
-	}
-	for i := len(b.mine) - 1; i >= 0 && len(picked) < n; i-- {
-		v := b.mine[i]
-		if (at != nil && v != *at) || avail[v] == 0 {
+	var picked []slot
+	for i := len(b.mine) - 1; i >= 0 && n > 0; i-- {
+		s := b.mine[i]
+		if slice != nil && s.k != *slice {
 			continue
 		}
-		avail[v]--
-		picked = append(picked, v)
+		if c := min(n, s.n, l.count(s.k)); c > 0 {
+			picked = append(picked, slot{s.k, c})
+			n -= c
+		}
 	}
 	return picked
 }
 
-// live drops expired stamps and clamps future ones, logging a clock ahead.
-func (b *KVBudget) live(s stamps, now int64) stamps {
-	if last := b.warned.Load(); len(s) > 0 && s[len(s)-1] > now+b.w.future && now-last >= 60_000 && b.warned.CompareAndSwap(last, now) {
-		b.log.Warn().Time("newest_stamp", time.UnixMilli(s[len(s)-1])).Time("now", time.UnixMilli(now)).
-			Dur("margin", b.margin).Msg("budget ledger holds stamps beyond the margin in the future: a replica's clock is ahead; counting them as made now+margin")
+// live drops expired slices and clamps future ones, logging a clock ahead.
+func (b *KVBudget) live(l ledger, now int64, folds uint64) (ledger, uint64) {
+	if last := b.warned.Load(); len(l) > 0 && l[len(l)-1].k > b.w.slice(now+b.w.future) && now-last >= 60_000 && b.warned.CompareAndSwap(last, now) {
+		b.log.Warn().Time("newest_slice", time.UnixMilli(l[len(l)-1].k*b.w.q)).Time("now", time.UnixMilli(now)).
+			Dur("margin", b.margin).Msg("budget ledger holds grants beyond the margin in the future: a replica's clock is ahead; counting them as made now+margin")
 	}
-	return b.w.live(s, now)
+	l, folded := b.w.live(l, now)
+	if folded {
+		folds++ // recorded in the entry: every replica forgets its own grants
+	}
+	return l, folds
 }
 
 // BudgetState is the budget as seen now, for status and metrics.
@@ -311,11 +364,17 @@ type BudgetState struct {
 	WindowSeconds float64   // the window
 	NextFreeAt    time.Time // when the next slot frees; zero when one is free now
 	At            time.Time // when the state was read
-	// Hold is how long one grant holds its slot: the window plus the margin.
+	// Hold is the longest one grant holds its slot: the window plus the margin
+	// plus one slice of the ledger.
 	Hold time.Duration
-	// FreesAt is when each used slot frees, oldest first.
+	// FreesAt is when each used slot frees, oldest first; nil when more than
+	// MaxFreesAt slots are used (the caller then estimates from NextFreeAt).
 	FreesAt []time.Time
 }
+
+// MaxFreesAt bounds BudgetState.FreesAt, one time per used slot, so that reading
+// the state of a budget with a cap of 10^8 does not allocate gigabytes.
+const MaxFreesAt = 1 << 16
 
 // Remaining is how many sends could be granted now.
 func (s BudgetState) Remaining() int { return max(s.Limit-s.Used, 0) }
@@ -337,47 +396,54 @@ func (s BudgetState) MarshalJSON() ([]byte, error) {
 
 // State reads the budget without changing it.
 func (b *KVBudget) State(ctx context.Context) (BudgetState, error) {
-	s, _, err := b.load(ctx)
+	l, _, _, err := b.load(ctx)
 	if err != nil {
 		return BudgetState{}, err
 	}
 	t := b.now()
 	now := t.UnixMilli()
-	s = b.w.live(s, now)
-	st := BudgetState{Used: len(s), Limit: b.max, WindowSeconds: b.window.Seconds(), At: t,
-		Hold: time.Duration(b.w.span) * time.Millisecond, FreesAt: make([]time.Time, len(s))}
-	for i, stamp := range s {
-		st.FreesAt[i] = time.UnixMilli(stamp + b.w.span)
+	l, _ = b.w.live(l, now)
+	used := l.total()
+	st := BudgetState{Used: int(used), Limit: b.max, WindowSeconds: b.window.Seconds(), At: t,
+		Hold: time.Duration(b.w.span+b.w.q-1) * time.Millisecond}
+	if used <= MaxFreesAt {
+		st.FreesAt = make([]time.Time, 0, used)
+		for _, s := range l {
+			at := time.UnixMilli(b.w.end(s.k))
+			for range s.n {
+				st.FreesAt = append(st.FreesAt, at)
+			}
+		}
 	}
-	if next := b.w.nextFree(s, now); next > now {
+	if next := b.w.nextFree(l, now); next > now {
 		st.NextFreeAt = time.UnixMilli(next)
 	}
 	return st, nil
 }
 
 // load reads the ledger and its revision (0 when the key does not exist).
-func (b *KVBudget) load(ctx context.Context) (stamps, uint64, error) {
+func (b *KVBudget) load(ctx context.Context) (l ledger, folds, rev uint64, err error) {
 	e, err := b.kv.Get(ctx, b.key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, 0, nil
+		return nil, 0, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("budget: read %s: %w", b.key, err)
+		return nil, 0, 0, fmt.Errorf("budget: read %s: %w", b.key, err)
 	}
-	s, err := decodeStamps(e.Value(), max(16*b.max, 1<<16))
+	l, folds, err = decodeLedger(e.Value(), b.w.q, max(16*int64(b.max), 1<<16))
 	if err != nil {
-		return nil, 0, fmt.Errorf("budget: key %s revision %d: %w (delete the key to reset the budget)", b.key, e.Revision(), err)
+		return nil, 0, 0, fmt.Errorf("budget: key %s revision %d: %w (delete the key to reset the budget)", b.key, e.Revision(), err)
 	}
-	return s, e.Revision(), nil
+	return l, folds, e.Revision(), nil
 }
 
-// store writes the ledger if the key is still at rev (0: if it does not exist).
-func (b *KVBudget) store(ctx context.Context, s stamps, rev uint64) error {
+// store writes the ledger with compare-and-swap on rev (Create when rev is 0).
+func (b *KVBudget) store(ctx context.Context, l ledger, folds, rev uint64) error {
 	var err error
 	if rev == 0 {
-		_, err = b.kv.Create(ctx, b.key, encodeStamps(s))
+		_, err = b.kv.Create(ctx, b.key, encodeLedger(l, b.w.q, folds))
 	} else {
-		_, err = b.kv.Update(ctx, b.key, encodeStamps(s), rev)
+		_, err = b.kv.Update(ctx, b.key, encodeLedger(l, b.w.q, folds), rev)
 	}
 	if err != nil && !isConflict(err) {
 		return fmt.Errorf("budget: write %s: %w", b.key, err)
@@ -422,9 +488,4 @@ func validKey(key string) bool {
 		}
 	}
 	return true
-}
-
-func insertSorted(s stamps, v int64) stamps {
-	i, _ := slices.BinarySearch(s, v+1)
-	return slices.Insert(s, i, v)
 }

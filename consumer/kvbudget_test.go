@@ -127,7 +127,8 @@ func mustState(t *testing.T, b *consumer.KVBudget) consumer.BudgetState {
 
 func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 	srv := budgetServer(t, t.TempDir(), "")
-	const window, margin = 10 * time.Second, 100 * time.Millisecond
+	// slice: window/1,000 rounded down to a power of two of ms.
+	const window, margin, slice = 10 * time.Second, 100 * time.Millisecond, 8 * time.Millisecond
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
@@ -141,7 +142,9 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("Acquire(4) = %d, %v; want the 2 left", n, err)
 			}
 			st := mustState(t, b)
-			wantNext := clock.Now().Add(window + margin + time.Millisecond)
+			// The grants are counted in the slice of now (8ms, the clock at its
+			// start), which holds them until its last ms + window + margin.
+			wantNext := clock.Now().Add(window + margin + slice)
 			if st.Used != 5 || st.Limit != 5 || st.WindowSeconds != 10 || !st.NextFreeAt.Equal(wantNext) || st.Remaining() != 0 {
 				t.Fatalf("state = %+v, want 5/5 used, window 10s, next free %s", st, wantNext)
 			}
@@ -159,7 +162,13 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 			if n, _ := b.Acquire(ctx, 3); n != 3 {
 				t.Fatalf("granted %d, want 3", n)
 			}
-			clock.Advance(window + margin - 6*time.Second + time.Millisecond) // the first two expire
+			short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			clock.Advance(window + margin - 6*time.Second + slice - time.Millisecond) // not yet
+			if n, err := b.Acquire(short, 5); n != 0 || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("granted %d, %v one ms before the first grants' slice expires, want 0", n, err)
+			}
+			clock.Advance(time.Millisecond) // the first two expire
 			if n, _ := b.Acquire(ctx, 5); n != 2 {
 				t.Fatalf("granted %d after the first grants expired, want exactly 2", n)
 			}
@@ -201,7 +210,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 		}},
 		{"a grant that expired is not given back twice", func(t *testing.T, b *consumer.KVBudget, clock *fakeClock) {
 			old, _ := b.AcquireGrant(ctx, 2)
-			clock.Advance(window + margin + time.Millisecond)
+			clock.Advance(window + margin + slice)
 			if n, _ := b.Acquire(ctx, 5); n != 5 {
 				t.Fatalf("granted %d, want 5", n)
 			}
@@ -446,7 +455,7 @@ func TestKVBudgetClockAhead(t *testing.T) {
 		t.Fatalf("granted %d, want 3", n)
 	}
 	st := mustState(t, b)
-	limit := clock.Now().Add(margin + window + margin + time.Millisecond)
+	limit := clock.Now().Add(margin + window + margin + window/1000) // + one slice
 	if st.Used != 3 || st.NextFreeAt.IsZero() || st.NextFreeAt.After(limit) {
 		t.Fatalf("state = %+v, want 3 used and the next slot free by %s", st, limit)
 	}
