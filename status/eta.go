@@ -17,7 +17,7 @@ type Ledger struct {
 	Hold time.Duration
 	// NextFreeAt is when the next slot frees; zero when one is free now.
 	NextFreeAt time.Time
-	// FreesAt, when known, is when each used slot frees (its stamp + Hold),
+	// FreesAt, when known, is when each used slot frees (the end of its slice),
 	// ascending, one per used slot. Nil: estimated from Used and NextFreeAt (see
 	// DrainETA).
 	FreesAt []time.Time
@@ -33,7 +33,7 @@ func LedgerOf(s consumer.BudgetState, margin time.Duration) Ledger {
 		NextFreeAt: s.NextFreeAt,
 	}
 	if s.Hold > 0 && len(s.FreesAt) == s.Used {
-		l.Hold, l.FreesAt = s.Hold, s.FreesAt // the ledger's own stamps: exact
+		l.Hold, l.FreesAt = s.Hold, s.FreesAt // from the ledger's own slices: exact
 	}
 	return l
 }
@@ -83,7 +83,7 @@ const maxETA = time.Duration(math.MaxInt64)
 // ETA = 0 when B ≤ R; otherwise q·Hold, plus, when r > R, the time until the
 // (r−R)-th oldest used slot frees.
 //
-// That time is exact with FreesAt (the ledger's stamps). consumer.BudgetState gives
+// That time is exact with FreesAt (from the ledger's slices). consumer.BudgetState gives
 // only Used and NextFreeAt, so without FreesAt the used slots are taken to free
 // evenly: with the cap full, from NextFreeAt (exact for the first) to now + Hold,
 // the latest a grant made by now can free; with a slot free now, at now + k·Hold/Used
