@@ -291,21 +291,11 @@ func decodeSlices(r *varintReader, qFrom, q int64) (ledger, error) {
 	l := make(ledger, 0, min(len(r.b), 1<<12)+1) // a byte per slice at least, one more for a grant
 	k, total := int64(k0), int64(0)
 	for !r.done() {
-		v, err := r.next()
+		gap, n, err := r.run(maxLedgerSize)
 		if err != nil {
 			return nil, err
 		}
-		n := uint64(1)
-		if v&1 == 1 {
-			if n, err = r.next(); err != nil {
-				return nil, err
-			}
-			if n > maxLedgerSize {
-				return nil, fmt.Errorf("%w: more than %d grants", errLedgerCorrupt, int64(maxLedgerSize))
-			}
-			n += 2
-		}
-		if gap := v >> 1; gap > maxStamp/uint64(qFrom) || uint64(k)+gap > maxStamp/uint64(qFrom) {
+		if gap > maxStamp/uint64(qFrom) || uint64(k)+gap > maxStamp/uint64(qFrom) {
 			return nil, fmt.Errorf("%w: slice out of range", errLedgerCorrupt)
 		} else if len(l) > 0 && gap == 0 {
 			return nil, fmt.Errorf("%w: slice %d twice", errLedgerCorrupt, k)
@@ -342,21 +332,10 @@ func decodeStamps(r *varintReader, q int64, limit int64) (ledger, error) {
 	var l ledger
 	prev, total := int64(first), int64(0)
 	for !r.done() {
-		v, err := r.next()
+		delta, n, err := r.run(uint64(limit))
 		if err != nil {
 			return nil, err
 		}
-		n := uint64(1)
-		if v&1 == 1 {
-			if n, err = r.next(); err != nil {
-				return nil, err
-			}
-			if n > uint64(limit) {
-				return nil, fmt.Errorf("%w: more than %d stamps", errLedgerCorrupt, limit)
-			}
-			n += 2
-		}
-		delta := v >> 1
 		if delta > maxStamp || uint64(prev)+delta > maxStamp {
 			return nil, fmt.Errorf("%w: stamp out of range", errLedgerCorrupt)
 		}
@@ -368,6 +347,27 @@ func decodeStamps(r *varintReader, q int64, limit int64) (ledger, error) {
 		l = l.add(w.slice(prev), int64(n))
 	}
 	return l, nil
+}
+
+// run reads one run of the encoding: uvarint(step<<1 | more), then uvarint(count-2)
+// when more is 1. It returns the step and the count (1 without more), refusing a
+// count above limit (which also keeps count-2+2 from overflowing).
+func (r *varintReader) run(limit uint64) (step, count uint64, err error) {
+	v, err := r.next()
+	if err != nil {
+		return 0, 0, err
+	}
+	count = 1
+	if v&1 == 1 {
+		if count, err = r.next(); err != nil {
+			return 0, 0, err
+		}
+		if count > limit {
+			return 0, 0, fmt.Errorf("%w: a count over %d", errLedgerCorrupt, limit)
+		}
+		count += 2
+	}
+	return v >> 1, count, nil
 }
 
 // varintReader reads uvarints off an entry.
