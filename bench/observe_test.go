@@ -103,6 +103,19 @@ func TestObservedConsumerRecordsEveryPullMethod(t *testing.T) {
 			if _, err := publisher.New(js, names.SubjectPrefix).PublishAll(ctx, bytes.NewReader(in.ndjson), ionix.EventOpened, nil); err != nil {
 				t.Fatal(err)
 			}
+			// The server counts a stored message as pending a moment after the
+			// publish was acknowledged; FetchNoWait takes only what is pending.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				info, err := topo.Consumer.Info(ctx)
+				if err == nil && info.NumPending == uint64(n) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d messages not pending after 5s (%v)", n, err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			rec := newRecorder(n)
 			msgs, err := tc.pull(observedConsumer{Consumer: topo.Consumer, rec: rec})
 			if err != nil {
