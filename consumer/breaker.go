@@ -25,7 +25,8 @@ const tripAfter = 3
 type breaker struct {
 	mu        sync.Mutex
 	open      bool
-	halted    bool // open for good: a coalesce failure (halt), no probes
+	halted    bool  // open for good: a coalesce failure (halt), no probes
+	shared    *Halt // records a halt for a breaker built after this one (may be nil)
 	failures  int
 	class     servicenow.Class
 	cause     error
@@ -143,6 +144,9 @@ func (b *breaker) halt(cause error) {
 		b.since = now
 	}
 	b.open, b.halted, b.class, b.cause, b.openUntil = true, true, servicenow.ClassConfiguration, cause, time.Time{}
+	if b.shared != nil {
+		b.shared.set(cause)
+	}
 	ev := b.log.Error().Err(cause)
 	var se *servicenow.Error
 	if errors.As(cause, &se) && se.Fix != "" {
@@ -177,6 +181,21 @@ func (b *breaker) admit(ctx context.Context, want int) (int, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// sends reports whether a post may go out: any while closed, only a probe while
+// open, none once halted.
+func (b *breaker) sends(probe bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.open || probe && !b.halted
+}
+
+// isHalted reports whether sending stopped for good.
+func (b *breaker) isHalted() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.halted
 }
 
 func (b *breaker) isOpen() bool {

@@ -95,7 +95,6 @@ func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg je
 		Fix:          FixCoalesce,
 		Err:          ErrNoCoalesce,
 	}
-	c.halt.set(cause)
 	c.brk.halt(cause)
 	return reposted
 }
@@ -109,7 +108,7 @@ func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg je
 // budget like any other: coalesce makes that an update of the new incident, its
 // absence a third one. Nothing is checked, nor posted, once sending has halted.
 func (c *Consumer) verifyCoalesce(ctx context.Context, msg jetstream.Msg, id string, record map[string]string, res servicenow.Result) (verdict coalesceVerdict, reposted bool, why string) {
-	if c.halt.Cause() != nil {
+	if c.brk.isHalted() {
 		return coalesceBroken, false, "sending has halted already"
 	}
 	if c.d.Incidents != nil {
@@ -127,7 +126,7 @@ func (c *Consumer) verifyCoalesce(ctx context.Context, msg jetstream.Msg, id str
 	if err != nil || grant.N < 1 {
 		return coalesceUnknown, false, fmt.Sprintf("no send to post the item again (%v)", err)
 	}
-	if c.halt.Cause() != nil { // another post found it meanwhile
+	if c.brk.isHalted() { // another post found it meanwhile
 		c.releaseGrant(context.WithoutCancel(ctx), grant, grant.N)
 		return coalesceBroken, false, "sending has halted already"
 	}

@@ -106,7 +106,6 @@ type Consumer struct {
 	d     Deps
 	o     Options
 	stats *Stats
-	halt  *Halt
 	brk   *breaker
 	locks idLocks
 	now   func() time.Time
@@ -147,9 +146,10 @@ func New(d Deps, o Options) (*Consumer, error) {
 	if d.Halt == nil {
 		d.Halt = &Halt{}
 	}
-	c := &Consumer{d: d, o: o.withDefaults(), stats: d.Stats, halt: d.Halt, now: time.Now, instance: newInstanceID()}
+	c := &Consumer{d: d, o: o.withDefaults(), stats: d.Stats, now: time.Now, instance: newInstanceID()}
 	c.setStream(streamInstance(d.Stream))
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
+	c.brk.shared = d.Halt
 	if cause := d.Halt.Cause(); cause != nil {
 		c.brk.halt(cause)
 	}

@@ -147,7 +147,7 @@ func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg je
 // view is what the ledger held when the post was decided, if it was read.
 // The ledger records the post as the event at.
 func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, at eventAt, view ledgerView, probe bool) (sent bool) {
-	if !probe && c.brk.isOpen() || c.brk.state().Halted {
+	if !c.brk.sends(probe) {
 		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
 		c.nakLater(log, msg, meta, nil)
 		return false

@@ -72,52 +72,23 @@ func runConsume(e *env, args []string) int {
 	}
 	log.Info().Str("stream", cfg.NATS.Stream).Str("consumer", cfg.NATS.Consumer).
 		Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("consuming")
-	for {
-		err := runUntilLost(ctx, conn, p.consumer)
-		if err == nil || ctx.Err() != nil {
-			if err != nil {
-				log.Error().Err(err).Msg("consumer stopped")
-				return exitFailed
+	err = runReconnecting(ctx, conn, log,
+		func(ctx context.Context) error { return p.consumer.Run(ctx) },
+		func(conn *natsConn) (err error) {
+			if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log); err != nil {
+				return fmt.Errorf("set up the consumer again: %w", err)
 			}
-			break
-		}
-		if !errors.Is(err, errConnectionLost) {
-			log.Error().Err(err).Msg("consumer stopped")
-			return exitFailed
-		}
-		// The server closed the connection for good: open a new one and build the
-		// pipeline again over it. Messages in flight come back after AckWait.
-		log.Error().Err(err).Msg("NATS connection lost for good; connecting again")
-		if conn, err = conn.redial(ctx, log); err != nil {
-			break // shutting down
-		}
-		defer conn.Close()
-		if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log); err != nil {
-			log.Error().Err(err).Msg("cannot set up the consumer again")
-			return exitFailed
-		}
-		cur.set(conn, p)
-		log.Info().Msg("connected to NATS again; consuming")
+			cur.set(conn, p)
+			return nil
+		})
+	if err != nil {
+		log.Error().Err(err).Msg("consumer stopped")
+		return exitFailed
 	}
 	s := cur.Stats()
 	log.Info().Int64("created", s.Created).Int64("updated", s.Updated).Int64("filtered", s.Filtered()).
 		Int64("dead_lettered", s.DeadLettered).Msg("stopped")
 	return exitOK
-}
-
-// runUntilLost runs c until ctx ends (nil) or the server closes the connection for
-// good (an error wrapping errConnectionLost).
-func runUntilLost(ctx context.Context, conn *natsConn, c *consumer.Consumer) error {
-	run, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	conn.watchLost(func(err error) { stop(err) })
-	if err := c.Run(run); err != nil {
-		return err
-	}
-	if cause := context.Cause(run); ctx.Err() == nil && errors.Is(cause, errConnectionLost) {
-		return cause
-	}
-	return nil
 }
 
 // pipeline is a consumer and the global budget it spends.

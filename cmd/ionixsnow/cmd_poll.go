@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,25 +64,17 @@ func runPoll(e *env, args []string) int {
 	}
 	log.Info().Str("api_url", cfg.IONIX.APIURL).Str("account", cfg.IONIX.Account).
 		Dur("interval", cfg.IONIX.PollInterval).Msg("polling IONIX")
-	for {
-		run, lost := context.WithCancelCause(ctx)
-		conn.watchLost(func(err error) { lost(err) })
-		poller.Run(run, cfg.IONIX.PollInterval, report)
-		cause := context.Cause(run)
-		lost(nil)
-		if ctx.Err() != nil || !errors.Is(cause, errConnectionLost) {
-			break
-		}
-		// The server closed the connection for good: poll on over a new one.
-		log.Error().Err(cause).Msg("NATS connection lost for good; connecting again")
-		if conn, err = conn.redial(ctx, log); err != nil {
-			break // shutting down
-		}
-		defer conn.Close()
-		if poller, err = newPoller(ctx, conn, cfg, api, log); err != nil {
-			log.Error().Err(err).Msg("cannot set up the poller again")
-			return exitFailed
-		}
+	err = runReconnecting(ctx, conn, log,
+		func(ctx context.Context) error { poller.Run(ctx, cfg.IONIX.PollInterval, report); return nil },
+		func(conn *natsConn) (err error) {
+			if poller, err = newPoller(ctx, conn, cfg, api, log); err != nil {
+				return fmt.Errorf("set up the poller again: %w", err)
+			}
+			return nil
+		})
+	if err != nil {
+		log.Error().Err(err).Msg("poller stopped")
+		return exitFailed
 	}
 	log.Info().Msg("stopped")
 	return exitOK

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/consumer"
@@ -50,15 +49,14 @@ func (c *natsConn) redial(ctx context.Context, log zerolog.Logger) (*natsConn, e
 		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	for {
 		nc, err := dial(c.url, c.cfg, log)
+		var next *natsConn
 		if err == nil {
-			js, err := jetstream.New(nc)
-			if err == nil {
-				next := &natsConn{nc: nc, js: js, server: c.server, url: c.url, cfg: c.cfg}
-				c.server = nil
-				c.Close()
-				return next, nil
-			}
-			nc.Close()
+			next, err = finishConn(nc, nil, c.url, c.cfg)
+		}
+		if err == nil {
+			next.server, c.server = c.server, nil
+			c.Close()
+			return next, nil
 		}
 		wait := bo.NextBackOff()
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot connect to NATS again; retrying")
@@ -67,6 +65,33 @@ func (c *natsConn) redial(ctx context.Context, log zerolog.Logger) (*natsConn, e
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
+	}
+}
+
+// runReconnecting calls run over conn until ctx ends. When the server closes the
+// connection for good, it opens a new one (redial), calls rebuild with it — the
+// parts run uses are built again over it — and runs again. It returns run's or
+// rebuild's error; the connections it opened are closed when it returns.
+func runReconnecting(ctx context.Context, conn *natsConn, log zerolog.Logger, run func(context.Context) error, rebuild func(*natsConn) error) error {
+	for {
+		runCtx, lost := context.WithCancelCause(ctx)
+		conn.watchLost(func(err error) { lost(err) })
+		err := run(runCtx)
+		cause := context.Cause(runCtx)
+		lost(nil)
+		if err != nil || ctx.Err() != nil || !errors.Is(cause, errConnectionLost) {
+			return err
+		}
+		// Messages in flight on the old connection come back after AckWait.
+		log.Error().Err(cause).Msg("NATS connection lost for good; connecting again")
+		if conn, err = conn.redial(ctx, log); err != nil {
+			return nil // shutting down
+		}
+		defer conn.Close()
+		if err := rebuild(conn); err != nil {
+			return err
+		}
+		log.Info().Msg("connected to NATS again")
 	}
 }
 
