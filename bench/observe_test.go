@@ -105,16 +105,10 @@ func TestObservedConsumerRecordsEveryPullMethod(t *testing.T) {
 			}
 			// The server counts a stored message as pending a moment after the
 			// publish was acknowledged; FetchNoWait takes only what is pending.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				info, err := topo.Consumer.Info(ctx)
-				if err == nil && info.NumPending == uint64(n) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d messages not pending after 5s (%v)", n, err)
-				}
-				time.Sleep(10 * time.Millisecond)
+			pending, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := waitConsumer(pending, topo.Consumer, func(i *jetstream.ConsumerInfo) bool { return i.NumPending == uint64(n) }); err != nil {
+				t.Fatalf("%d messages not pending after 5s: %v", n, err)
 			}
 			rec := newRecorder(n)
 			msgs, err := tc.pull(observedConsumer{Consumer: topo.Consumer, rec: rec})

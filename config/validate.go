@@ -336,6 +336,9 @@ func checkOverrides(ps *Problems, key string, m map[string]string, checkValue fu
 // escaped form, and a shorter secret only where it stands as a whole token
 // (a one-letter password does not mangle every word holding that letter).
 func (c Config) scrub(ps Problems) Problems {
+	if len(ps) == 0 {
+		return ps
+	}
 	var vals []string
 	for i := range leaves {
 		lf := &leaves[i]

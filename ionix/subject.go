@@ -68,9 +68,9 @@ const boundTokenMarker = "/"
 // bounded (Bound, mark "/"): its beginning, "/" and the digest of the id.
 // Different ids give different tokens (bounded ones up to the 64-bit digest).
 func KeyToken(id string) string {
-	token := keyTokenMarker + base64.RawURLEncoding.EncodeToString([]byte(id))
-	if id != "" && isPlainToken(id) {
-		token = id
+	token := id
+	if id == "" || !isPlainToken(id) {
+		token = keyTokenMarker + base64.RawURLEncoding.EncodeToString([]byte(id))
 	}
 	return Bound(token, id, MaxKeyTokenLen, boundTokenMarker)
 }

@@ -80,7 +80,7 @@ func (c *Client) try(ctx context.Context, list List, u *url.URL, offset int) (pa
 	start := time.Now()
 	a, err := c.send(ctx, u)
 	if err != nil {
-		msg, cause := c.redactCause(err)
+		msg, cause := c.red.RedactErr(err, maxErrorText)
 		c.log.Debug().Str("list", string(list)).Int("offset", offset).Dur("duration", time.Since(start)).
 			Str("error", msg).Msg("IONIX API request failed")
 		return page{}, &Error{Kind: ErrUnavailable, List: list, Offset: offset, Message: msg, Err: cause}
@@ -106,23 +106,6 @@ func (c *Client) try(ctx context.Context, list List, u *url.URL, offset int) (pa
 			Message: err.Error(), RetryAfter: remote.RetryAfter(a.header, time.Now())}
 	}
 	return p, nil
-}
-
-// redactCause returns the text of err redacted (and bounded) for a message,
-// and the cause to keep: err itself when its text holds no secret, else only
-// the context error it wraps, if any.
-func (c *Client) redactCause(err error) (string, error) {
-	text := err.Error()
-	redacted := c.red.Redact(text)
-	if redacted == text {
-		return remote.Clip(text, maxErrorText), err
-	}
-	for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, target) {
-			return remote.Clip(redacted, maxErrorText), target
-		}
-	}
-	return remote.Clip(redacted, maxErrorText), nil
 }
 
 // send makes one GET request within the per-request timeout and reads the

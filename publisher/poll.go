@@ -1,7 +1,6 @@
 package publisher
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -237,13 +236,10 @@ func closingBody(remembered json.RawMessage, at time.Time) (json.RawMessage, ion
 	fields["is_open"] = json.RawMessage("false")
 	ts, _ := json.Marshal(at.UTC().Format(time.RFC3339))
 	fields["last_closed_at"] = ts
-	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
-	enc.SetEscapeHTML(false) // as large as the item, not up to six times that
-	if err := enc.Encode(fields); err != nil {
+	raw, err := marshalText(fields) // as large as the item, not up to six times that
+	if err != nil {
 		return nil, ionix.ActionItem{}, err
 	}
-	raw := bytes.TrimSuffix(body.Bytes(), []byte{'\n'})
 	item, err := ionix.Decode(raw)
 	return raw, item, err
 }

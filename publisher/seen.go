@@ -74,13 +74,10 @@ func (s *Seen) Get(ctx context.Context, id string) (it SeenItem, ok bool, err er
 // encodeSeen is the value recorded for it, which must fit within limit bytes
 // (the server's max_payload: a KV value is one message).
 func encodeSeen(it SeenItem, limit int64) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // an item full of markup would grow up to six times
-	if err := enc.Encode(it); err != nil {
-		return nil, fmt.Errorf("seen entry of %q: %w", it.ID, err)
+	b, err := marshalText(it)
+	if err != nil {
+		return nil, fmt.Errorf("seen entry of %s: %w", ionix.QuoteID(it.ID), err)
 	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
 	if int64(len(b)) > limit {
 		return nil, &TooLargeError{What: "poller record (a KV value)", Size: int64(len(b)), Limit: limit}
 	}
@@ -122,4 +119,16 @@ func (s *Seen) Each(ctx context.Context, fn func(SeenItem) error) error {
 		}
 	}
 	return nil
+}
+
+// marshalText is json.Marshal without HTML escaping: an item full of markup would
+// grow up to six times ("<" as "\u003c").
+func marshalText(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }

@@ -2,8 +2,10 @@ package remote
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"html"
 	"net/url"
 	"slices"
@@ -307,4 +309,22 @@ func Clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// RedactErr returns the text of err redacted and clipped to n, and the cause to
+// keep: err itself when its text holds no secret, else only the context error it
+// wraps (Canceled, DeadlineExceeded), if any — an error whose text held a secret is
+// not kept, so nothing can print it later.
+func (r *Redactor) RedactErr(err error, n int) (string, error) {
+	text := err.Error()
+	redacted := r.Redact(text)
+	if redacted == text {
+		return Clip(text, n), err
+	}
+	for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, target) {
+			return Clip(redacted, n), target
+		}
+	}
+	return Clip(redacted, n), nil
 }

@@ -202,7 +202,7 @@ func (a *authenticator) grantError(grantType string, err error) *Error {
 	}
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.Response == nil {
-		msg, cause := redactCause(a.red, err)
+		msg, cause := a.red.RedactErr(err, maxJSONMessage)
 		return &Error{Class: ClassTransient, Op: OpAuthenticate, Message: msg, Err: cause}
 	}
 	resp := &response{

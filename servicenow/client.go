@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -215,25 +214,8 @@ func (c *Client) send(ctx context.Context, method, u string, body []byte, token 
 
 // networkError is a failure without a response: transient.
 func (c *Client) networkError(op string, err error) *Error {
-	msg, cause := redactCause(c.red, err)
+	msg, cause := c.red.RedactErr(err, maxJSONMessage)
 	return &Error{Class: ClassTransient, Op: op, Message: msg, Err: cause}
-}
-
-// redactCause returns the text of err redacted (and bounded) for a message,
-// and the cause to keep: err itself when its text holds no secret, else only
-// the context error it wraps, if any.
-func redactCause(red *remote.Redactor, err error) (string, error) {
-	text := err.Error()
-	redacted := red.Redact(text)
-	if redacted == text {
-		return remote.Clip(text, maxJSONMessage), err
-	}
-	for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, target) {
-			return remote.Clip(redacted, maxJSONMessage), target
-		}
-	}
-	return remote.Clip(redacted, maxJSONMessage), nil
 }
 
 // responseError builds the error of a failed response of class class.

@@ -82,20 +82,21 @@ func (c *Client) importResult(resp *response) (Result, error) {
 		// ServiceNow writes the status in lower case; one written otherwise is
 		// the same status (Classify compares it so).
 		status := strings.ToLower(strings.TrimSpace(text(r.Status)))
+		shown := text(msg)
 		if i == 0 {
 			res.TransformMap, res.Table, res.Number, res.SysID = text(r.TransformMap), text(r.Table), text(r.DisplayValue), text(r.SysID)
-			res.Status, res.ErrorMessage, res.RecordLink = status, text(msg), text(r.RecordLink)
+			res.Status, res.ErrorMessage, res.RecordLink = status, shown, text(r.RecordLink)
 		}
 		class := Classify(resp.status, resp.contentType, r.Status)
 		if status == "" {
 			// A result row that does not say what happened to it: a transform
 			// script or a proxy changed the answer. Not a success to ledger.
-			class, msg = ClassConfiguration, "import result without a status"
+			class, shown = ClassConfiguration, "import result without a status"
 		}
 		if class == ClassSuccess {
 			continue
 		}
-		e := &Error{Class: class, Op: OpImport, StatusCode: resp.status, ResultStatus: status, Message: text(msg)}
+		e := &Error{Class: class, Op: OpImport, StatusCode: resp.status, ResultStatus: status, Message: shown}
 		if class == ClassConfiguration {
 			e.Fix = fixUnknownStatus
 		}
