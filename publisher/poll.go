@@ -154,7 +154,7 @@ func (p *Poller) skipInvalid(res *PollResult, pos Position, id string, err error
 	}
 	res.Invalid++
 	res.Problems = append(res.Problems, Problem{Pos: pos, ID: id, Err: err})
-	p.log.Warn().Err(err).Str("action_item", id).Msg("action item cannot be published; skipped")
+	p.log.Warn().Err(err).Str("action_item", ionix.ShortID(id)).Msg("action item cannot be published; skipped")
 	return nil
 }
 
