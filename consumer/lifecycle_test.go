@@ -253,10 +253,13 @@ func TestNaksAtShutdownSurviveTheServerStopping(t *testing.T) {
 			r.setLatency(t, 0)
 			node.Start(t)
 			waitFor(t, 10*time.Second, "reconnected", func() bool { return nc.Status() == nats.CONNECTED })
-			cons, err := topology.EnsureConsumer(context.Background(), js, topology.Options{AckWait: time.Minute})
-			if err != nil {
-				t.Fatal(err)
-			}
+			// JetStream may still be recovering its streams: a request can go
+			// unanswered for a moment after the restart.
+			var cons jetstream.Consumer
+			waitFor(t, 20*time.Second, "the durable consumer after the restart", func() bool {
+				cons, err = topology.EnsureConsumer(context.Background(), js, topology.Options{AckWait: time.Minute})
+				return err == nil
+			})
 			next := r.run(t, r.deps(cons), o)
 			waitFor(t, 15*time.Second, "the cancelled posts' messages redelivered after the server restart (AckWait is 1m)", func() bool {
 				return next.Stats().Received >= 4

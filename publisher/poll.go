@@ -210,14 +210,15 @@ func (p *Poller) closed(ctx context.Context, res *PollResult, raw json.RawMessag
 // duplicate.
 func (p *Poller) publish(ctx context.Context, raw json.RawMessage, item ionix.ActionItem, pub Publication, entry SeenItem) error {
 	limit := p.pub.MaxPayload(0)
-	if err := fits(p.pub.eventMessage(raw, item, pub), limit); err != nil {
+	msg := p.pub.eventMessage(raw, item, pub)
+	if err := fits(msg, limit); err != nil {
 		return err
 	}
 	record, err := encodeSeen(entry, limit)
 	if err != nil {
 		return err
 	}
-	dup, err := p.pub.PublishEvent(ctx, raw, item, pub)
+	dup, err := p.pub.send(ctx, msg, item.ID)
 	if err != nil {
 		return err
 	}

@@ -53,9 +53,14 @@ func (p *Publisher) PublishEvent(ctx context.Context, raw []byte, item ionix.Act
 	if err := fits(msg, p.MaxPayload(0)); err != nil {
 		return false, err
 	}
+	return p.send(ctx, msg, item.ID)
+}
+
+// send publishes a message built (and checked against MaxPayload) by the caller.
+func (p *Publisher) send(ctx context.Context, msg *nats.Msg, id string) (duplicate bool, err error) {
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
-		return false, fmt.Errorf("publish %q: %w", item.ID, err)
+		return false, fmt.Errorf("publish %s: %w", ionix.QuoteID(id), err)
 	}
 	return ack.Duplicate, nil
 }
