@@ -25,6 +25,9 @@ type holdByItem struct {
 	release chan struct{}
 	held    int
 	started int
+	// after, per correlation id, holds that item's holdNth import until so many
+	// others are held.
+	after map[string]int
 }
 
 func (h *holdByItem) Import(ctx context.Context, rec map[string]string) (servicenow.Result, error) {
@@ -41,7 +44,21 @@ func (h *holdByItem) Import(ctx context.Context, rec map[string]string) (service
 	if wait {
 		h.held++
 	}
+	need := 0
+	if h.n[cid] == h.holdNth {
+		need = h.after[cid]
+	}
 	h.mu.Unlock()
+	for need > 0 {
+		if _, held := h.count(); held >= need {
+			break
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return servicenow.Result{}, ctx.Err()
+		}
+	}
 	if wait {
 		select {
 		case <-h.release:
@@ -70,7 +87,10 @@ func TestNoVerificationPostAfterHalt(t *testing.T) {
 	for _, it := range batch[1:] {
 		hold["ionix:"+it.ID] = true
 	}
-	imp := &holdByItem{Importer: r.snow, n: map[string]int{}, holdNth: 2, hold: hold, release: make(chan struct{})}
+	// The first item's update (the one that halts) waits until the other three are
+	// in flight.
+	imp := &holdByItem{Importer: r.snow, n: map[string]int{}, holdNth: 2, hold: hold, release: make(chan struct{}),
+		after: map[string]int{"ionix:" + batch[0].ID: 3}}
 	d := r.deps(r.topo.Consumer)
 	d.Importer, d.Incidents = imp, r.snow
 	c := r.run(t, d, consumer.Options{Concurrency: 4, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond})
