@@ -120,7 +120,8 @@ func TestVerificationPostOverwritesNewerVersion(t *testing.T) {
 	r := newRig(t, mapping.Filter{}, emulator.Options{MissingACLs: []string{emulator.ACLIncidentRead}})
 	it := item("rv2-order", "v1 title", "Vulnerability", 8, "2026-10-01T08:00:00Z")
 	imp := &holdByItem{Importer: r.snow, n: map[string]int{}, holdNth: 3, hold: map[string]bool{"ionix:" + it.ID: true}, release: make(chan struct{})}
-	o := consumer.Options{Concurrency: 1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond}
+	// One worker, held by a hook, and nothing pulled ahead: the next version goes to the other replica.
+	o := consumer.Options{Concurrency: 1, PullAhead: -1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond}
 	dA := r.deps(r.topo.Consumer)
 	dA.Importer, dA.Incidents = imp, r.snow
 	a := r.run(t, dA, o)
@@ -192,7 +193,8 @@ func TestVerificationPostReopensAClosedItem(t *testing.T) {
 	r := newRig(t, mapping.Filter{}, emulator.Options{MissingACLs: []string{emulator.ACLIncidentRead}})
 	it := item("rv2-reopen", "Open Redis on cache.example.com", "Vulnerability", 8, "2026-10-01T08:00:00Z")
 	imp := &holdByItem{Importer: r.snow, n: map[string]int{}, holdNth: 4, hold: map[string]bool{"ionix:" + it.ID: true}, release: make(chan struct{})}
-	o := consumer.Options{Concurrency: 1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond, ResolveOnClose: true}
+	// One worker, held by a hook, and nothing pulled ahead: the next version goes to the other replica.
+	o := consumer.Options{Concurrency: 1, PullAhead: -1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond, ResolveOnClose: true}
 	dA := r.deps(r.topo.Consumer)
 	dA.Importer, dA.Incidents = imp, r.snow
 	a := r.run(t, dA, o)

@@ -8,11 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 )
@@ -38,6 +36,12 @@ type Options struct {
 	// ProbeInterval is the first interval between probes once sending is paused
 	// (default 1s); it doubles after each failed probe up to MaxBackoff.
 	ProbeInterval time.Duration
+	// PullAhead is how many messages are pulled ahead of the workers (default
+	// Concurrency), so that a worker finishing a post finds the next message in hand
+	// instead of waiting for a pull; they are granted by the budget like the rest.
+	// Negative: none, each pull is for idle workers only (a replica whose posts all
+	// hang then holds nothing another replica could send).
+	PullAhead int
 	// FetchWait is how long one pull request waits for messages (default 2s).
 	FetchWait time.Duration
 	// AckWait is the durable consumer's AckWait (default 2m): a post that runs
@@ -57,6 +61,12 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Concurrency < 1 {
 		o.Concurrency = 4
+	}
+	switch {
+	case o.PullAhead == 0:
+		o.PullAhead = o.Concurrency
+	case o.PullAhead < 0:
+		o.PullAhead = 0
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Minute
@@ -111,9 +121,12 @@ type Consumer struct {
 	now   func() time.Time
 	// instance tells this consumer's ledger entries from other replicas'.
 	instance string
-	// stream identifies the stream instance (Ticket.Stream, see streamID); read
-	// again before each pull.
-	stream atomic.Pointer[string]
+	// stream identifies the stream instance (Ticket.Stream, see stream.go); read
+	// again when it may have changed (streamStale) and every streamCheckEvery.
+	stream       atomic.Pointer[string]
+	streamStale  atomic.Bool
+	streamReadAt time.Time // pull loop only
+	lastDelivery uint64    // the last consumer sequence fetched; pull loop only
 	// stopping is set when Run's context ends: messages returned from then on are
 	// returned with a confirmed nak (see nak).
 	stopping atomic.Bool
@@ -148,6 +161,7 @@ func New(d Deps, o Options) (*Consumer, error) {
 	}
 	c := &Consumer{d: d, o: o.withDefaults(), stats: d.Stats, now: time.Now, instance: newInstanceID()}
 	c.setStream(streamInstance(d.Stream))
+	c.streamReadAt = c.now()
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	c.brk.shared = d.Halt
 	if cause := d.Halt.Cause(); cause != nil {
@@ -161,155 +175,6 @@ func (c *Consumer) Paused() PauseState { return c.brk.state() }
 
 // Stats returns the consumer's counters.
 func (c *Consumer) Stats() Snapshot { return c.stats.Snapshot() }
-
-// Run fetches and handles messages until ctx ends, then stops fetching, lets the
-// posts in flight finish (up to DrainTimeout) and returns nil. Messages fetched but
-// not started are negatively acknowledged so another replica can take them at once.
-func (c *Consumer) Run(ctx context.Context) error {
-	stopWatch, err := c.watchMaxDeliveries(ctx)
-	if err != nil {
-		return err
-	}
-	defer stopWatch()
-	slots := make(chan struct{}, c.o.Concurrency)
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	var wg sync.WaitGroup
-	// Pull failures (NATS restarting, a consumer leader moving) are retried with a
-	// capped exponential backoff, reset by the next pull that works.
-	retry := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(250*time.Millisecond),
-		backoff.WithMaxInterval(min(c.o.MaxBackoff, 30*time.Second)),
-		backoff.WithMaxElapsedTime(0))
-	for ctx.Err() == nil {
-		err := c.fetchOnce(ctx, work, slots, &wg)
-		if err == nil {
-			retry.Reset()
-			continue
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wait := retry.NextBackOff()
-		c.d.Log.Warn().Err(err).Dur("retry_in", wait).Msg("pull failed; retrying")
-		sleep(ctx, wait)
-	}
-	c.stopping.Store(true)
-	c.drain(&wg, cancelWork)
-	return nil
-}
-
-// fetchOnce takes the free worker slots, asks the budget for as many sends, pulls at
-// most that many messages and hands each to a worker. Unused slots and grants are
-// given back when the pull ends.
-func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
-	var free int
-	var err error
-	probe := c.brk.isOpen()
-	if probe {
-		free, err = c.probeSlot(ctx, slots)
-	} else {
-		free, err = takeSlots(ctx, slots)
-		if err == nil && c.brk.isOpen() {
-			// The failure that freed the slot paused sending meanwhile.
-			giveSlots(slots, free)
-			return nil
-		}
-	}
-	if err != nil {
-		return err
-	}
-	grant, err := c.d.Budget.AcquireGrant(ctx, free)
-	granted := grant.N
-	if err != nil {
-		giveSlots(slots, free)
-		return fmt.Errorf("budget: %w", err)
-	}
-	giveSlots(slots, free-granted)
-	c.refreshStream(ctx)
-	stream := c.streamID() // the instance this pull's messages come from
-	fctx, cancel := context.WithTimeout(ctx, c.o.FetchWait)
-	defer cancel()
-	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchContext(fctx))
-	if err != nil {
-		c.giveBack(slots, grant, granted)
-		return fmt.Errorf("fetch: %w", err)
-	}
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		if ctx.Err() != nil {
-			c.stopping.Store(true)
-			if err := c.nak(msg, 0); err != nil {
-				c.d.Log.Warn().Err(err).Msg("nak failed at shutdown; the message is redelivered after AckWait")
-			}
-			c.giveBack(slots, grant, 1)
-			continue
-		}
-		// Decoded here, in fetch order, so that posts of one item take their turns
-		// in stream order; an invalid item needs no turn (it is dead-lettered).
-		item, decodeErr := ionix.Decode(msg.Data())
-		var turn *turn
-		if decodeErr == nil {
-			turn = c.locks.reserve(item.ID)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer giveSlots(slots, 1)
-			defer turn.done()
-			if !c.handle(work, msg, item, decodeErr, turn, probe, stream) {
-				// Not with work: cancelled at shutdown, it would keep the grant
-				// held until the window passes.
-				c.releaseGrant(context.Background(), grant, 1)
-			}
-		}()
-	}
-	c.giveBack(slots, grant, granted-got)
-	if err := batch.Error(); err != nil && !isFetchEnd(err) {
-		return fmt.Errorf("fetch: %w", err)
-	}
-	return nil
-}
-
-// probeSlot waits, while sending is paused, until a probe is due and nothing else is
-// in flight, and then takes one slot: the probe is a single message.
-func (c *Consumer) probeSlot(ctx context.Context, slots chan struct{}) (int, error) {
-	for {
-		if _, err := c.brk.admit(ctx, 1); err != nil {
-			return 0, err
-		}
-		for range cap(slots) {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			}
-		}
-		// A probe that was in flight may have failed meanwhile and moved the next
-		// probe further out.
-		if st := c.brk.state(); !st.Halted && (!st.Paused || !c.now().Before(st.NextProbeAt)) {
-			giveSlots(slots, cap(slots)-1)
-			return 1, nil
-		}
-		giveSlots(slots, cap(slots))
-	}
-}
-
-func (c *Consumer) giveBack(slots chan struct{}, g Grant, n int) {
-	if n <= 0 {
-		return
-	}
-	giveSlots(slots, n)
-	c.releaseGrant(context.Background(), g, n)
-}
-
-// releaseGrant returns n unspent sends of grant g to the budget.
-func (c *Consumer) releaseGrant(ctx context.Context, g Grant, n int) {
-	if err := c.d.Budget.ReleaseGrant(ctx, g, n); err != nil {
-		c.d.Log.Warn().Err(err).Int("grants", n).Msg("could not return unused budget")
-	}
-}
 
 func (c *Consumer) drain(wg *sync.WaitGroup, cancelWork context.CancelFunc) {
 	done := make(chan struct{})
@@ -350,25 +215,6 @@ func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) error {
 func isFetchEnd(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, jetstream.ErrNoMessages)
-}
-
-// takeSlots blocks for one free slot, then takes every other free one.
-func takeSlots(ctx context.Context, slots chan struct{}) (int, error) {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	n := 1
-	for n < cap(slots) {
-		select {
-		case slots <- struct{}{}:
-			n++
-		default:
-			return n, nil
-		}
-	}
-	return n, nil
 }
 
 func giveSlots(slots chan struct{}, n int) {

@@ -224,31 +224,6 @@ func (c *Consumer) requeue(ctx context.Context, seq, by uint64, reopen bool) err
 	return nil
 }
 
-// streamID is the stream instance the consumer's messages come from ("" when unknown).
-func (c *Consumer) streamID() string {
-	if p := c.stream.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-func (c *Consumer) setStream(id string) { c.stream.Store(&id) }
-
-// refreshStream reads the stream instance before each pull: the stream may have been
-// deleted and created again (with its durable consumer) while the fetch loop waited for
-// budget or for busy workers, and the new stream's sequences must not be compared with
-// the old one's. One request per pull (about 18 % of the uncapped benchmark's
-// throughput; nothing at the hourly cap). On an error the last value is kept.
-func (c *Consumer) refreshStream(ctx context.Context) {
-	if c.d.Stream == nil {
-		return
-	}
-	info, err := c.d.Stream.Info(ctx)
-	if id := instanceOf(info); err == nil && id != "" {
-		c.setStream(id)
-	}
-}
-
 // streamInstance names the stream instance from the stream's cached info ("" when
 // unknown).
 func streamInstance(s jetstream.Stream) string {

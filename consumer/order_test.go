@@ -116,7 +116,8 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
 			ledger := consumer.NewLedger(r.topo.Tickets)
 			v2Landed := newSignal()
-			o := consumer.Options{Concurrency: 1, Mapping: mapping.DefaultOptions(), ResolveOnClose: tt.resolveOnClose, FetchWait: 300 * time.Millisecond}
+			// One worker, held by a hook, and nothing pulled ahead: the next version goes to the other replica.
+			o := consumer.Options{Concurrency: 1, PullAhead: -1, Mapping: mapping.DefaultOptions(), ResolveOnClose: tt.resolveOnClose, FetchWait: 300 * time.Millisecond}
 			// Replica A holds v1 until replica B's v2 reached ServiceNow.
 			a := r.deps(r.topo.Consumer)
 			a.Importer = hookImporter{inner: r.snow, hook: func(ctx context.Context, title string) error {

@@ -256,7 +256,8 @@ func TestClosingLandingAfterAReopeningOnAnotherReplica(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
 			ledger := consumer.NewLedger(r.topo.Tickets)
-			o := consumer.Options{Concurrency: 1, Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond}
+			// One worker, held by a hook, and nothing pulled ahead: the next version goes to the other replica.
+			o := consumer.Options{Concurrency: 1, PullAhead: -1, Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond}
 			reopenLanded := newSignal()
 			a := r.deps(r.topo.Consumer)
 			a.Importer = stateHookImporter{inner: r.snow, hold: mapping.StateResolved, release: reopenLanded}

@@ -1,0 +1,259 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ionix/ionixsnow/ionix"
+)
+
+// The pull path. Concurrency workers post; the pull loop keeps them fed from a reserve
+// of messages pulled ahead, so that no round trip lies between one post finishing and
+// the next message being in hand:
+//
+//   - room holds a token per message in hand (queued in the reserve or being
+//     handled): at most Concurrency + reserve of them;
+//   - the loop waits until at least lowWater tokens are free (or the reserve ran dry),
+//     asks the budget for that many sends, pulls at most what was granted and queues
+//     the messages in fetch order; never more is held than was granted, so the cap
+//     holds and a replica never sits on messages it could not send;
+//   - a worker hands a message to handle and, when no import request was made, gives
+//     its send back to the budget; the token is freed when it is done.
+//
+// While sending is paused the loop pulls one message at a time, as the probe, and only
+// when no other message is in hand.
+
+// pulled is one message in hand: fetched, decoded, its turn reserved, its send granted.
+type pulled struct {
+	msg       jetstream.Msg
+	item      ionix.ActionItem
+	decodeErr error
+	turn      *turn
+	probe     bool
+	stream    string // the stream instance it was fetched from (see streamID)
+	grant     Grant
+}
+
+// lowWater is how many free places the pull loop waits for before it pulls again:
+// fewer, larger pulls (one budget grant and one pull request for at least half the
+// reserve) while the rest of the reserve keeps the workers busy.
+func (c *Consumer) lowWater() int { return max(1, c.o.PullAhead/2) }
+
+// Run fetches and handles messages until ctx ends, then stops fetching, lets the
+// posts in flight finish (up to DrainTimeout) and returns nil. Messages pulled ahead
+// but not started are negatively acknowledged so another replica can take them at once.
+func (c *Consumer) Run(ctx context.Context) error {
+	stopWatch, err := c.watchMaxDeliveries(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
+	stopStreamWatch := c.watchStream(ctx)
+	defer stopStreamWatch()
+	room := make(chan struct{}, c.o.Concurrency+c.o.PullAhead)
+	queue := make(chan pulled, cap(room))
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	for range c.o.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.work(ctx, work, queue, room)
+		}()
+	}
+	// Pull failures (NATS restarting, a consumer leader moving) are retried with a
+	// capped exponential backoff, reset by the next pull that works.
+	retry := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(250*time.Millisecond),
+		backoff.WithMaxInterval(min(c.o.MaxBackoff, 30*time.Second)),
+		backoff.WithMaxElapsedTime(0))
+	for ctx.Err() == nil {
+		err := c.pullOnce(ctx, room, queue, c.lowWater())
+		if err == nil {
+			retry.Reset()
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		// The stream may have been deleted (and its durable consumer with it): read
+		// its instance again before the next pull.
+		c.streamStale.Store(true)
+		wait := retry.NextBackOff()
+		c.d.Log.Warn().Err(err).Dur("retry_in", wait).Msg("pull failed; retrying")
+		sleep(ctx, wait)
+	}
+	c.stopping.Store(true)
+	close(queue)
+	c.drain(&wg, cancelWork)
+	return nil
+}
+
+// work handles the queued messages until the queue is closed. Messages taken after
+// ctx ended are returned to the stream unstarted.
+func (c *Consumer) work(ctx, work context.Context, queue <-chan pulled, room chan struct{}) {
+	for p := range queue {
+		c.handlePulled(ctx, work, p)
+		giveSlots(room, 1)
+	}
+}
+
+func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
+	defer p.turn.done()
+	if ctx.Err() != nil {
+		c.stopping.Store(true)
+		if err := c.nak(p.msg, 0); err != nil {
+			c.d.Log.Warn().Err(err).Msg("nak failed at shutdown; the message is redelivered after AckWait")
+		}
+		c.releaseGrant(context.Background(), p.grant, 1)
+		return
+	}
+	if c.disconnected() {
+		// Its post could be neither recorded nor acknowledged: not made. The nak
+		// waits in the client's reconnect buffer; if it is lost, the message comes
+		// back after AckWait.
+		_ = c.nak(p.msg, 0)
+		c.releaseGrant(context.Background(), p.grant, 1)
+		return
+	}
+	if !c.handle(work, p.msg, p.item, p.decodeErr, p.turn, p.probe, p.stream) {
+		// Not with work: cancelled at shutdown, it would keep the grant held until
+		// the window passes.
+		c.releaseGrant(context.Background(), p.grant, 1)
+	}
+}
+
+// pullOnce waits for room, asks the budget for as many sends, pulls at most that many
+// messages and queues each for the workers. Room and grants left unused when the pull
+// ends are given back.
+func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<- pulled, lowWater int) error {
+	var free int
+	var err error
+	probe := c.brk.isOpen()
+	if probe {
+		free, err = c.probeSlot(ctx, room)
+	} else {
+		free, err = takeRoom(ctx, room, lowWater, func() bool { return len(queue) == 0 })
+		if err == nil && c.brk.isOpen() {
+			// The failure that freed the room paused sending meanwhile.
+			giveSlots(room, free)
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	grant, err := c.d.Budget.AcquireGrant(ctx, free)
+	granted := grant.N
+	if err != nil {
+		giveSlots(room, free)
+		return fmt.Errorf("budget: %w", err)
+	}
+	giveSlots(room, free-granted)
+	c.checkStream(ctx)
+	stream := c.streamID() // the instance this pull's messages come from
+	fctx, cancel := context.WithTimeout(ctx, c.o.FetchWait)
+	defer cancel()
+	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchContext(fctx))
+	if err != nil {
+		c.giveBack(room, grant, granted)
+		return fmt.Errorf("fetch: %w", err)
+	}
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		stream = c.noteDelivery(ctx, msg, stream)
+		// Decoded here, in fetch order, so that posts of one item take their turns
+		// in stream order; an invalid item needs no turn (it is dead-lettered).
+		item, decodeErr := ionix.Decode(msg.Data())
+		var t *turn
+		if decodeErr == nil {
+			t = c.locks.reserve(item.ID)
+		}
+		queue <- pulled{msg: msg, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream, grant: grant}
+	}
+	c.giveBack(room, grant, granted-got)
+	if err := batch.Error(); err != nil && !isFetchEnd(err) {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+// takeRoom blocks for one free place, then takes every other free one; it keeps
+// waiting for more until it holds lowWater or dry reports that the workers have
+// nothing left queued (then a smaller pull now beats a larger one later).
+func takeRoom(ctx context.Context, room chan struct{}, lowWater int, dry func() bool) (int, error) {
+	n := 0
+	for {
+		select {
+		case room <- struct{}{}:
+			n++
+		case <-ctx.Done():
+			giveSlots(room, n)
+			return 0, ctx.Err()
+		}
+	more:
+		for n < cap(room) {
+			select {
+			case room <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		if n >= min(lowWater, cap(room)) || dry() {
+			return n, nil
+		}
+	}
+}
+
+// probeSlot waits, while sending is paused, until a probe is due and nothing else is
+// in hand, and then takes one place: the probe is a single message.
+func (c *Consumer) probeSlot(ctx context.Context, room chan struct{}) (int, error) {
+	for {
+		if _, err := c.brk.admit(ctx, 1); err != nil {
+			return 0, err
+		}
+		for range cap(room) {
+			select {
+			case room <- struct{}{}:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		// A probe that was in flight may have failed meanwhile and moved the next
+		// probe further out.
+		if st := c.brk.state(); !st.Halted && (!st.Paused || !c.now().Before(st.NextProbeAt)) {
+			giveSlots(room, cap(room)-1)
+			return 1, nil
+		}
+		giveSlots(room, cap(room))
+	}
+}
+
+// disconnected reports whether the NATS connection is down (reconnecting).
+func (c *Consumer) disconnected() bool {
+	return c.d.DeadLetters.js.Conn().Status() != nats.CONNECTED
+}
+
+func (c *Consumer) giveBack(room chan struct{}, g Grant, n int) {
+	if n <= 0 {
+		return
+	}
+	giveSlots(room, n)
+	c.releaseGrant(context.Background(), g, n)
+}
+
+// releaseGrant returns n unspent sends of grant g to the budget.
+func (c *Consumer) releaseGrant(ctx context.Context, g Grant, n int) {
+	if err := c.d.Budget.ReleaseGrant(ctx, g, n); err != nil {
+		c.d.Log.Warn().Err(err).Int("grants", n).Msg("could not return unused budget")
+	}
+}
