@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"math"
 	"net/http"
 	"slices"
@@ -41,7 +42,7 @@ const (
 // Budgets of a [Result].
 const (
 	BudgetKV  = "kv"  // the KV budget, cap BudgetCap per BudgetWindow
-	BudgetOff = "off" // no budget (consumer.Unlimited): --cap-off
+	BudgetOff = "off" // no budget (budget.Unlimited): --cap-off
 )
 
 // Modes of a [Result].
@@ -70,7 +71,7 @@ type Options struct {
 	// HTTPClient, when set, is the ServiceNow client's HTTP client (its
 	// transport); nil takes the client's default.
 	HTTPClient *http.Client
-	// CapOff runs without a budget (consumer.Unlimited) instead of the KV budget
+	// CapOff runs without a budget (budget.Unlimited) instead of the KV budget
 	// with its cap raised (BudgetCap per BudgetWindow): to compare with.
 	CapOff bool
 	// NATSURL, when set, is an external nats-server (JetStream on) to run against
@@ -294,7 +295,7 @@ func (p *pipeline) drive(ctx context.Context, r *rig, items []ionix.ActionItem, 
 type pipeline struct {
 	topo   *topology.Topology
 	cons   *consumer.Consumer
-	budget *consumer.KVBudget // nil with CapOff
+	budget *budget.KV // nil with CapOff
 	rec    *recorder
 }
 
@@ -320,13 +321,13 @@ func newPipeline(ctx context.Context, r *rig, o Options) (*pipeline, error) {
 	if err := snow.Authenticate(ctx); err != nil {
 		return nil, err
 	}
-	var budget consumer.GrantBudget = consumer.Unlimited{}
-	var kvBudget *consumer.KVBudget
+	var grants budget.Granter = budget.Unlimited{}
+	var kvBudget *budget.KV
 	if !o.CapOff {
-		if kvBudget, err = consumer.NewKVBudget(topo.Budget, BudgetCap, BudgetWindow, consumer.WithBudgetLogger(o.Log)); err != nil {
+		if kvBudget, err = budget.NewKV(topo.Budget, BudgetCap, BudgetWindow, budget.WithLogger(o.Log)); err != nil {
 			return nil, fmt.Errorf("budget: %w", err)
 		}
-		budget = kvBudget
+		grants = kvBudget
 	}
 	rec := newRecorder(o.Items)
 	cons, err := consumer.New(consumer.Deps{
@@ -334,7 +335,7 @@ func newPipeline(ctx context.Context, r *rig, o Options) (*pipeline, error) {
 		Importer:    snow,
 		Ledger:      consumer.NewLedger(topo.Tickets),
 		DeadLetters: consumer.NewDeadLetters(r.js, topo.Names),
-		Budget:      budget,
+		Budget:      grants,
 		Stream:      topo.Stream,
 		Log:         o.Log,
 	}, consumer.Options{

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -24,7 +26,7 @@ import (
 
 // TestGlobalCapAcrossThreeReplicas is the acceptance test of the cap (SPEC §6): three
 // consumer replicas, each with its own NATS connection, ServiceNow client and
-// KVBudget over the one budget bucket, drain a backlog larger than the cap. What
+// budget.KV over the one budget bucket, drain a backlog larger than the cap. What
 // ServiceNow saw must never exceed max import requests in any sliding window, and
 // the cap must be used to at least 95 % while the backlog waits.
 func TestGlobalCapAcrossThreeReplicas(t *testing.T) {
@@ -67,7 +69,7 @@ func TestGlobalCapAcrossThreeReplicas(t *testing.T) {
 		capReplica(t, srv.URL(), hs.URL, limit, window)
 	}
 	isImport := func(r emulator.Request) bool { return strings.HasPrefix(r.Path, "/api/now/import/") }
-	eventually(t, 30*time.Second, "every item to be posted", func() bool { return sim.ImportCount() >= backlog })
+	testkit.WaitFor(t, 30*time.Second, "every item to be posted", func() bool { return sim.ImportCount() >= backlog })
 
 	var at []time.Time
 	for _, r := range sim.Requests() {
@@ -139,7 +141,7 @@ func capReplica(t *testing.T, natsURL, snowURL string, limit int, window time.Du
 	}
 	// The margin covers the delay from a grant to ServiceNow (a few ms here, more
 	// under -race on a loaded machine) and costs 2.5 % of the cap.
-	budget, err := consumer.NewKVBudget(topo.Budget, limit, window, consumer.WithBudgetMargin(100*time.Millisecond))
+	budget, err := budget.NewKV(topo.Budget, limit, window, budget.WithMargin(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +93,7 @@ type Deps struct {
 	Importer    Importer
 	Ledger      *Ledger
 	DeadLetters *DeadLetters
-	Budget      GrantBudget // nil means Unlimited
+	Budget      budget.Granter // nil means budget.Unlimited
 	// Stream is the action-item stream. Optional: without it a newest version that
 	// an older one may have overtaken cannot be requeued, and messages the server
 	// gives up on (MaxDeliver) are not dead-lettered from its advisories.
@@ -151,7 +152,7 @@ func New(d Deps, o Options) (*Consumer, error) {
 		return nil, err
 	}
 	if d.Budget == nil {
-		d.Budget = Unlimited{}
+		d.Budget = budget.Unlimited{}
 	}
 	if d.Stats == nil {
 		d.Stats = &Stats{}

@@ -174,3 +174,9 @@ func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep fun
 	}
 	return Ticket{}, false, false, fmt.Errorf("ledger record %s: %d concurrent writers in a row", ionix.QuoteID(id), maxRecordAttempts)
 }
+
+// isConflict reports a lost compare-and-swap: Update's revision mismatch, or Create
+// finding the key there.
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"sync"
 	"time"
 
@@ -37,7 +38,7 @@ type pulled struct {
 	turn      *turn
 	probe     bool
 	stream    string // the stream instance it was fetched from (see streamID)
-	grant     Grant
+	grant     budget.Grant
 }
 
 // lowWater is how many free places the pull loop waits for before it pulls again:
@@ -243,7 +244,7 @@ func (c *Consumer) disconnected() bool {
 	return c.d.DeadLetters.js.Conn().Status() != nats.CONNECTED
 }
 
-func (c *Consumer) giveBack(room chan struct{}, g Grant, n int) {
+func (c *Consumer) giveBack(room chan struct{}, g budget.Grant, n int) {
 	if n <= 0 {
 		return
 	}
@@ -252,7 +253,7 @@ func (c *Consumer) giveBack(room chan struct{}, g Grant, n int) {
 }
 
 // releaseGrant returns n unspent sends of grant g to the budget.
-func (c *Consumer) releaseGrant(ctx context.Context, g Grant, n int) {
+func (c *Consumer) releaseGrant(ctx context.Context, g budget.Grant, n int) {
 	if err := c.d.Budget.ReleaseGrant(ctx, g, n); err != nil {
 		c.d.Log.Warn().Err(err).Int("grants", n).Msg("could not return unused budget")
 	}

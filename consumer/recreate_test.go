@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,7 +164,7 @@ func TestDeadLettersAcrossAStreamRecreation(t *testing.T) {
 // gatedBudget grants everything, except while closed: then AcquireGrant waits until
 // it is opened again.
 type gatedBudget struct {
-	consumer.Unlimited
+	budget.Unlimited
 	mu      sync.Mutex
 	gate    chan struct{} // nil: open
 	waiting atomic.Bool
@@ -172,7 +173,7 @@ type gatedBudget struct {
 func (g *gatedBudget) close() { g.mu.Lock(); g.gate = make(chan struct{}); g.mu.Unlock() }
 func (g *gatedBudget) open()  { g.mu.Lock(); close(g.gate); g.gate = nil; g.mu.Unlock() }
 
-func (g *gatedBudget) AcquireGrant(ctx context.Context, want int) (consumer.Grant, error) {
+func (g *gatedBudget) AcquireGrant(ctx context.Context, want int) (budget.Grant, error) {
 	g.mu.Lock()
 	gate := g.gate
 	g.mu.Unlock()
@@ -181,7 +182,7 @@ func (g *gatedBudget) AcquireGrant(ctx context.Context, want int) (consumer.Gran
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return consumer.Grant{}, ctx.Err()
+			return budget.Grant{}, ctx.Err()
 		}
 	}
 	return g.Unlimited.AcquireGrant(ctx, want)

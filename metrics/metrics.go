@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"context"
+	"github.com/ionix/ionixsnow/budget"
 	"net/http"
 	"time"
 
@@ -26,9 +27,9 @@ type Source interface {
 	Paused() consumer.PauseState
 }
 
-// BudgetReader reads the global budget. *consumer.KVBudget implements it.
+// BudgetReader reads the global budget. *budget.KV implements it.
 type BudgetReader interface {
-	State(ctx context.Context) (consumer.BudgetState, error)
+	State(ctx context.Context) (budget.State, error)
 }
 
 // Metrics is a registry with the process's metrics.

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"github.com/ionix/ionixsnow/budget"
 	"strings"
 	"testing"
 
@@ -22,11 +23,11 @@ func (f fakeSource) Stats() consumer.Snapshot    { return f.s }
 func (f fakeSource) Paused() consumer.PauseState { return f.p }
 
 type fakeBudget struct {
-	st  consumer.BudgetState
+	st  budget.State
 	err error
 }
 
-func (f fakeBudget) State(context.Context) (consumer.BudgetState, error) { return f.st, f.err }
+func (f fakeBudget) State(context.Context) (budget.State, error) { return f.st, f.err }
 
 type fakeImporter struct {
 	res servicenow.Result
@@ -45,7 +46,7 @@ func TestMetricsExposeTheConsumer(t *testing.T) {
 		FilteredCategory: 3, FilteredUrgency: 2, FilteredClosed: 1, Duplicates: 1,
 		DeadLettered: 2, DeadInvalid: 1, DeadRejected: 1, Failed: 4,
 	}, p: consumer.PauseState{Paused: true, Configuration: true}}
-	m.Watch(src, fakeBudget{st: consumer.BudgetState{Used: 13, Limit: 1000}})
+	m.Watch(src, fakeBudget{st: budget.State{Used: 13, Limit: 1000}})
 	want := `
 # HELP ionixsnow_items_received_total Action-item messages received from the stream (redeliveries included).
 # TYPE ionixsnow_items_received_total counter

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -243,7 +244,7 @@ func TestReplayRespectsTheBudget(t *testing.T) {
 	r := newRig(t)
 	r.publish(t, items(n)...)
 	r.deliver(t, n)
-	budget, err := consumer.NewKVBudget(r.topo.Budget, limit, window, consumer.WithBudgetMargin(50*time.Millisecond))
+	budget, err := budget.NewKV(r.topo.Budget, limit, window, budget.WithMargin(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"strconv"
 	"time"
 
@@ -34,7 +35,7 @@ type Options struct {
 	Present func(ctx context.Context, id string) (bool, error)
 	AckWait time.Duration
 	// Budget, when set, feeds the ETA with the global cap's state.
-	Budget *consumer.KVBudget
+	Budget *budget.KV
 	// Progress, when set, is called every ProgressEvery (default 2s) and at the end.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
@@ -193,7 +194,7 @@ func measure(ctx context.Context, js jetstream.JetStream, stream string, cons je
 
 // eta estimates the time to finish: the longer of the pace so far and what the
 // global cap allows (sends beyond the budget's free slots go at limit per window).
-func eta(ctx context.Context, p Progress, budget *consumer.KVBudget) time.Duration {
+func eta(ctx context.Context, p Progress, budget *budget.KV) time.Duration {
 	left := p.Remaining()
 	if left == 0 {
 		return 0

@@ -1,10 +1,10 @@
 package status
 
 import (
+	"github.com/ionix/ionixsnow/budget"
 	"math"
 	"time"
 
-	"github.com/ionix/ionixsnow/consumer"
 )
 
 // Ledger is what DrainETA knows of the send budget.
@@ -23,9 +23,9 @@ type Ledger struct {
 	FreesAt []time.Time
 }
 
-// LedgerOf is the Ledger of a budget state read from consumer.KVBudget, whose
+// LedgerOf is the Ledger of a budget state read from budget.KV, whose
 // grants hold their slot for the window plus margin.
-func LedgerOf(s consumer.BudgetState, margin time.Duration) Ledger {
+func LedgerOf(s budget.State, margin time.Duration) Ledger {
 	l := Ledger{
 		Used:       s.Used,
 		Limit:      s.Limit,
@@ -83,7 +83,7 @@ const maxETA = time.Duration(math.MaxInt64)
 // ETA = 0 when B ≤ R; otherwise q·Hold, plus, when r > R, the time until the
 // (r−R)-th oldest used slot frees.
 //
-// That time is exact with FreesAt (from the ledger's slices). consumer.BudgetState gives
+// That time is exact with FreesAt (from the ledger's slices). budget.State gives
 // only Used and NextFreeAt, so without FreesAt the used slots are taken to free
 // evenly: with the cap full, from NextFreeAt (exact for the first) to now + Hold,
 // the latest a grant made by now can free; with a slot free now, at now + k·Hold/Used

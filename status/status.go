@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -39,7 +39,7 @@ type Options struct {
 	// consumer's default, Window/100.
 	Margin time.Duration
 	// BudgetKey is the ledger's key in the budget bucket; empty takes
-	// consumer.DefaultBudgetKey.
+	// budget.DefaultKey.
 	BudgetKey string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -240,15 +240,15 @@ func deadLetters(ctx context.Context, js jetstream.JetStream, names topology.Nam
 }
 
 type budgetRead struct {
-	state   consumer.BudgetState
+	state   budget.State
 	problem string // why the ledger could not be read; empty when it could
 }
 
-// budgetState reads the ledger through the consumer's own KVBudget, which only
+// budgetState reads the ledger through the consumer's own budget.KV, which only
 // reads. A missing bucket or key is an empty budget; a ledger that cannot be
 // decoded is a problem, not a failure, so the rest of the status still shows.
 func budgetState(ctx context.Context, js jetstream.JetStream, names topology.Names, o Options, now func() time.Time) (budgetRead, error) {
-	empty := budgetRead{state: consumer.BudgetState{Limit: o.Limit, WindowSeconds: o.Window.Seconds(), At: now()}}
+	empty := budgetRead{state: budget.State{Limit: o.Limit, WindowSeconds: o.Window.Seconds(), At: now()}}
 	kv, err := js.KeyValue(ctx, names.BudgetBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return empty, nil
@@ -256,11 +256,11 @@ func budgetState(ctx context.Context, js jetstream.JetStream, names topology.Nam
 	if err != nil {
 		return budgetRead{}, fmt.Errorf("read budget bucket %s: %w", names.BudgetBucket, err)
 	}
-	opts := []consumer.KVBudgetOption{consumer.WithBudgetClock(now), consumer.WithBudgetMargin(o.margin()), consumer.WithBudgetLogger(o.Log)}
+	opts := []budget.Option{budget.WithClock(now), budget.WithMargin(o.margin()), budget.WithLogger(o.Log)}
 	if o.BudgetKey != "" {
-		opts = append(opts, consumer.WithBudgetKey(o.BudgetKey))
+		opts = append(opts, budget.WithKey(o.BudgetKey))
 	}
-	b, err := consumer.NewKVBudget(kv, o.Limit, o.Window, opts...)
+	b, err := budget.NewKV(kv, o.Limit, o.Window, opts...)
 	if err != nil {
 		return budgetRead{}, fmt.Errorf("read budget: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"slices"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func confirm(t *testing.T, js jetstream.JetStream, m jetstream.Msg, ack string) 
 // fetched, of which one acked, one nak'd and fetched again (redelivered), one
 // dead-lettered and terminated, one left in flight; grants taken from a budget of
 // the given limit at now. It returns the budget as the consumer would read it.
-func traffic(t *testing.T, js jetstream.JetStream, limit, grants int, now time.Time) consumer.BudgetState {
+func traffic(t *testing.T, js jetstream.JetStream, limit, grants int, now time.Time) budget.State {
 	t.Helper()
 	ctx := context.Background()
 	topo, err := topology.Ensure(ctx, js, topology.Options{})
@@ -91,7 +92,7 @@ func traffic(t *testing.T, js jetstream.JetStream, limit, grants int, now time.T
 	if err := msgs[0].DoubleAck(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, err := consumer.NewKVBudget(topo.Budget, limit, window, consumer.WithBudgetClock(func() time.Time { return now }))
+	b, err := budget.NewKV(topo.Budget, limit, window, budget.WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,25 +111,25 @@ func TestStatusCollect(t *testing.T) {
 	tests := []struct {
 		name    string
 		limit   int
-		setup   func(t *testing.T, js jetstream.JetStream, limit int) consumer.BudgetState
+		setup   func(t *testing.T, js jetstream.JetStream, limit int) budget.State
 		wantErr error
-		check   func(t *testing.T, r status.Report, budget consumer.BudgetState)
+		check   func(t *testing.T, r status.Report, budget budget.State)
 	}{
 		{
 			name: "nothing exists yet", limit: 1000,
-			setup:   func(*testing.T, jetstream.JetStream, int) consumer.BudgetState { return consumer.BudgetState{} },
+			setup:   func(*testing.T, jetstream.JetStream, int) budget.State { return budget.State{} },
 			wantErr: status.ErrNoStream,
 		},
 		{
 			name: "only the stream, as after a first publish", limit: 1000,
-			setup: func(t *testing.T, js jetstream.JetStream, _ int) consumer.BudgetState {
+			setup: func(t *testing.T, js jetstream.JetStream, _ int) budget.State {
 				if _, err := topology.EnsureStream(context.Background(), js, topology.Options{}); err != nil {
 					t.Fatal(err)
 				}
 				publishItems(t, js, 3)
-				return consumer.BudgetState{}
+				return budget.State{}
 			},
-			check: func(t *testing.T, r status.Report, _ consumer.BudgetState) {
+			check: func(t *testing.T, r status.Report, _ budget.State) {
 				if r.Stream.Messages != 3 || r.Stream.FirstSeq != 1 || r.Stream.LastSeq != 3 {
 					t.Errorf("stream = %+v, want 3 messages, seq 1-3", r.Stream)
 				}
@@ -148,10 +149,10 @@ func TestStatusCollect(t *testing.T) {
 		},
 		{
 			name: "a consumer at work, under the cap", limit: 20,
-			setup: func(t *testing.T, js jetstream.JetStream, limit int) consumer.BudgetState {
+			setup: func(t *testing.T, js jetstream.JetStream, limit int) budget.State {
 				return traffic(t, js, limit, 5, now)
 			},
-			check: func(t *testing.T, r status.Report, budget consumer.BudgetState) {
+			check: func(t *testing.T, r status.Report, budget budget.State) {
 				wantConsumer(t, r)
 				if r.Budget.Used != 5 || r.Budget.Limit != 20 || r.Budget.Remaining != 15 || r.Budget.WindowSeconds != 3600 ||
 					!r.Budget.NextFreeAt.Equal(now) || !budget.NextFreeAt.IsZero() {
@@ -164,10 +165,10 @@ func TestStatusCollect(t *testing.T) {
 		},
 		{
 			name: "a consumer at work, the cap spent", limit: 5,
-			setup: func(t *testing.T, js jetstream.JetStream, limit int) consumer.BudgetState {
+			setup: func(t *testing.T, js jetstream.JetStream, limit int) budget.State {
 				return traffic(t, js, limit, 5, now)
 			},
-			check: func(t *testing.T, r status.Report, budget consumer.BudgetState) {
+			check: func(t *testing.T, r status.Report, budget budget.State) {
 				wantConsumer(t, r)
 				if r.Budget.Used != 5 || r.Budget.Limit != 5 || r.Budget.Remaining != 0 || !r.Budget.NextFreeAt.Equal(budget.NextFreeAt) {
 					t.Errorf("budget = %+v, want 5 of 5 used, next free at %s as the budget says", r.Budget, budget.NextFreeAt)
@@ -277,7 +278,7 @@ func TestStatusCollectReadsAConfiguredCapAndNames(t *testing.T) {
 		}
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	b, err := consumer.NewKVBudget(topo.Budget, 4, time.Minute, consumer.WithBudgetClock(func() time.Time { return now }))
+	b, err := budget.NewKV(topo.Budget, 4, time.Minute, budget.WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestStatusCollectReportsAnUnreadableLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishItems(t, js, 2)
-	if _, err := topo.Budget.Put(ctx, consumer.DefaultBudgetKey, []byte{0x7f, 1, 2}); err != nil {
+	if _, err := topo.Budget.Put(ctx, budget.DefaultKey, []byte{0x7f, 1, 2}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := status.Collect(ctx, js, status.Options{Limit: 1000, Window: time.Hour})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"os"
 	"os/signal"
 	"strings"
@@ -94,7 +95,7 @@ func runConsume(e *env, args []string) int {
 // pipeline is a consumer and the global budget it spends.
 type pipeline struct {
 	consumer *consumer.Consumer
-	budget   *consumer.KVBudget
+	budget   *budget.KV
 }
 
 // newPipeline ensures the topology and builds the consumer over it.
@@ -105,7 +106,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 	if err != nil {
 		return pipeline{}, err
 	}
-	budget, err := consumer.NewKVBudget(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, consumer.WithBudgetLogger(log))
+	budget, err := budget.NewKV(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budget.WithLogger(log))
 	if err != nil {
 		return pipeline{}, fmt.Errorf("budget: %w", err)
 	}
@@ -118,7 +119,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 
 // pipelineDeps are the consumer's parts over the topology, but for the durable
 // consumer itself (consume's, or a replay's).
-func pipelineDeps(conn *natsConn, topo *topology.Topology, imp consumer.Importer, budget *consumer.KVBudget, log zerolog.Logger) consumer.Deps {
+func pipelineDeps(conn *natsConn, topo *topology.Topology, imp consumer.Importer, budget *budget.KV, log zerolog.Logger) consumer.Deps {
 	return consumer.Deps{
 		Importer:    imp,
 		Ledger:      consumer.NewLedger(topo.Tickets),

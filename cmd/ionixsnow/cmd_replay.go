@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"io"
 	"os"
 	"os/signal"
@@ -15,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
-	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/replay"
 	"github.com/ionix/ionixsnow/servicenow"
@@ -81,7 +81,7 @@ func runReplay(e *env, args []string) int {
 		log.Error().Err(err).Msg("cannot set up the stream")
 		return exitFailed
 	}
-	budget, err := consumer.NewKVBudget(t.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, consumer.WithBudgetLogger(log))
+	budget, err := budget.NewKV(t.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budget.WithLogger(log))
 	if err != nil {
 		log.Error().Err(err).Msg("budget")
 		return exitFailed

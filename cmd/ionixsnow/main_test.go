@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -19,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -207,7 +207,7 @@ func TestPublishThenConsumeWithExternalServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	budget, err := consumer.NewKVBudget(kv, 1000, time.Hour)
+	budget, err := budget.NewKV(kv, 1000, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,7 +108,7 @@ type live struct {
 type liveParts struct {
 	conn     *natsConn
 	consumer *consumer.Consumer
-	budget   *consumer.KVBudget
+	budget   *budget.KV
 }
 
 func newLive() *live { return &live{stats: &consumer.Stats{}, halt: &consumer.Halt{}} }
@@ -135,11 +136,11 @@ func (l *live) Paused() consumer.PauseState {
 }
 
 // State implements metrics.BudgetReader.
-func (l *live) State(ctx context.Context) (consumer.BudgetState, error) {
+func (l *live) State(ctx context.Context) (budget.State, error) {
 	if p := l.cur.Load(); p != nil && p.budget != nil {
 		return p.budget.State(ctx)
 	}
-	return consumer.BudgetState{}, errors.New("no budget yet")
+	return budget.State{}, errors.New("no budget yet")
 }
 
 // natsStatus is the state of the connection consume runs on now.

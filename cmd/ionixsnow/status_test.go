@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ionix/ionixsnow/budget"
 	"net"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ import (
 // published, 4 fetched (one acked, one nak'd and fetched again, one dead-lettered
 // and terminated, one in flight) and the whole budget of limit spent. It returns
 // the budget's state.
-func statusTraffic(t *testing.T, js jetstream.JetStream, limit int) consumer.BudgetState {
+func statusTraffic(t *testing.T, js jetstream.JetStream, limit int) budget.State {
 	t.Helper()
 	ctx := context.Background()
 	topo, err := topology.Ensure(ctx, js, topology.Options{})
@@ -71,7 +72,7 @@ func statusTraffic(t *testing.T, js jetstream.JetStream, limit int) consumer.Bud
 	if err := msgs[0].DoubleAck(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, err := consumer.NewKVBudget(topo.Budget, limit, time.Hour)
+	b, err := budget.NewKV(topo.Budget, limit, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"context"
@@ -18,9 +18,9 @@ func TestReplicasWithOtherWindowsDoNotDrift(t *testing.T) {
 	kv := newMemKV()
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	now := func() time.Time { return clock }
-	a, _ := NewKVBudget(kv, 1000, time.Hour, WithBudgetClock(now))
-	b, _ := NewKVBudget(kv, 1000, time.Hour-time.Second, WithBudgetClock(now))
-	same, _ := NewKVBudget(newMemKV(), 1000, time.Hour, WithBudgetClock(now))
+	a, _ := NewKV(kv, 1000, time.Hour, WithClock(now))
+	b, _ := NewKV(kv, 1000, time.Hour-time.Second, WithClock(now))
+	same, _ := NewKV(newMemKV(), 1000, time.Hour, WithClock(now))
 	start := clock
 	var got, gotSame []time.Time
 	for i := 0; clock.Sub(start) < 8*time.Hour; i++ {
@@ -29,7 +29,7 @@ func TestReplicasWithOtherWindowsDoNotDrift(t *testing.T) {
 			r = b
 		}
 		for _, x := range []struct {
-			b *KVBudget
+			b *KV
 			g *[]time.Time
 		}{{r, &got}, {same, &gotSame}} {
 			st, err := x.b.State(ctx)

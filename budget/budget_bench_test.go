@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"context"
@@ -15,15 +15,15 @@ import (
 	"github.com/ionix/ionixsnow/topology"
 )
 
-// BenchmarkKVBudgetAcquire3Clients measures grants per second with three clients,
-// each with its own connection and KVBudget, contending for one ledger on an
+// BenchmarkKVAcquire3Clients measures grants per second with three clients,
+// each with its own connection and KV, contending for one ledger on an
 // in-process nats-server. The ledger starts with 1,000 grants spread over the last
 // hour, as under the default cap.
 //
 //   - acquire+release: each grant of one send is given back at once, so the ledger
 //     stays at 1,000 grants; every grant costs two compare-and-swap writes.
 //   - acquire: grants only (the ledger grows by b.N grants).
-func BenchmarkKVBudgetAcquire3Clients(b *testing.B) {
+func BenchmarkKVAcquire3Clients(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		release bool
@@ -37,7 +37,7 @@ func BenchmarkKVBudgetAcquire3Clients(b *testing.B) {
 			ctx := context.Background()
 			var conflicts atomic.Int64
 			ledgerBytes := 0
-			budgets := make([]*KVBudget, 3)
+			budgets := make([]*KV, 3)
 			for i := range budgets {
 				nc, err := nats.Connect(srv.URL())
 				if err != nil {
@@ -54,12 +54,12 @@ func BenchmarkKVBudgetAcquire3Clients(b *testing.B) {
 				}
 				if i == 0 {
 					entry := prefillEntry(time.Now().UnixMilli(), 1000, time.Hour.Milliseconds())
-					if _, err := kv.Put(ctx, DefaultBudgetKey, entry); err != nil {
+					if _, err := kv.Put(ctx, DefaultKey, entry); err != nil {
 						b.Fatal(err)
 					}
 					ledgerBytes = len(entry)
 				}
-				budgets[i], err = NewKVBudget(benchKV{KeyValue: kv, conflicts: &conflicts}, 1<<20, time.Hour)
+				budgets[i], err = NewKV(benchKV{KeyValue: kv, conflicts: &conflicts}, 1<<20, time.Hour)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -111,11 +111,11 @@ func (k benchKV) Update(ctx context.Context, key string, value []byte, rev uint6
 	return r, err
 }
 
-// BenchmarkKVBudgetCapCost measures one grant and its release (two reads and two
+// BenchmarkKVCapCost measures one grant and its release (two reads and two
 // compare-and-swap writes on an in-process nats-server, one client) with the
 // window full but for 10 slots, at caps of 10^3, 10^5 and 10^8 sends an hour: the
 // cost must not grow with the cap. entry-bytes is the ledger's size.
-func BenchmarkKVBudgetCapCost(b *testing.B) {
+func BenchmarkKVCapCost(b *testing.B) {
 	for _, c := range []int{1_000, 100_000, 100_000_000} {
 		b.Run(fmt.Sprintf("cap=%d", c), func(b *testing.B) {
 			srv, err := embedded.Start(embedded.Options{StoreDir: b.TempDir()})
@@ -138,10 +138,10 @@ func BenchmarkKVBudgetCapCost(b *testing.B) {
 				b.Fatal(err)
 			}
 			entry := prefillEntry(time.Now().UnixMilli(), c-10, time.Hour.Milliseconds())
-			if _, err := kv.Put(ctx, DefaultBudgetKey, entry); err != nil {
+			if _, err := kv.Put(ctx, DefaultKey, entry); err != nil {
 				b.Fatal(err)
 			}
-			bud, err := NewKVBudget(kv, c, time.Hour)
+			bud, err := NewKV(kv, c, time.Hour)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -156,7 +156,7 @@ func BenchmarkKVBudgetCapCost(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			e, err := kv.Get(ctx, DefaultBudgetKey)
+			e, err := kv.Get(ctx, DefaultKey)
 			if err != nil {
 				b.Fatal(err)
 			}

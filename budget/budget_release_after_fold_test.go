@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"context"
@@ -18,11 +18,11 @@ func TestReleaseAfterAFoldNeverFreesAnotherReplicasGrant(t *testing.T) {
 	real := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	const skew = 5 * time.Second
 	const window, margin = 10 * time.Second, 100 * time.Millisecond
-	ahead, _ := NewKVBudget(kv, 3, window, WithBudgetMargin(margin), WithBudgetClock(func() time.Time { return real.Add(skew) }))
-	right, _ := NewKVBudget(kv, 3, window, WithBudgetMargin(margin), WithBudgetClock(func() time.Time { return real }))
+	ahead, _ := NewKV(kv, 3, window, WithMargin(margin), WithClock(func() time.Time { return real.Add(skew) }))
+	right, _ := NewKV(kv, 3, window, WithMargin(margin), WithClock(func() time.Time { return real }))
 	start := real
 	var sends []time.Time // real times of the sends made
-	acquire := func(b *KVBudget, want int) {
+	acquire := func(b *KV, want int) {
 		t.Helper()
 		n, err := b.Acquire(ctx, want)
 		if err != nil {

@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"encoding/binary"
@@ -16,7 +16,7 @@ import (
 // Time is cut into slices of q milliseconds (window/1000 by default); slice k is
 // [k·q, (k+1)·q). The ledger holds, per slice, how many sends were granted in it.
 // A grant made at time t holds its slot while now < t+span, where span is the
-// window plus the margin (see KVBudget) plus one millisecond that makes up for
+// window plus the margin (see KV) plus one millisecond that makes up for
 // truncating the clock to milliseconds. The ledger does not know where in its
 // slice a grant was made, so it counts it as made at the slice's last millisecond:
 // slice k holds its grants while now < end(k) = (k+1)·q − 1 + span, one slice

@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"encoding/binary"

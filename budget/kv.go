@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// DefaultBudgetKey is the key of the ledger in the budget bucket.
-const DefaultBudgetKey = "window"
+// DefaultKey is the key of the ledger in the budget bucket.
+const DefaultKey = "window"
 
-// KVBudget is the global send budget of SPEC §6: at most max import requests in any
+// KV is the global send budget of SPEC §6: at most max import requests in any
 // sliding window, summed over every replica and surviving restarts, because the
 // state lives in one key of the JetStream KV bucket (ionix_budget), not in memory.
 //
@@ -27,7 +27,7 @@ const DefaultBudgetKey = "window"
 //
 // The key holds the ledger: how many sends were granted in each slice of time, a
 // slice being window/1,000 rounded down to a power of two of milliseconds
-// (WithBudgetSlice; powers of two, so that the slices of replicas configured with
+// (WithSlice; powers of two, so that the slices of replicas configured with
 // other windows nest), only the slices that can still hold a
 // slot (window.go). Acquire reads the entry, drops the slices that no longer hold a
 // slot, grants g = min(want, max − alive) in one block, adds g to the current
@@ -89,10 +89,10 @@ const DefaultBudgetKey = "window"
 // grants may have been made), and so is an entry of version 1, which held one
 // stamp per grant: an upgrade with a live entry does not over-grant.
 //
-// A KVBudget is safe for concurrent use. An undecodable entry is reported as an
+// A KV is safe for concurrent use. An undecodable entry is reported as an
 // error (never read as empty, which would over-grant); deleting the key resets the
 // budget.
-type KVBudget struct {
+type KV struct {
 	kv     jetstream.KeyValue
 	key    string
 	max    int
@@ -115,54 +115,54 @@ type KVBudget struct {
 	folds uint64
 }
 
-var _ GrantBudget = (*KVBudget)(nil)
+var _ Granter = (*KV)(nil)
 
-// KVBudgetOption configures a KVBudget.
-type KVBudgetOption func(*KVBudget)
+// Option configures a KV.
+type Option func(*KV)
 
-// WithBudgetClock sets the clock (default time.Now).
-func WithBudgetClock(now func() time.Time) KVBudgetOption {
-	return func(b *KVBudget) { b.now = now }
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(b *KV) { b.now = now }
 }
 
-// WithBudgetLogger sets the logger (default zerolog.Nop()).
-func WithBudgetLogger(l zerolog.Logger) KVBudgetOption {
-	return func(b *KVBudget) { b.log = l }
+// WithLogger sets the logger (default zerolog.Nop()).
+func WithLogger(l zerolog.Logger) Option {
+	return func(b *KV) { b.log = l }
 }
 
-// WithBudgetKey sets the key of the ledger in the bucket (default DefaultBudgetKey).
-func WithBudgetKey(key string) KVBudgetOption {
-	return func(b *KVBudget) { b.key = key }
+// WithKey sets the key of the ledger in the bucket (default DefaultKey).
+func WithKey(key string) Option {
+	return func(b *KV) { b.key = key }
 }
 
-// WithBudgetMargin sets how long past the window a grant keeps its slot (default
+// WithMargin sets how long past the window a grant keeps its slot (default
 // window/100): it must cover the delay from a grant to its request reaching
 // ServiceNow plus the clock skew between replicas.
-func WithBudgetMargin(d time.Duration) KVBudgetOption {
-	return func(b *KVBudget) { b.margin = d }
+func WithMargin(d time.Duration) Option {
+	return func(b *KV) { b.margin = d }
 }
 
-// WithBudgetPoll sets the longest a blocked Acquire sleeps before reading the ledger
+// WithPoll sets the longest a blocked Acquire sleeps before reading the ledger
 // again to notice grants released by other replicas (default window/20, between
 // 20ms and 1s).
-func WithBudgetPoll(d time.Duration) KVBudgetOption {
-	return func(b *KVBudget) { b.poll = d }
+func WithPoll(d time.Duration) Option {
+	return func(b *KV) { b.poll = d }
 }
 
 // maxWindow bounds the window, far above any real one, so that the window plus its
 // margin cannot overflow.
 const maxWindow = 100 * 365 * 24 * time.Hour
 
-// WithBudgetSlice sets the resolution of the ledger: grants are counted per slice
+// WithSlice sets the resolution of the ledger: grants are counted per slice
 // of this length (default window/1,000, at least 1ms; rounded down to whole ms).
 // A grant holds its slot up to one slice longer than window + margin; the entry
 // and the cost of a grant grow with (window + 2·margin)/slice.
-func WithBudgetSlice(d time.Duration) KVBudgetOption {
-	return func(b *KVBudget) { b.slice = d }
+func WithSlice(d time.Duration) Option {
+	return func(b *KV) { b.slice = d }
 }
 
-// NewKVBudget returns a budget of at most limit sends in any window, kept in kv.
-func NewKVBudget(kv jetstream.KeyValue, limit int, window time.Duration, opts ...KVBudgetOption) (*KVBudget, error) {
+// NewKV returns a budget of at most limit sends in any window, kept in kv.
+func NewKV(kv jetstream.KeyValue, limit int, window time.Duration, opts ...Option) (*KV, error) {
 	if kv == nil {
 		return nil, errors.New("budget: no key-value bucket")
 	}
@@ -172,8 +172,8 @@ func NewKVBudget(kv jetstream.KeyValue, limit int, window time.Duration, opts ..
 	if window < time.Millisecond || window > maxWindow {
 		return nil, fmt.Errorf("budget: window %s, want at least 1ms and at most %s", window, maxWindow)
 	}
-	b := &KVBudget{
-		kv: kv, key: DefaultBudgetKey, max: limit, window: window, margin: -1,
+	b := &KV{
+		kv: kv, key: DefaultKey, max: limit, window: window, margin: -1,
 		now: time.Now, log: zerolog.Nop(),
 	}
 	for _, o := range opts {
@@ -203,7 +203,7 @@ func NewKVBudget(kv jetstream.KeyValue, limit int, window time.Duration, opts ..
 
 // Acquire blocks until at least one send is granted and returns how many, at most
 // want.
-func (b *KVBudget) Acquire(ctx context.Context, want int) (int, error) {
+func (b *KV) Acquire(ctx context.Context, want int) (int, error) {
 	g, err := b.AcquireGrant(ctx, want)
 	return g.N, err
 }
@@ -213,7 +213,7 @@ const storeTimeout = 5 * time.Second
 
 // AcquireGrant is Acquire returning the grant, for ReleaseGrant: N sends counted in
 // the slice that holds At.
-func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
+func (b *KV) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 	if want <= 0 {
 		return Grant{}, ctx.Err()
 	}
@@ -266,18 +266,18 @@ func (b *KVBudget) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 // newest one (a worker of an earlier fetch giving back while a later fetch holds
 // grants), the grant removed is newer than the one left, which then expires early
 // by the difference; the margin must cover that too. ReleaseGrant is exact.
-func (b *KVBudget) Release(ctx context.Context, n int) error {
+func (b *KV) Release(ctx context.Context, n int) error {
 	return b.release(ctx, n, nil)
 }
 
 // ReleaseGrant gives back n unused sends of g, exactly from the slice they were
 // counted in. Grants that have already expired are not given back twice.
-func (b *KVBudget) ReleaseGrant(ctx context.Context, g Grant, n int) error {
+func (b *KV) ReleaseGrant(ctx context.Context, g Grant, n int) error {
 	k := b.w.slice(g.At.UnixMilli())
 	return b.release(ctx, min(n, g.N), &k)
 }
 
-func (b *KVBudget) release(ctx context.Context, n int, slice *int64) error {
+func (b *KV) release(ctx context.Context, n int, slice *int64) error {
 	if n <= 0 {
 		return nil
 	}
@@ -318,14 +318,14 @@ func (b *KVBudget) release(ctx context.Context, n int, slice *int64) error {
 // pick chooses up to n of this process's grants that are in the live ledger l, as
 // counts per slice: newest first, or only those of *slice.
 // forgetIfFolded forgets this process's grants when the entry was folded since they
-// were counted (see KVBudget.folds). b.mu must be held.
-func (b *KVBudget) forgetIfFolded(folds uint64) {
+// were counted (see KV.folds). b.mu must be held.
+func (b *KV) forgetIfFolded(folds uint64) {
 	if folds != b.folds {
 		b.mine, b.folds = nil, folds
 	}
 }
 
-func (b *KVBudget) pick(l ledger, now, n int64, slice *int64, folds uint64) []slot {
+func (b *KV) pick(l ledger, now, n int64, slice *int64, folds uint64) []slot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.forgetIfFolded(folds)
@@ -345,7 +345,7 @@ func (b *KVBudget) pick(l ledger, now, n int64, slice *int64, folds uint64) []sl
 }
 
 // live drops expired slices and clamps future ones, logging a clock ahead.
-func (b *KVBudget) live(l ledger, now int64, folds uint64) (ledger, uint64) {
+func (b *KV) live(l ledger, now int64, folds uint64) (ledger, uint64) {
 	if last := b.warned.Load(); len(l) > 0 && l[len(l)-1].k > b.w.slice(now+b.w.future) && now-last >= 60_000 && b.warned.CompareAndSwap(last, now) {
 		b.log.Warn().Time("newest_slice", time.UnixMilli(l[len(l)-1].k*b.w.q)).Time("now", time.UnixMilli(now)).
 			Dur("margin", b.margin).Msg("budget ledger holds grants beyond the margin in the future: a replica's clock is ahead; counting them as made now+margin")
@@ -357,8 +357,8 @@ func (b *KVBudget) live(l ledger, now int64, folds uint64) (ledger, uint64) {
 	return l, folds
 }
 
-// BudgetState is the budget as seen now, for status and metrics.
-type BudgetState struct {
+// State is the budget as seen now, for status and metrics.
+type State struct {
 	Used          int       // grants still holding a slot (those of the last window + margin)
 	Limit         int       // max sends per window
 	WindowSeconds float64   // the window
@@ -372,16 +372,16 @@ type BudgetState struct {
 	FreesAt []time.Time
 }
 
-// MaxFreesAt bounds BudgetState.FreesAt, one time per used slot, so that reading
+// MaxFreesAt bounds State.FreesAt, one time per used slot, so that reading
 // the state of a budget with a cap of 10^8 does not allocate gigabytes.
 const MaxFreesAt = 1 << 16
 
 // Remaining is how many sends could be granted now.
-func (s BudgetState) Remaining() int { return max(s.Limit-s.Used, 0) }
+func (s State) Remaining() int { return max(s.Limit-s.Used, 0) }
 
 // MarshalJSON writes {"used","limit","window_seconds","next_free_at"} with
 // next_free_at in RFC 3339, the time of reading when a slot is free now.
-func (s BudgetState) MarshalJSON() ([]byte, error) {
+func (s State) MarshalJSON() ([]byte, error) {
 	next := s.NextFreeAt
 	if next.IsZero() {
 		next = s.At
@@ -395,16 +395,16 @@ func (s BudgetState) MarshalJSON() ([]byte, error) {
 }
 
 // State reads the budget without changing it.
-func (b *KVBudget) State(ctx context.Context) (BudgetState, error) {
+func (b *KV) State(ctx context.Context) (State, error) {
 	l, _, _, err := b.load(ctx)
 	if err != nil {
-		return BudgetState{}, err
+		return State{}, err
 	}
 	t := b.now()
 	now := t.UnixMilli()
 	l, _ = b.w.live(l, now)
 	used := l.total()
-	st := BudgetState{Used: int(used), Limit: b.max, WindowSeconds: b.window.Seconds(), At: t,
+	st := State{Used: int(used), Limit: b.max, WindowSeconds: b.window.Seconds(), At: t,
 		Hold: time.Duration(b.w.span+b.w.q-1) * time.Millisecond}
 	if used <= MaxFreesAt {
 		st.FreesAt = make([]time.Time, 0, used)
@@ -422,7 +422,7 @@ func (b *KVBudget) State(ctx context.Context) (BudgetState, error) {
 }
 
 // load reads the ledger and its revision (0 when the key does not exist).
-func (b *KVBudget) load(ctx context.Context) (l ledger, folds, rev uint64, err error) {
+func (b *KV) load(ctx context.Context) (l ledger, folds, rev uint64, err error) {
 	e, err := b.kv.Get(ctx, b.key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, 0, 0, nil
@@ -438,7 +438,7 @@ func (b *KVBudget) load(ctx context.Context) (l ledger, folds, rev uint64, err e
 }
 
 // store writes the ledger with compare-and-swap on rev (Create when rev is 0).
-func (b *KVBudget) store(ctx context.Context, l ledger, folds, rev uint64) error {
+func (b *KV) store(ctx context.Context, l ledger, folds, rev uint64) error {
 	var err error
 	if rev == 0 {
 		_, err = b.kv.Create(ctx, b.key, encodeLedger(l, b.w.q, folds))

@@ -1,4 +1,8 @@
-package consumer
+// Package budget caps the ServiceNow import requests of every replica together: at
+// most max in any sliding window (SPEC §6). A Budget grants sends; KV keeps the
+// count in one key of a JetStream KV bucket, shared through compare-and-swap and
+// surviving restarts; Unlimited is the cap switched off.
+package budget
 
 import (
 	"context"
@@ -16,19 +20,19 @@ type Budget interface {
 	Release(ctx context.Context, n int) error
 }
 
-// Grant is what one Acquire granted: N sends, counted from At (KVBudget counts
+// Grant is what one Acquire granted: N sends, counted from At (KV counts
 // them in the slice of its ledger that holds At).
 type Grant struct {
 	N  int
 	At time.Time
 }
 
-// GrantBudget is a Budget that tells its grants apart, so that unused sends are
+// Granter is a Budget that tells its grants apart, so that unused sends are
 // given back exactly: Release(n) alone cannot know which Acquire they came from,
 // and a sliding window must not give back a newer grant for an older one. A caller
 // that holds the Grant of each fetch should use these two instead of Acquire and
 // Release.
-type GrantBudget interface {
+type Granter interface {
 	Budget
 	// AcquireGrant is Acquire returning the grant.
 	AcquireGrant(ctx context.Context, want int) (Grant, error)
@@ -39,7 +43,7 @@ type GrantBudget interface {
 // Unlimited is a Budget that grants everything at once (the cap switched off).
 type Unlimited struct{}
 
-var _ GrantBudget = Unlimited{}
+var _ Granter = Unlimited{}
 
 // Acquire grants want.
 func (Unlimited) Acquire(ctx context.Context, want int) (int, error) {

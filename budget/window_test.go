@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"encoding/binary"
@@ -221,7 +221,7 @@ func TestWindowBoundaryInsideASlice(t *testing.T) {
 // TestWindowWithSkewAndDelay simulates replicas whose clocks disagree and requests
 // that reach ServiceNow some time after their grant: as long as skew spread plus
 // delay stay within the margin, no window of length W in true time holds more than
-// max requests (the bound documented on KVBudget).
+// max requests (the bound documented on KV).
 func TestWindowWithSkewAndDelay(t *testing.T) {
 	for _, tc := range []struct {
 		name          string

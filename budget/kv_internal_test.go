@@ -1,4 +1,4 @@
-package consumer
+package budget
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func TestKVBudgetForgetsExpiredGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	b, err := NewKVBudget(kv, 10, time.Second, WithBudgetClock(func() time.Time { return clock }))
+	b, err := NewKV(kv, 10, time.Second, WithClock(func() time.Time { return clock }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +58,10 @@ func TestKVBudgetReadsVersion1Entry(t *testing.T) {
 	now := clock.UnixMilli()
 	// 6 grants stamped by the old budget, the last 3 at the last ms of a slice.
 	old := []int64{now - 9_000, now - 9_000, now - 5_003, now - 1, now - 1, now - 1}
-	if _, err := kv.Put(ctx, DefaultBudgetKey, encodeStampsV1(old)); err != nil {
+	if _, err := kv.Put(ctx, DefaultKey, encodeStampsV1(old)); err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewKVBudget(kv, 8, window, WithBudgetMargin(margin), WithBudgetClock(func() time.Time { return clock }))
+	b, err := NewKV(kv, 8, window, WithMargin(margin), WithClock(func() time.Time { return clock }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestKVBudgetReadsVersion1Entry(t *testing.T) {
 	if n, err := b.Acquire(ctx, 5); err != nil || n != 3 {
 		t.Fatalf("Acquire(5) 1ms before the newest old stamps expire = %d, %v; want 3", n, err)
 	}
-	e, err := kv.Get(ctx, DefaultBudgetKey)
+	e, err := kv.Get(ctx, DefaultKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestKVBudgetReadsVersion1Entry(t *testing.T) {
 }
 
 // memKV is an in-memory key-value bucket with compare-and-swap: enough of
-// jetstream.KeyValue for KVBudget, so that the property test below runs thousands
+// jetstream.KeyValue for KV, so that the property test below runs thousands
 // of operations in well under a second.
 type memKV struct {
 	jetstream.KeyValue
@@ -167,7 +167,7 @@ type simGrant struct {
 }
 
 // TestKVBudgetReplicasAgainstBruteForce is the property test of the budget as
-// deployed: several replicas, each its own KVBudget, share one bucket and one clock
+// deployed: several replicas, each its own KV, share one bucket and one clock
 // and make random grants and releases (ReleaseGrant of part of a random earlier
 // grant, Release(n)) at random times, some starting over a live entry of version 1.
 // After every operation the used count is checked against a brute-force count of
@@ -211,17 +211,17 @@ func runReplicas(t *testing.T, seed uint64, maxN int, window, margin time.Durati
 			old[i] = clock.UnixMilli() - rng.Int64N(span)
 		}
 		slices.Sort(old)
-		if _, err := kv.Put(ctx, DefaultBudgetKey, encodeStampsV1(old)); err != nil {
+		if _, err := kv.Put(ctx, DefaultKey, encodeStampsV1(old)); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range old {
 			grants = append(grants, &simGrant{replica: -1, at: s, count: 1})
 		}
 	}
-	budgets := make([]*KVBudget, len(sl))
+	budgets := make([]*KV, len(sl))
 	for i := range budgets {
 		var err error
-		budgets[i], err = NewKVBudget(kv, maxN, window, WithBudgetClock(now), WithBudgetMargin(margin), WithBudgetSlice(sl[i]))
+		budgets[i], err = NewKV(kv, maxN, window, WithClock(now), WithMargin(margin), WithSlice(sl[i]))
 		if err != nil {
 			t.Fatal(err)
 		}

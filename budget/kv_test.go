@@ -1,9 +1,10 @@
-package consumer_test
+package budget_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"math/rand/v2"
 	"net/url"
 	"slices"
@@ -16,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/topology"
 )
@@ -51,9 +52,9 @@ func budgetBucket(t testing.TB, url string, opts ...nats.Option) jetstream.KeyVa
 	return kv
 }
 
-func newBudget(t testing.TB, kv jetstream.KeyValue, limit int, window time.Duration, opts ...consumer.KVBudgetOption) *consumer.KVBudget {
+func newBudget(t testing.TB, kv jetstream.KeyValue, limit int, window time.Duration, opts ...budget.Option) *budget.KV {
 	t.Helper()
-	b, err := consumer.NewKVBudget(kv, limit, window, opts...)
+	b, err := budget.NewKV(kv, limit, window, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,19 +105,7 @@ func (c conflictCounter) Create(ctx context.Context, key string, value []byte, o
 	return r, err
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func mustState(t *testing.T, b *consumer.KVBudget) consumer.BudgetState {
+func mustState(t *testing.T, b *budget.KV) budget.State {
 	t.Helper()
 	st, err := b.State(context.Background())
 	if err != nil {
@@ -132,9 +121,9 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		run  func(t *testing.T, b *consumer.KVBudget, clock *fakeClock)
+		run  func(t *testing.T, b *budget.KV, clock *fakeClock)
 	}{
-		{"grants up to the limit, then blocks until ctx ends", func(t *testing.T, b *consumer.KVBudget, clock *fakeClock) {
+		{"grants up to the limit, then blocks until ctx ends", func(t *testing.T, b *budget.KV, clock *fakeClock) {
 			if n, err := b.Acquire(ctx, 3); err != nil || n != 3 {
 				t.Fatalf("Acquire(3) = %d, %v", n, err)
 			}
@@ -154,7 +143,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("Acquire on a full budget = %d, %v; want it to block until the deadline", n, err)
 			}
 		}},
-		{"a true sliding window, not fixed buckets", func(t *testing.T, b *consumer.KVBudget, clock *fakeClock) {
+		{"a true sliding window, not fixed buckets", func(t *testing.T, b *budget.KV, clock *fakeClock) {
 			if n, _ := b.Acquire(ctx, 2); n != 2 {
 				t.Fatalf("granted %d, want 2", n)
 			}
@@ -180,7 +169,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("state = %+v, want 2 used and a free slot", st)
 			}
 		}},
-		{"release gives back unused grants", func(t *testing.T, b *consumer.KVBudget, clock *fakeClock) {
+		{"release gives back unused grants", func(t *testing.T, b *budget.KV, clock *fakeClock) {
 			g, err := b.AcquireGrant(ctx, 4)
 			if err != nil || g.N != 4 {
 				t.Fatalf("AcquireGrant = %+v, %v", g, err)
@@ -208,7 +197,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("used %d, want 0", st.Used)
 			}
 		}},
-		{"a grant that expired is not given back twice", func(t *testing.T, b *consumer.KVBudget, clock *fakeClock) {
+		{"a grant that expired is not given back twice", func(t *testing.T, b *budget.KV, clock *fakeClock) {
 			old, _ := b.AcquireGrant(ctx, 2)
 			clock.Advance(window + margin + slice)
 			if n, _ := b.Acquire(ctx, 5); n != 5 {
@@ -221,9 +210,9 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("used %d after releasing an expired grant, want 5", st.Used)
 			}
 		}},
-		{"only this process's grants are released", func(t *testing.T, b *consumer.KVBudget, clock *fakeClock) {
-			other := newBudget(t, b2kv(t, srv), 5, window, consumer.WithBudgetMargin(margin),
-				consumer.WithBudgetClock(clock.Now), consumer.WithBudgetKey(budgetKey(t)))
+		{"only this process's grants are released", func(t *testing.T, b *budget.KV, clock *fakeClock) {
+			other := newBudget(t, b2kv(t, srv), 5, window, budget.WithMargin(margin),
+				budget.WithClock(clock.Now), budget.WithKey(budgetKey(t)))
 			if n, _ := other.Acquire(ctx, 3); n != 3 {
 				t.Fatalf("granted %d, want 3", n)
 			}
@@ -238,7 +227,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
 			b := newBudget(t, budgetBucket(t, srv.URL()), 5, window,
-				consumer.WithBudgetMargin(margin), consumer.WithBudgetClock(clock.Now), consumer.WithBudgetKey(budgetKey(t)))
+				budget.WithMargin(margin), budget.WithClock(clock.Now), budget.WithKey(budgetKey(t)))
 			tc.run(t, b, clock)
 		})
 	}
@@ -293,11 +282,11 @@ func TestKVBudgetContention(t *testing.T) {
 				errs   = make(chan error, tc.clients)
 				bucket = budgetKey(t)
 			)
-			budgets := make([]*consumer.KVBudget, tc.clients)
+			budgets := make([]*budget.KV, tc.clients)
 			for i := range budgets {
 				kv := conflictCounter{KeyValue: budgetBucket(t, srv.URL()), n: &conflicts}
-				budgets[i] = newBudget(t, kv, tc.limit, tc.window, consumer.WithBudgetMargin(0),
-					consumer.WithBudgetClock(now), consumer.WithBudgetKey(bucket), consumer.WithBudgetPoll(20*time.Millisecond))
+				budgets[i] = newBudget(t, kv, tc.limit, tc.window, budget.WithMargin(0),
+					budget.WithClock(now), budget.WithKey(bucket), budget.WithPoll(20*time.Millisecond))
 			}
 			for i, b := range budgets {
 				wg.Add(1)
@@ -331,7 +320,7 @@ func TestKVBudgetContention(t *testing.T) {
 				}()
 			}
 			if tc.run == 0 {
-				eventually(t, 20*time.Second, "the cap to be reached", func() bool { return total.Load() >= int64(tc.limit) })
+				testkit.WaitFor(t, 20*time.Second, "the cap to be reached", func() bool { return total.Load() >= int64(tc.limit) })
 				cancel()
 			}
 			wg.Wait()
@@ -371,12 +360,12 @@ func TestKVBudgetContention(t *testing.T) {
 func TestKVBudgetStateSurvivesRestarts(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		restart func(t *testing.T, srv **embedded.Server, dir string) *consumer.KVBudget
+		restart func(t *testing.T, srv **embedded.Server, dir string) *budget.KV
 	}{
-		{"a new budget over the same bucket", func(t *testing.T, srv **embedded.Server, dir string) *consumer.KVBudget {
+		{"a new budget over the same bucket", func(t *testing.T, srv **embedded.Server, dir string) *budget.KV {
 			return newBudget(t, budgetBucket(t, (*srv).URL()), 10, time.Hour)
 		}},
-		{"nats-server stopped and started on the same store", func(t *testing.T, srv **embedded.Server, dir string) *consumer.KVBudget {
+		{"nats-server stopped and started on the same store", func(t *testing.T, srv **embedded.Server, dir string) *budget.KV {
 			u, err := url.Parse((*srv).URL())
 			if err != nil {
 				t.Fatal(err)
@@ -402,8 +391,8 @@ func TestKVBudgetStateSurvivesRestarts(t *testing.T) {
 			if n, err := again.Acquire(ctx, 10); err != nil || n != 3 {
 				t.Fatalf("Acquire after the restart = %d, %v; want the 3 left", n, err)
 			}
-			var st consumer.BudgetState
-			eventually(t, 10*time.Second, "the first budget to read the ledger again", func() bool {
+			var st budget.State
+			testkit.WaitFor(t, 10*time.Second, "the first budget to read the ledger again", func() bool {
 				var err error
 				st, err = first.State(ctx)
 				return err == nil
@@ -420,7 +409,7 @@ func TestKVBudgetCorruptLedgerIsAnError(t *testing.T) {
 	kv := budgetBucket(t, srv.URL())
 	b := newBudget(t, kv, 5, time.Minute)
 	ctx := context.Background()
-	if _, err := kv.Put(ctx, consumer.DefaultBudgetKey, []byte{9, 9, 9}); err != nil {
+	if _, err := kv.Put(ctx, budget.DefaultKey, []byte{9, 9, 9}); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -431,7 +420,7 @@ func TestKVBudgetCorruptLedgerIsAnError(t *testing.T) {
 	if _, err := b.State(ctx); err == nil {
 		t.Fatal("State over a corrupt ledger did not fail")
 	}
-	if err := kv.Delete(ctx, consumer.DefaultBudgetKey); err != nil {
+	if err := kv.Delete(ctx, budget.DefaultKey); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := b.Acquire(ctx, 2); err != nil || n != 2 {
@@ -446,8 +435,8 @@ func TestKVBudgetClockAhead(t *testing.T) {
 	clock := newFakeClock()
 	ahead := &fakeClock{t: clock.Now().Add(time.Hour)}
 	const window, margin = time.Minute, time.Second
-	opts := func(c *fakeClock) []consumer.KVBudgetOption {
-		return []consumer.KVBudgetOption{consumer.WithBudgetClock(c.Now), consumer.WithBudgetMargin(margin)}
+	opts := func(c *fakeClock) []budget.Option {
+		return []budget.Option{budget.WithClock(c.Now), budget.WithMargin(margin)}
 	}
 	skewed := newBudget(t, budgetBucket(t, srv.URL()), 3, window, opts(ahead)...)
 	b := newBudget(t, budgetBucket(t, srv.URL()), 3, window, opts(clock)...)
@@ -465,12 +454,12 @@ func TestBudgetStateJSON(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name string
-		st   consumer.BudgetState
+		st   budget.State
 		want string
 	}{
-		{"full", consumer.BudgetState{Used: 1000, Limit: 1000, WindowSeconds: 3600, NextFreeAt: at.Add(90 * time.Second), At: at},
+		{"full", budget.State{Used: 1000, Limit: 1000, WindowSeconds: 3600, NextFreeAt: at.Add(90 * time.Second), At: at},
 			`{"used":1000,"limit":1000,"window_seconds":3600,"next_free_at":"2026-03-01T12:01:30Z"}`},
-		{"free now", consumer.BudgetState{Used: 3, Limit: 1000, WindowSeconds: 3600, At: at},
+		{"free now", budget.State{Used: 3, Limit: 1000, WindowSeconds: 3600, At: at},
 			`{"used":3,"limit":1000,"window_seconds":3600,"next_free_at":"2026-03-01T12:00:00Z"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -493,15 +482,15 @@ func TestNewKVBudgetRejectsBadArguments(t *testing.T) {
 		kv     jetstream.KeyValue
 		limit  int
 		window time.Duration
-		opts   []consumer.KVBudgetOption
+		opts   []budget.Option
 	}{
 		{"no bucket", nil, 10, time.Hour, nil},
 		{"zero limit", kv, 0, time.Hour, nil},
 		{"zero window", kv, 10, 0, nil},
-		{"invalid key", kv, 10, time.Hour, []consumer.KVBudgetOption{consumer.WithBudgetKey("a b")}},
+		{"invalid key", kv, 10, time.Hour, []budget.Option{budget.WithKey("a b")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := consumer.NewKVBudget(tc.kv, tc.limit, tc.window, tc.opts...); err == nil {
+			if _, err := budget.NewKV(tc.kv, tc.limit, tc.window, tc.opts...); err == nil {
 				t.Fatal("no error")
 			}
 		})
