@@ -38,6 +38,11 @@ type Granter interface {
 	AcquireGrant(ctx context.Context, want int) (Grant, error)
 	// ReleaseGrant gives back n unused sends of g.
 	ReleaseGrant(ctx context.Context, g Grant, n int) error
+	// Fresh reports whether a send of g started now is still within the delay the
+	// budget allows between a grant and its request: a send held longer (a message
+	// pulled ahead, waiting for a worker) gives its grant back and takes a fresh
+	// one, or a window could hold more than the cap.
+	Fresh(g Grant) bool
 }
 
 // Unlimited is a Budget that grants everything at once (the cap switched off).
@@ -64,3 +69,6 @@ func (u Unlimited) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 
 // ReleaseGrant does nothing.
 func (Unlimited) ReleaseGrant(context.Context, Grant, int) error { return nil }
+
+// Fresh is always true: there is no window to exceed.
+func (Unlimited) Fresh(Grant) bool { return true }

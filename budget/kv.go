@@ -44,7 +44,8 @@ const DefaultKey = "window"
 //
 // A grant holds its slot for window + margin. The margin absorbs what a ledger of
 // grant times cannot see: the delay between a grant and its request reaching
-// ServiceNow (the fetch, up to FetchWait when messages trickle in; handling; a token
+// ServiceNow (the fetch, up to FetchWait when messages trickle in; the wait in the
+// consumer's reserve, which Fresh bounds to half the margin; handling; a token
 // refresh; the network) and the clock skew between replicas. The guarantee: if,
 // for every send, that delay plus the skew between the clocks of the replicas
 // involved stays within the margin, then no sliding window of the given length (as
@@ -259,6 +260,13 @@ func (b *KV) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 		b.mu.Unlock()
 		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q))}, nil
 	}
+}
+
+// Fresh reports whether a send of g started now leaves at least half the margin for
+// the request itself to reach ServiceNow (see the proof above: grant-to-request delay
+// plus clock skew must stay within the margin).
+func (b *KV) Fresh(g Grant) bool {
+	return b.now().Sub(g.At) < b.margin/2
 }
 
 // Release gives back n unused grants: the newest this process made that are still

@@ -127,6 +127,7 @@ type Consumer struct {
 	stream       atomic.Pointer[string]
 	streamStale  atomic.Bool
 	streamReadAt time.Time // pull loop only
+	pullEndedAt  time.Time // pull loop only
 	lastDelivery uint64    // the last consumer sequence fetched; pull loop only
 	// stopping is set when Run's context ends: messages returned from then on are
 	// returned with a confirmed nak (see nak).
@@ -206,7 +207,7 @@ func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) error {
 	body := fmt.Appendf(nil, `-NAK {"delay": %d}`, max(delay, time.Nanosecond).Nanoseconds())
 	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 	defer cancel()
-	if _, err := c.d.DeadLetters.js.Conn().RequestWithContext(ctx, msg.Reply(), body); err != nil {
+	if _, err := c.conn().RequestWithContext(ctx, msg.Reply(), body); err != nil {
 		return fmt.Errorf("nak not confirmed: %w", err)
 	}
 	return nil

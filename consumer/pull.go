@@ -39,6 +39,9 @@ type pulled struct {
 	probe     bool
 	stream    string // the stream instance it was fetched from (see streamID)
 	grant     budget.Grant
+	// unqueue stops marking it in progress while it waits in the reserve (a long
+	// wait must not let AckWait hand it to another replica).
+	unqueue func()
 }
 
 // lowWater is how many free places the pull loop waits for before it pulls again:
@@ -93,6 +96,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.stopping.Store(true)
 	close(queue)
+	// What no worker has started goes back to the stream now, not when a worker
+	// is free (that could take the whole drain timeout).
+	for p := range queue {
+		c.handlePulled(ctx, work, p)
+		giveSlots(room, 1)
+	}
 	c.drain(&wg, cancelWork)
 	return nil
 }
@@ -106,29 +115,85 @@ func (c *Consumer) work(ctx, work context.Context, queue <-chan pulled, room cha
 	}
 }
 
+// handlePulled hands one message to handle, or returns it to the stream unstarted
+// when the consumer is stopping or NATS is down; a send not made gives its grant back.
 func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
+	p.unqueue()
 	defer p.turn.done()
 	if ctx.Err() != nil {
-		c.stopping.Store(true)
-		if err := c.nak(p.msg, 0); err != nil {
-			c.d.Log.Warn().Err(err).Msg("nak failed at shutdown; the message is redelivered after AckWait")
-		}
-		c.releaseGrant(context.Background(), p.grant, 1)
+		c.stopping.Store(true) // the nak is confirmed (see nak)
+		c.returnUnstarted(p, true)
 		return
 	}
-	if c.disconnected() {
+	if !c.connected(ctx) {
 		// Its post could be neither recorded nor acknowledged: not made. The nak
 		// waits in the client's reconnect buffer; if it is lost, the message comes
-		// back after AckWait.
-		_ = c.nak(p.msg, 0)
-		c.releaseGrant(context.Background(), p.grant, 1)
+		// back after AckWait. The grant is not given back (that needs NATS too): it
+		// lapses with its slice.
+		c.returnUnstarted(p, false)
 		return
+	}
+	if !c.d.Budget.Fresh(p.grant) {
+		g, err := c.regrant(ctx, p)
+		if err != nil {
+			c.returnUnstarted(p, false)
+			return
+		}
+		p.grant = g
 	}
 	if !c.handle(work, p.msg, p.item, p.decodeErr, p.turn, p.probe, p.stream) {
 		// Not with work: cancelled at shutdown, it would keep the grant held until
 		// the window passes.
 		c.releaseGrant(context.Background(), p.grant, 1)
 	}
+}
+
+// returnUnstarted returns a message no post was started for, giving its grant back
+// when release is set.
+func (c *Consumer) returnUnstarted(p pulled, release bool) {
+	if err := c.nak(p.msg, 0); err != nil {
+		c.d.Log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
+	}
+	if release {
+		c.releaseGrant(context.Background(), p.grant, 1)
+	}
+}
+
+// regrant gives back the grant of a message that waited in the reserve longer than
+// the budget allows between a grant and its send, and takes a fresh one (waiting
+// for it if the window is full, the message kept in progress meanwhile).
+func (c *Consumer) regrant(ctx context.Context, p pulled) (budget.Grant, error) {
+	stop := c.keepAlive(p.msg)
+	defer stop()
+	c.releaseGrant(context.Background(), p.grant, 1)
+	return c.d.Budget.AcquireGrant(ctx, 1)
+}
+
+// reconnectWait bounds how long a worker waits for NATS to come back before it
+// returns the message in hand unstarted.
+const reconnectWait = 2 * time.Second
+
+// connected reports whether NATS is connected, waiting up to reconnectWait for a
+// reconnection.
+func (c *Consumer) connected(ctx context.Context) bool {
+	conn := c.conn()
+	if conn.Status() == nats.CONNECTED {
+		return true
+	}
+	ch := conn.StatusChanged(nats.CONNECTED)
+	defer conn.RemoveStatusListener(ch)
+	if conn.Status() == nats.CONNECTED { // reconnected before the listener was in place
+		return true
+	}
+	t := time.NewTimer(reconnectWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // pullOnce waits for room, asks the budget for as many sends, pulls at most that many
@@ -158,7 +223,10 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		return fmt.Errorf("budget: %w", err)
 	}
 	giveSlots(room, free-granted)
-	c.checkStream(ctx)
+	if err := c.checkStream(ctx); err != nil {
+		c.giveBack(room, grant, granted)
+		return err
+	}
 	stream := c.streamID() // the instance this pull's messages come from
 	fctx, cancel := context.WithTimeout(ctx, c.o.FetchWait)
 	defer cancel()
@@ -167,10 +235,22 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		c.giveBack(room, grant, granted)
 		return fmt.Errorf("fetch: %w", err)
 	}
+	defer func() { c.pullEndedAt = c.now() }()
 	got := 0
+	var unknown error // the stream instance went unreadable in this batch
 	for msg := range batch.Messages() {
 		got++
-		stream = c.noteDelivery(ctx, msg, stream)
+		if unknown == nil {
+			stream, unknown = c.noteDelivery(ctx, msg, stream)
+		}
+		if unknown != nil {
+			// Not queued: its event cannot be dated against the ledger.
+			if err := c.nak(msg, 0); err != nil {
+				c.d.Log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
+			}
+			c.giveBack(room, grant, 1)
+			continue
+		}
 		// Decoded here, in fetch order, so that posts of one item take their turns
 		// in stream order; an invalid item needs no turn (it is dead-lettered).
 		item, decodeErr := ionix.Decode(msg.Data())
@@ -178,13 +258,13 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		if decodeErr == nil {
 			t = c.locks.reserve(item.ID)
 		}
-		queue <- pulled{msg: msg, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream, grant: grant}
+		queue <- pulled{msg: msg, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream, grant: grant, unqueue: c.keepAlive(msg)}
 	}
 	c.giveBack(room, grant, granted-got)
 	if err := batch.Error(); err != nil && !isFetchEnd(err) {
 		return fmt.Errorf("fetch: %w", err)
 	}
-	return nil
+	return unknown
 }
 
 // takeRoom blocks for one free place, then takes every other free one; it keeps
@@ -239,10 +319,8 @@ func (c *Consumer) probeSlot(ctx context.Context, room chan struct{}) (int, erro
 	}
 }
 
-// disconnected reports whether the NATS connection is down (reconnecting).
-func (c *Consumer) disconnected() bool {
-	return c.d.DeadLetters.js.Conn().Status() != nats.CONNECTED
-}
+// conn is the NATS connection the consumer's messages come over.
+func (c *Consumer) conn() *nats.Conn { return c.d.DeadLetters.js.Conn() }
 
 func (c *Consumer) giveBack(room chan struct{}, g budget.Grant, n int) {
 	if n <= 0 {
