@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/ionix/ionixsnow/internal/testkit"
 	"math/rand/v2"
 	"net/url"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -61,27 +61,8 @@ func newBudget(t testing.TB, kv jetstream.KeyValue, limit int, window time.Durat
 	return b
 }
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clockStart is where the tests' clocks start.
+var clockStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // conflictCounter wraps a bucket and counts lost compare-and-swaps.
 type conflictCounter struct {
@@ -121,9 +102,9 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		run  func(t *testing.T, b *budget.KV, clock *fakeClock)
+		run  func(t *testing.T, b *budget.KV, clock *testkit.Clock)
 	}{
-		{"grants up to the limit, then blocks until ctx ends", func(t *testing.T, b *budget.KV, clock *fakeClock) {
+		{"grants up to the limit, then blocks until ctx ends", func(t *testing.T, b *budget.KV, clock *testkit.Clock) {
 			if n, err := b.Acquire(ctx, 3); err != nil || n != 3 {
 				t.Fatalf("Acquire(3) = %d, %v", n, err)
 			}
@@ -143,7 +124,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("Acquire on a full budget = %d, %v; want it to block until the deadline", n, err)
 			}
 		}},
-		{"a true sliding window, not fixed buckets", func(t *testing.T, b *budget.KV, clock *fakeClock) {
+		{"a true sliding window, not fixed buckets", func(t *testing.T, b *budget.KV, clock *testkit.Clock) {
 			if n, _ := b.Acquire(ctx, 2); n != 2 {
 				t.Fatalf("granted %d, want 2", n)
 			}
@@ -169,7 +150,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("state = %+v, want 2 used and a free slot", st)
 			}
 		}},
-		{"release gives back unused grants", func(t *testing.T, b *budget.KV, clock *fakeClock) {
+		{"release gives back unused grants", func(t *testing.T, b *budget.KV, clock *testkit.Clock) {
 			g, err := b.AcquireGrant(ctx, 4)
 			if err != nil || g.N != 4 {
 				t.Fatalf("AcquireGrant = %+v, %v", g, err)
@@ -197,7 +178,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("used %d, want 0", st.Used)
 			}
 		}},
-		{"a grant that expired is not given back twice", func(t *testing.T, b *budget.KV, clock *fakeClock) {
+		{"a grant that expired is not given back twice", func(t *testing.T, b *budget.KV, clock *testkit.Clock) {
 			old, _ := b.AcquireGrant(ctx, 2)
 			clock.Advance(window + margin + slice)
 			if n, _ := b.Acquire(ctx, 5); n != 5 {
@@ -210,7 +191,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 				t.Fatalf("used %d after releasing an expired grant, want 5", st.Used)
 			}
 		}},
-		{"only this process's grants are released", func(t *testing.T, b *budget.KV, clock *fakeClock) {
+		{"only this process's grants are released", func(t *testing.T, b *budget.KV, clock *testkit.Clock) {
 			other := newBudget(t, b2kv(t, srv), 5, window, budget.WithMargin(margin),
 				budget.WithClock(clock.Now), budget.WithKey(budgetKey(t)))
 			if n, _ := other.Acquire(ctx, 3); n != 3 {
@@ -225,7 +206,7 @@ func TestKVBudgetGrantsReleasesAndState(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock()
+			clock := testkit.NewClock(clockStart)
 			b := newBudget(t, budgetBucket(t, srv.URL()), 5, window,
 				budget.WithMargin(margin), budget.WithClock(clock.Now), budget.WithKey(budgetKey(t)))
 			tc.run(t, b, clock)
@@ -266,7 +247,7 @@ func TestKVBudgetContention(t *testing.T) {
 			var conflicts atomic.Int64
 			now := time.Now
 			if tc.run == 0 {
-				now = newFakeClock().Now
+				now = testkit.NewClock(clockStart).Now
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -432,10 +413,10 @@ func TestKVBudgetCorruptLedgerIsAnError(t *testing.T) {
 // budget for an hour: its stamps count as made at most a margin in the future.
 func TestKVBudgetClockAhead(t *testing.T) {
 	srv := budgetServer(t, t.TempDir(), "")
-	clock := newFakeClock()
-	ahead := &fakeClock{t: clock.Now().Add(time.Hour)}
+	clock := testkit.NewClock(clockStart)
+	ahead := testkit.NewClock(clock.Now().Add(time.Hour))
 	const window, margin = time.Minute, time.Second
-	opts := func(c *fakeClock) []budget.Option {
+	opts := func(c *testkit.Clock) []budget.Option {
 		return []budget.Option{budget.WithClock(c.Now), budget.WithMargin(margin)}
 	}
 	skewed := newBudget(t, budgetBucket(t, srv.URL()), 3, window, opts(ahead)...)

@@ -124,11 +124,12 @@ type Consumer struct {
 	instance string
 	// stream identifies the stream instance (Ticket.Stream, see stream.go); read
 	// again when it may have changed (streamStale) and every streamCheckEvery.
-	stream       atomic.Pointer[string]
-	streamStale  atomic.Bool
-	streamReadAt time.Time // pull loop only
-	pullEndedAt  time.Time // pull loop only
-	lastDelivery uint64    // the last consumer sequence fetched; pull loop only
+	stream        atomic.Pointer[string]
+	streamStale   atomic.Bool
+	streamReadAt  time.Time // pull loop only
+	pullEndedAt   time.Time // pull loop only
+	lastPullShort bool      // pull loop only
+	lastDelivery  uint64    // the last consumer sequence fetched; pull loop only
 	// stopping is set when Run's context ends: messages returned from then on are
 	// returned with a confirmed nak (see nak).
 	stopping atomic.Bool

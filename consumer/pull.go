@@ -216,6 +216,10 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 	if err != nil {
 		return err
 	}
+	if want := c.pullSize(free); want < free {
+		giveSlots(room, free-want)
+		free = want
+	}
 	grant, err := c.d.Budget.AcquireGrant(ctx, free)
 	granted := grant.N
 	if err != nil {
@@ -261,10 +265,22 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		queue <- pulled{msg: msg, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream, grant: grant, unqueue: c.keepAlive(msg)}
 	}
 	c.giveBack(room, grant, granted-got)
+	c.lastPullShort = got < granted
 	if err := batch.Error(); err != nil && !isFetchEnd(err) {
 		return fmt.Errorf("fetch: %w", err)
 	}
 	return unknown
+}
+
+// pullSize is how many messages the next pull asks for, with free places: all of
+// them while the stream keeps up; one after a pull that brought fewer than it asked
+// for (the stream had no more), so that an idle replica holds one grant while its
+// pull waits, not a reserve's worth. A new backlog costs one small pull.
+func (c *Consumer) pullSize(free int) int {
+	if c.lastPullShort {
+		return 1
+	}
+	return free
 }
 
 // takeRoom blocks for one free place, then takes every other free one; it keeps

@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/doctor"
 	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 	"github.com/ionix/ionixsnow/topology"
@@ -78,7 +79,7 @@ func startNATS(t *testing.T) *natsServers {
 	}
 	t.Cleanup(ns.noJS.Shutdown)
 
-	js := connect(t, ns.ready.URL())
+	js := natstest.Connect(t, ns.ready.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	def := config.Default().NATS
@@ -88,28 +89,14 @@ func startNATS(t *testing.T) *natsServers {
 	return &ns
 }
 
-func connect(t *testing.T, u string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 func (ns *natsServers) options(t *testing.T, m natsMode) (jetstream.JetStream, error) {
 	switch m {
 	case natsReady:
-		return connect(t, ns.ready.URL()), nil
+		return natstest.Connect(t, ns.ready.URL()), nil
 	case natsEmpty:
-		return connect(t, ns.empty.URL()), nil
+		return natstest.Connect(t, ns.empty.URL()), nil
 	case natsNoJetStr:
-		return connect(t, ns.noJS.ClientURL()), nil
+		return natstest.Connect(t, ns.noJS.ClientURL()), nil
 	}
 	return nil, errors.New("connect to NATS at nats://127.0.0.1:1: nats: no servers available for connection")
 }
@@ -612,7 +599,7 @@ func TestRunSecretsNeverShown(t *testing.T) {
 // doctor reach a plain http instance beyond loopback, as it lets consume; without
 // it doctor refuses the URL.
 func TestRunAllowsInsecureHTTPAsConsumeDoes(t *testing.T) {
-	host := nonLoopbackIP(t)
+	host := testkit.NonLoopbackIPv4(t)
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", host, err)
@@ -641,21 +628,4 @@ func TestRunAllowsInsecureHTTPAsConsumeDoes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// nonLoopbackIP returns an address of this machine that is not loopback, to
-// serve a plain http instance that loopback rules do not cover.
-func nonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this machine has no non-loopback IPv4 address")
-	return ""
 }

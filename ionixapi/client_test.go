@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/ionixapi"
 	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
@@ -134,7 +135,7 @@ func TestEachHeaders(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfg := ionixapi.Config{BaseURL: srv.URL + "/", Token: testToken, Account: testAccount}
-	if _, _, err := collect(t, newClient(t, cfg, &syncBuffer{}), ionixapi.Open); err != nil {
+	if _, _, err := collect(t, newClient(t, cfg, &testkit.Buffer{}), ionixapi.Open); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{
@@ -278,7 +279,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestBaseURL(t *testing.T) {
-	c := newClient(t, ionixapi.Config{BaseURL: "https://api.portal.ionix.io/", Token: "t", Account: "a"}, &syncBuffer{})
+	c := newClient(t, ionixapi.Config{BaseURL: "https://api.portal.ionix.io/", Token: "t", Account: "a"}, &testkit.Buffer{})
 	if got := c.BaseURL(); got != "https://api.portal.ionix.io" {
 		t.Errorf("BaseURL() = %q", got)
 	}

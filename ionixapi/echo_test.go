@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionixapi"
 )
 
@@ -93,7 +94,7 @@ func TestEchoedTokenNeverLeaks(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	cfg := ionixapi.Config{BaseURL: srv.URL, Token: echoToken, Account: testAccount, MaxAttempts: 2,
 		MaxBackoff: time.Nanosecond, HTTPClient: srv.Client()}
 	c := newClient(t, cfg, logs)
@@ -155,7 +156,7 @@ func TestShortTokenNotSpeltOut(t *testing.T) {
 		http.Error(w, "bad token: "+r.Header.Get("Authorization")+" (Authorization header)", http.StatusUnauthorized)
 	}))
 	defer srv.Close()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	_, _, err := collect(t, newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: "a", Account: testAccount}, logs), ionixapi.Open)
 	if err == nil {
 		t.Fatal("no error")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionixapi"
 	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
 )
@@ -289,7 +290,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusMovedPermanently)
 	}))
 	defer srv.Close()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount}, logs)
 	_, _, err := collect(t, c, ionixapi.Open)
 	ae := checkKind(t, err, ionixapi.ErrRequest)
@@ -338,7 +339,7 @@ func TestHTTPNextLinkReadOverTLS(t *testing.T) {
 	want := items(5)
 	sim2.SetOpen(want...)
 	c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount,
-		PageSize: 2, HTTPClient: srv.Client()}, &syncBuffer{})
+		PageSize: 2, HTTPClient: srv.Client()}, &testkit.Buffer{})
 	got, st, err := collect(t, c, ionixapi.Open)
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +410,7 @@ func TestLoopingServerRefused(t *testing.T) {
 				h(w, r)
 			}))
 			defer srv.Close()
-			c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount, PageSize: 10}, &syncBuffer{})
+			c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount, PageSize: 10}, &testkit.Buffer{})
 			_, _, err := collect(t, c, ionixapi.Open)
 			ae := checkKind(t, err, ionixapi.ErrProtocol)
 			if !strings.Contains(ae.Message, tt.problem) {
@@ -429,7 +430,7 @@ func TestOffsetsBoundedWhenServerIgnoresOffset(t *testing.T) {
 		pageJSON(w, 25, "", 10) // always the first page, no links
 	}))
 	defer srv.Close()
-	c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount, PageSize: 10}, &syncBuffer{})
+	c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount, PageSize: 10}, &testkit.Buffer{})
 	_, st, err := collect(t, c, ionixapi.Open)
 	if err != nil {
 		t.Fatal(err)

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionixapi"
 	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
 )
@@ -23,31 +23,13 @@ const (
 	testAccount = "acme-corp"
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // env is the emulator behind an httptest server and a log that records
 // everything down to trace level.
 type env struct {
 	t    *testing.T
 	sim  *ionixsim.Server
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *testkit.Buffer
 }
 
 func newEnv(t *testing.T, o ionixsim.Options) *env {
@@ -61,7 +43,7 @@ func newEnv(t *testing.T, o ionixsim.Options) *env {
 	sim := ionixsim.New(o)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	return &env{t: t, sim: sim, srv: srv, logs: &syncBuffer{}}
+	return &env{t: t, sim: sim, srv: srv, logs: &testkit.Buffer{}}
 }
 
 // config is a working configuration with fast retries.
@@ -80,7 +62,7 @@ func (e *env) client(cfg ionixapi.Config) *ionixapi.Client {
 	return newClient(e.t, cfg, e.logs)
 }
 
-func newClient(t *testing.T, cfg ionixapi.Config, logs *syncBuffer) *ionixapi.Client {
+func newClient(t *testing.T, cfg ionixapi.Config, logs *testkit.Buffer) *ionixapi.Client {
 	t.Helper()
 	c, err := ionixapi.New(cfg, zerolog.New(logs).Level(zerolog.TraceLevel))
 	if err != nil {

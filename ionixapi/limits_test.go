@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionixapi"
 	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
 )
@@ -54,7 +55,7 @@ func TestEndlessNextLinksCapped(t *testing.T) {
 			// Before the caps, the walk went on until this context ended.
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
-			logs := &syncBuffer{}
+			logs := &testkit.Buffer{}
 			items := 0
 			st, err := newClient(t, cfg, logs).Each(ctx, ionixapi.Open, func(json.RawMessage) error { items++; return nil })
 			if !errors.Is(err, ionixapi.ErrLimit) {
@@ -95,7 +96,7 @@ func TestListWithinCapsReadWhole(t *testing.T) {
 	srv, _ := endlessServer(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount, MaxPages: 1 << 30}, &syncBuffer{})
+	c := newClient(t, ionixapi.Config{BaseURL: srv.URL, Token: testToken, Account: testAccount, MaxPages: 1 << 30}, &testkit.Buffer{})
 	_, err = c.Each(ctx, ionixapi.Open, func(json.RawMessage) error { return nil })
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ionixapi.ErrLimit) {
 		t.Fatalf("error %v, want the caller's deadline and no ErrLimit", err)

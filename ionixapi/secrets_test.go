@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionixapi"
 	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
 )
@@ -64,7 +65,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	for _, mode := range []string{"text400", "json401", "json503", "html", "text200", "redirect", "foreign", "loop", "drop"} {
 		t.Run(mode, func(t *testing.T) {
 			cfg := ionixapi.Config{BaseURL: srv.URL + "/" + mode, Token: testToken, Account: testAccount,

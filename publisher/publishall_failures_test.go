@@ -1,7 +1,6 @@
 package publisher
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/topology"
 )
@@ -70,11 +70,11 @@ func TestPublishAllServerGoneMidRun(t *testing.T) {
 		srv.Shutdown()
 		close(in.open)
 	}()
-	var logs bytes.Buffer
+	var logs testkit.Buffer
 	start := time.Now()
 	res, err := New(js, "").PublishAll(context.Background(), in, ionix.EventOpened, &PublishAllOptions{
 		AckTimeout: 300 * time.Millisecond, Retries: 1, ProgressInterval: time.Millisecond,
-		Progress: progress, Log: zerolog.New(&syncWriter{w: &logs}),
+		Progress: progress, Log: zerolog.New(&logs),
 	})
 	if err == nil {
 		t.Fatalf("no error after the server went away; result %+v", res)
@@ -131,9 +131,9 @@ func TestPublishAllRefusedPublishIsNotRetried(t *testing.T) {
 	}
 	big := fmt.Sprintf(`{"id":"big","title":"Big","type":"DNS","urgency":5,"description":%q}`, strings.Repeat("x", 600))
 	input := validPKI + "\n" + big + "\n" + validNetwork + "\n"
-	var logs bytes.Buffer
+	var logs testkit.Buffer
 	res, err := New(js, "").PublishAll(context.Background(), strings.NewReader(input), ionix.EventOpened,
-		&PublishAllOptions{MaxInFlight: 1, Log: zerolog.New(&syncWriter{w: &logs})})
+		&PublishAllOptions{MaxInFlight: 1, Log: zerolog.New(&logs)})
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("err = %v, want the stream's refusal of line 2", err)
@@ -141,7 +141,7 @@ func TestPublishAllRefusedPublishIsNotRetried(t *testing.T) {
 	if res.Published != 1 || res.Unconfirmed != 1 {
 		t.Errorf("result = %+v, want 1 published before the refusal, 1 unconfirmed", res)
 	}
-	if logs.Len() > 0 {
+	if logs.String() != "" {
 		t.Errorf("a refusal was retried:\n%s", logs.String())
 	}
 }
@@ -176,9 +176,9 @@ func TestPublishAllRetriesUntilTheStreamAnswers(t *testing.T) {
 func TestPublishAllGivesUpWithoutAStream(t *testing.T) {
 	srv := natstest.Start(t)
 	js := natstest.Connect(t, srv.URL())
-	var logs bytes.Buffer
+	var logs testkit.Buffer
 	res, err := New(js, "").PublishAll(context.Background(), strings.NewReader(validPKI+"\n"), ionix.EventOpened,
-		&PublishAllOptions{Retries: 1, Log: zerolog.New(&syncWriter{w: &logs})})
+		&PublishAllOptions{Retries: 1, Log: zerolog.New(&logs)})
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("err = %v, want no stream response", err)
 	}
@@ -220,15 +220,3 @@ func TestPublishAllUnreadableInput(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-// syncWriter serialises writes from the collector and the test.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}

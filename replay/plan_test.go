@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/replay"
 )
 
@@ -18,7 +19,7 @@ func TestResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "the clock to pass the first batch", func() bool { return time.Now().After(last.Time) })
+	testkit.WaitFor(t, time.Second, "the clock to pass the first batch", func() bool { return time.Now().After(last.Time) })
 	pki := items(5)[3:]
 	for i := range pki {
 		pki[i].Type = "PKI"

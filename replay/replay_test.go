@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ func (r *rig) deliverWith(t *testing.T, o consumer.Options, done func() bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() { stopped <- c.Run(ctx) }()
-	waitFor(t, 20*time.Second, "the items delivered", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the items delivered", func() bool {
 		info, err := r.topo.Consumer.Info(context.Background())
 		return done() && err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
@@ -119,17 +120,6 @@ func (r *rig) replay(t *testing.T, ctx context.Context, rg replay.Range, o repla
 	}
 	o.ProgressEvery = 100 * time.Millisecond
 	return replay.Run(ctx, r.js, r.topo.Names.Stream, plan, o)
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func items(n int) []ionix.ActionItem {

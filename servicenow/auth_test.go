@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
@@ -179,7 +180,7 @@ func TestRenewBeforeExpiry(t *testing.T) {
 
 func TestReauthenticateOn401(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
-	c := e.client(e.config(), WithClock(newClock().Now)) // the client's clock stands still
+	c := e.client(e.config(), WithClock(testkit.NewClock(clockStart).Now)) // the client's clock stands still
 	if _, err := c.Import(t.Context(), record("ionix:1")); err != nil {
 		t.Fatal(err)
 	}

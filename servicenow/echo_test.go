@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/internal/testkit"
 )
 
 // Secrets of the echo tests: distinct, with characters that escaping changes.
@@ -177,7 +179,7 @@ func (f fragments) find(text string) (string, string) {
 func TestEchoedSecretsNeverLeak(t *testing.T) {
 	t.Parallel() // thousands of requests: not beside the tests that time requests
 	es := newEchoServer(t)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	log := zerolog.New(logs).Level(zerolog.TraceLevel)
 	cfg := Config{InstanceURL: es.srv.URL, ClientID: "ionix", ClientSecret: echoClientSecret,
 		Username: "ionix", Password: echoPassword, RefreshToken: echoRefreshToken}
@@ -259,7 +261,7 @@ func TestShortSecretsNotSpeltOut(t *testing.T) {
 		http.Error(w, "refused: "+r.PostForm.Encode(), http.StatusUnauthorized)
 	}))
 	defer srv.Close()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	c, err := New(Config{InstanceURL: srv.URL, ClientID: "ionix", ClientSecret: "b", Username: "ionix", Password: "a"},
 		zerolog.New(logs))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
@@ -140,7 +141,7 @@ func TestTokenExpiryMidRun(t *testing.T) {
 			e := newEnv(t, emulator.Options{AccessTokenTTL: 2 * time.Minute})
 			clk := e.clock.Now
 			if !clientKnows {
-				clk = newClock().Now // the client learns of the expiry from a 401
+				clk = testkit.NewClock(clockStart).Now // the client learns of the expiry from a 401
 			}
 			c := e.client(e.config(), WithClock(clk))
 			batch := func(n int) {

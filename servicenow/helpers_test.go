@@ -1,7 +1,6 @@
 package servicenow
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
@@ -21,43 +21,8 @@ const (
 	testPassword     = "pa55-W0RD-value"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// clockStart is where the tests' clocks start.
+var clockStart = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
 // env is the emulator behind an httptest server, with a spy that notes
 // every token it issues (to check that none leaks) and an optional stub
@@ -66,8 +31,8 @@ type env struct {
 	t     *testing.T
 	emu   *emulator.Server
 	ts    *httptest.Server
-	clock *clock // the emulator's clock
-	logs  *syncBuffer
+	clock *testkit.Clock // the emulator's clock
+	logs  *testkit.Buffer
 
 	mu     sync.Mutex
 	issued []string // access and refresh tokens the emulator issued
@@ -76,7 +41,7 @@ type env struct {
 
 func newEnv(t *testing.T, o emulator.Options) *env {
 	t.Helper()
-	e := &env{t: t, clock: newClock(), logs: &syncBuffer{}}
+	e := &env{t: t, clock: testkit.NewClock(clockStart), logs: &testkit.Buffer{}}
 	if o.ClientSecret == "" {
 		o.ClientSecret = testClientSecret
 	}

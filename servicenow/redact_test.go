@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
@@ -47,7 +48,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		note(err)
 		e.clock.Advance(29*time.Minute + 30*time.Second)
 	}
-	c2 := e.client(e.config(), WithClock(newClock().Now))
+	c2 := e.client(e.config(), WithClock(testkit.NewClock(clockStart).Now))
 	_, err = c2.Import(ctx, record("ionix:x"))
 	note(err)
 	e.clock.Advance(time.Hour)

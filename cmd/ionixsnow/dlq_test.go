@@ -16,6 +16,7 @@ import (
 
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -366,7 +367,7 @@ func TestDLQRetryAfterTheCauseIsFixedBecomesAnIncident(t *testing.T) {
 	if err := publishItem(ctx, publisher.New(r.js, ""), it); err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, 30*time.Second, "the rejected item to be dead-lettered", func() bool {
+	testkit.WaitForDiag(t, 30*time.Second, "the rejected item to be dead-lettered", func() bool {
 		return r.deadLetterCount() == 1 && r.consumerIdle()
 	}, diag)
 	if n := len(r.sim.Incidents()); n != 0 {
@@ -387,7 +388,7 @@ func TestDLQRetryAfterTheCauseIsFixedBecomesAnIncident(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "re-drove dead letter") {
 		t.Fatalf("dlq retry: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	waitCond(t, 30*time.Second, "the re-driven item to become an incident", func() bool {
+	testkit.WaitForDiag(t, 30*time.Second, "the re-driven item to become an incident", func() bool {
 		return len(r.sim.Incidents()) == 1 && r.consumerIdle()
 	}, diag)
 	f.stopAll()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ionix/ionixsnow/doctor"
 	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
@@ -150,7 +151,7 @@ func TestDoctorAcceptsWhatConsumeAccepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Stop)
-	host := nonLoopbackIPv4(t)
+	host := testkit.NonLoopbackIPv4(t)
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", host, err)
@@ -173,22 +174,6 @@ func TestDoctorAcceptsWhatConsumeAccepts(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("doctor refused a configuration consume runs with: exit %d; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-}
-
-// nonLoopbackIPv4 returns an IPv4 address of this machine other than loopback.
-func nonLoopbackIPv4(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this machine has no non-loopback IPv4 address")
-	return ""
 }
 
 // TestDoctorSendTestWithoutCoalesce: on an instance whose transform map does not

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ionix/ionixsnow/internal/testkit"
 )
 
 // fleet is a set of consume processes of which any can be killed and replaced.
@@ -60,7 +62,7 @@ func (f *fleet) kill9(i int) {
 func (f *fleet) waitConsuming() {
 	f.t.Helper()
 	for _, p := range f.procs {
-		waitCond(f.t, 20*time.Second, "consume to start", func() bool { return len(logLines(p, "consuming")) > 0 },
+		testkit.WaitForDiag(f.t, 20*time.Second, "consume to start", func() bool { return len(logLines(p, "consuming")) > 0 },
 			func() string { return tailLines(p.logs.String(), 20) })
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
@@ -92,11 +93,11 @@ func TestKill9ConsumersWhileItemsFlow(t *testing.T) {
 		return fmt.Sprintf("%d of %d incidents (missing: %s); %s; %d imports\n%s",
 			tl.incidents, nItems, firstFew(tl.lost, 10), r.consumerState(), r.sim.ImportCount(), f.logsTail(30))
 	}
-	waitCond(t, 30*time.Second, "every item to become an incident", func() bool {
+	testkit.WaitForDiag(t, 30*time.Second, "every item to become an incident", func() bool {
 		return len(r.sim.Incidents()) >= nItems
 	}, diag)
 	// Redeliveries of killed processes' messages settle after AckWait.
-	waitCond(t, 20*time.Second, "the consumer to settle every message", r.consumerIdle, diag)
+	testkit.WaitForDiag(t, 20*time.Second, "the consumer to settle every message", r.consumerIdle, diag)
 	f.replaceExited()
 	f.stopAll()
 

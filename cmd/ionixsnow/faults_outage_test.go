@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -50,7 +51,7 @@ func TestServiceNowOutageWithTwoProcesses(t *testing.T) {
 	}
 
 	publish(items[:nBefore])
-	waitCond(t, 20*time.Second, "the first items to become incidents", func() bool {
+	testkit.WaitForDiag(t, 20*time.Second, "the first items to become incidents", func() bool {
 		return len(r.sim.Incidents()) >= nBefore
 	}, diag)
 
@@ -63,22 +64,22 @@ func TestServiceNowOutageWithTwoProcesses(t *testing.T) {
 	outageEnd := r.sim.Config().Outage.Until
 	publish(items[nBefore:])
 	for _, p := range f.procs {
-		waitCond(t, outageFor, "both processes to pause sending", func() bool {
+		testkit.WaitForDiag(t, outageFor, "both processes to pause sending", func() bool {
 			return len(logLines(p, msgPaused)) > 0
 		}, diag)
 	}
-	waitCond(t, outageFor+5*time.Second, "the outage to end", func() bool {
+	testkit.WaitForDiag(t, outageFor+5*time.Second, "the outage to end", func() bool {
 		return r.sim.Config().Outage.Mode == emulator.OutageOff
 	}, diag)
-	waitCond(t, 20*time.Second, "every item to become an incident", func() bool {
+	testkit.WaitForDiag(t, 20*time.Second, "every item to become an incident", func() bool {
 		return len(r.sim.Incidents()) >= len(items)
 	}, diag)
 	for _, p := range f.procs {
-		waitCond(t, 5*time.Second, "both processes to log that sending resumed", func() bool {
+		testkit.WaitForDiag(t, 5*time.Second, "both processes to log that sending resumed", func() bool {
 			return len(logLines(p, msgResumed)) > 0
 		}, diag)
 	}
-	waitCond(t, 10*time.Second, "the consumer to settle every message", r.consumerIdle, diag)
+	testkit.WaitForDiag(t, 10*time.Second, "the consumer to settle every message", r.consumerIdle, diag)
 	f.stopAll()
 
 	tl := tallyIncidents(r.sim.Incidents(), items)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -78,10 +79,10 @@ func TestPoisonMessagesWithProcesses(t *testing.T) {
 		return fmt.Sprintf("%d incidents, %d dead letters; %s\n%s", len(r.sim.Incidents()), r.deadLetterCount(),
 			r.consumerState(), tailLines(p.logs.String(), 40))
 	}
-	waitCond(t, 30*time.Second, "the good items to become incidents and the poison to be dead-lettered", func() bool {
+	testkit.WaitForDiag(t, 30*time.Second, "the good items to become incidents and the poison to be dead-lettered", func() bool {
 		return len(r.sim.Incidents()) >= len(good) && r.deadLetterCount() >= len(poisons)
 	}, diag)
-	waitCond(t, 10*time.Second, "the consumer to settle every message", r.consumerIdle, diag)
+	testkit.WaitForDiag(t, 10*time.Second, "the consumer to settle every message", r.consumerIdle, diag)
 	f.stopAll()
 
 	tl := tallyIncidents(r.sim.Incidents(), good)

@@ -115,19 +115,6 @@ const (
 	msgStillFailing = "ServiceNow still failing; sending stays paused"
 )
 
-// waitCond polls cond until it holds or timeout passes; on timeout it fails the
-// test with what was waited for and diag().
-func waitCond(t *testing.T, timeout time.Duration, what string, cond func() bool, diag func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s\n%s", timeout, what, diag())
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // consumerIdle reports whether the durable consumer has nothing pending and nothing
 // awaiting an ack: every message was settled (acked or terminated).
 func (r *faultRig) consumerIdle() bool {

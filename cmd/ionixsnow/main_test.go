@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // runInProcess runs the command line in this process.
 func runInProcess(t *testing.T, vars map[string]string, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer // commands log from several goroutines
+	var out, errb testkit.Buffer // commands log from several goroutines
 	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, lookupEnv: func(k string) (string, bool) {
 		v, ok := vars[k]
 		return v, ok
@@ -239,7 +239,7 @@ func runBinary(t *testing.T, env []string, args ...string) (string, int) {
 // proc is a running ionixsnow process.
 type proc struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 	exited chan error
 }
 
@@ -248,7 +248,7 @@ func startConsume(t *testing.T, dir string, env []string) *proc {
 	cmd := exec.Command(binary, "consume")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &proc{cmd: cmd, logs: &testkit.Buffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -276,31 +276,11 @@ func (p *proc) stop(t *testing.T) {
 
 func waitIncidents(t *testing.T, sim *emulator.Server, want int, p *proc) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(sim.Incidents()) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d incidents after 30s; consume output:\n%s", len(sim.Incidents()), want, p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	testkit.WaitForDiag(t, 30*time.Second, fmt.Sprintf("%d incidents", want),
+		func() bool { return len(sim.Incidents()) >= want },
+		func() string {
+			return fmt.Sprintf("%d incidents; consume output:\n%s", len(sim.Incidents()), p.logs.String())
+		})
 }
 
 // TestConsumeRunsEmbeddedNATSByDefault: with no nats.url, consume runs its own
@@ -335,7 +315,7 @@ func TestConsumeRunsEmbeddedNATSByDefault(t *testing.T) {
 	}
 
 	consume := startConsume(t, dir, env)
-	waitFor(t, 20*time.Second, "consume to start its embedded server", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "consume to start its embedded server", func() bool {
 		return strings.Contains(consume.logs.String(), `"message":"consuming"`)
 	})
 	publish(items("a", "b", "c"))
@@ -346,7 +326,7 @@ func TestConsumeRunsEmbeddedNATSByDefault(t *testing.T) {
 	}
 
 	consume = startConsume(t, dir, env)
-	waitFor(t, 20*time.Second, "consume to restart", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "consume to restart", func() bool {
 		return strings.Contains(consume.logs.String(), `"message":"consuming"`)
 	})
 	publish(items("d"))
@@ -365,17 +345,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestMisspeltVariableRefusedByEveryCommand: an IONIXSNOW_* variable that names no

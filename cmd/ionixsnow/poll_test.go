@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionixapi/ionixsim"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
@@ -158,7 +159,7 @@ func TestPollToResolvedIncident(t *testing.T) {
 	api.Upsert(ionixsim.Item("chain-1", "Open RDP on jump.example.com", "Vulnerability", 9.5))
 	api.Close("chain-2", time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC))
 	poll()
-	waitFor(t, 20*time.Second, "the urgency change and the closing to reach ServiceNow", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the urgency change and the closing to reach ServiceNow", func() bool {
 		return incident("chain-1").Urgency == "1" && incident("chain-2").State == "6"
 	})
 	if in := incident("chain-2"); !strings.Contains(in.CloseNotes, "2026-11-23 08:00:00") {
@@ -168,7 +169,7 @@ func TestPollToResolvedIncident(t *testing.T) {
 	// IONIX detects chain-2 again an hour later, unchanged: its incident reopens.
 	api.Reopen("chain-2", time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	poll()
-	waitFor(t, 20*time.Second, "the reopening to reach ServiceNow", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the reopening to reach ServiceNow", func() bool {
 		return incident("chain-2").State == "2"
 	})
 	consume.stop(t)

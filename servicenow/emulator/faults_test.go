@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ionix/ionixsnow/internal/testkit"
 )
 
 func (e *env) lastRequest() Request {
@@ -319,13 +321,7 @@ func TestLatency(t *testing.T) {
 	if _, err := client.Do(req); err == nil {
 		t.Fatal("answered during an hour of latency")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(e.s.Requests()) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the abandoned request was not recorded")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, "the abandoned request to be recorded", func() bool { return len(e.s.Requests()) >= 2 })
 	if rec := e.lastRequest(); rec.Status != 0 || !strings.Contains(rec.Fault, "client gone") {
 		t.Errorf("abandoned request: %+v", rec)
 	}

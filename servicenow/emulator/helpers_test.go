@@ -8,42 +8,26 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ionix/ionixsnow/internal/testkit"
 )
 
-// clock is a settable clock for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clockStart is where the tests' clocks start.
+var clockStart = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
 // env is an emulator behind an httptest server.
 type env struct {
 	t     *testing.T
 	s     *Server
 	ts    *httptest.Server
-	clock *clock
+	clock *testkit.Clock
 }
 
 func newEnv(t *testing.T, o Options) *env {
 	t.Helper()
-	c := newClock()
+	c := testkit.NewClock(clockStart)
 	if o.Now == nil {
 		o.Now = c.Now
 	}

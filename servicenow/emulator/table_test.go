@@ -8,11 +8,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/internal/testkit"
 )
 
 func TestTableQuery(t *testing.T) {
@@ -174,7 +175,7 @@ func TestServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	logs := &syncWriter{}
+	logs := &testkit.Buffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
 	go func() { done <- Serve(ctx, ln, New(Options{}), log) }()
 
@@ -204,22 +205,4 @@ func TestServe(t *testing.T) {
 			t.Error("no error")
 		}
 	})
-}
-
-// syncWriter is a log sink safe for the server's goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
