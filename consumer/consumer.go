@@ -165,6 +165,7 @@ func New(d Deps, o Options) (*Consumer, error) {
 	c := &Consumer{d: d, o: o.withDefaults(), stats: d.Stats, now: time.Now, instance: newInstanceID()}
 	c.setStream(streamInstance(d.Stream))
 	c.streamReadAt = c.now()
+	c.lastPullShort = true // the first pull asks for one message
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	c.brk.shared = d.Halt
 	if cause := d.Halt.Cause(); cause != nil {
