@@ -258,7 +258,7 @@ func (c *Consumer) fetchOnce(ctx, work context.Context, slots chan struct{}, wg 
 			defer wg.Done()
 			defer giveSlots(slots, 1)
 			defer turn.done()
-			if !c.handle(work, msg, item, decodeErr, turn, probe, stream) {
+			if !c.handle(work, newDelivery(msg, item, decodeErr, turn, probe, stream)) {
 				// Not with work: cancelled at shutdown, it would keep the grant
 				// held until the window passes.
 				c.releaseGrant(context.Background(), grant, 1)
