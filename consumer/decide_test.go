@@ -409,6 +409,10 @@ func TestPositionAgreesWithTheLedger(t *testing.T) {
 			}
 		}
 	}
+	legacy := Ticket{Status: StatusResolved, SysID: "s"} // written before stream_seq was recorded
+	if pos := stateOf(legacy, true).positionOf(rowAt); pos != posEntryOlder {
+		t.Errorf("entry without a sequence: position %s, want older than any event", pos)
+	}
 	if pos := stateOf(Ticket{}, false).positionOf(rowAt); pos != posNoEntry {
 		t.Errorf("no entry: position %s", pos)
 	}
@@ -431,5 +435,65 @@ func TestStateOf(t *testing.T) {
 		if got := stateOf(tt.t, tt.found).phase; got != tt.want {
 			t.Errorf("stateOf(%+v, %v) = %s, want %s", tt.t, tt.found, got, tt.want)
 		}
+	}
+}
+
+// TestDecisionCases are the decision cases integration tests once checked through a
+// real NATS server (named in each), each now a row of the table: the sequence of
+// events they played, one row per decision, with resolve_on_close where they ran it.
+func TestDecisionCases(t *testing.T) {
+	opened := row{mode: "normal", event: "opened", turn: turnFirst}
+	roc := opened
+	roc.roc = true
+	with := func(r row, edit func(*row)) row { edit(&r); return r }
+	cases := []struct {
+		name string
+		r    row
+		want string
+	}{
+		// TestRedeliveredOlderVersionIsSuperseded: v1 fails and goes back; v2, behind
+		// it in one batch, is posted; v1's redelivery must not put older text back.
+		{"v2 waited for v1's turn, nothing in the ledger", with(opened, func(r *row) { r.turn, r.state = turnWaited, phaseNone }), "post create"},
+		{"v1 redelivered after v2 was posted", with(opened, func(r *row) { r.later, r.state, r.pos = true, phaseOpen, posEntryNewer }), "ack superseded"},
+		// TestClosingBeforeTheIncidentExists: the opened post fails and goes back; the
+		// closing behind it finds no incident; the retried opened event (whose failed
+		// attempt may have made one) requeues the closing; the copy resolves.
+		{"closing, no entry", with(roc, func(r *row) { r.event, r.state = "closed", phaseNone }), "record the closing"},
+		{"opened retried behind the recorded closing", with(roc, func(r *row) { r.later, r.state, r.pos = true, phaseClosedUnticketed, posEntryNewer }),
+			"requeue the closing, ack superseded"},
+		{"the closing's requeued copy", with(roc, func(r *row) {
+			r.event, r.copy, r.state, r.pos, r.sameFP = "closed", copyRequeued, phaseClosedUnticketed, posSameEvent, true
+		}), "post resolve"},
+		// TestReclosingWhileAReopeningIsRetried: the reopening fails and goes back; the
+		// next closing is posted; the retried reopening must not reopen.
+		{"reopening retried behind the next closing", with(roc, func(r *row) {
+			r.event, r.later, r.state, r.pos = "reopening", true, phaseResolved, posEntryNewer
+		}), "ack superseded"},
+		// TestReopeningAfterAClosingWhoseAnswerWasLost: ServiceNow resolves but the
+		// answer is lost; the reopening behind it is posted (the mark decides, not the
+		// ledger's phase); the retried closing is superseded.
+		{"reopening while the ledger still says open", with(roc, func(r *row) { r.event, r.state, r.pos = "reopening", phaseOpen, posEntryOlder }), "post reopen"},
+		{"closing retried behind the reopening", with(roc, func(r *row) { r.event, r.later, r.state, r.pos = "closed", true, phaseReopened, posEntryNewer }),
+			"ack superseded"},
+		// TestOldOpenedEventDoesNotReopenALegacyEntry: an entry without a sequence
+		// (older than any event) says resolved; the first opened event, re-driven,
+		// updates without reopening (TestPositionAgreesWithTheLedger: sequence 0 is older).
+		{"re-driven opened event, legacy resolved entry", with(roc, func(r *row) {
+			r.copy, r.state, r.pos, r.sameFP = copyRedriven, phaseResolved, posEntryOlder, true
+		}), "post update"},
+		// TestUrgencyBelowTheThresholdAfterTheIncident: an item whose urgency fell
+		// below the threshold after its incident was made is still resolved and
+		// reopened; a reopening below it of an item without an incident is filtered.
+		{"closing below the threshold", with(roc, func(r *row) { r.event, r.filtered, r.state, r.pos = "closed", true, phaseOpen, posEntryOlder }), "post resolve"},
+		{"reopening below the threshold", with(roc, func(r *row) { r.event, r.filtered, r.state, r.pos = "reopening", true, phaseResolved, posEntryOlder }),
+			"post reopen"},
+		{"reopening below the threshold, no incident", with(roc, func(r *row) { r.event, r.filtered, r.state = "reopening", true, phaseNone }), "ack filtered"},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, _ := run(tt.r); got.String() != tt.want {
+				t.Errorf("%s: decide says %q, want %q", tt.r, got, tt.want)
+			}
+		})
 	}
 }
