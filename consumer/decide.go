@@ -141,13 +141,14 @@ var ackReasonNames = [...]string{"", "filtered", "superseded", "duplicate", "pre
 type postKind uint8
 
 const (
-	postCreate  postKind = iota + 1 // the item's fields; coalesce makes it an update if an incident exists
+	postCreate  postKind = iota + 1 // the item's fields, for an item the ledger names no incident of
 	postUpdate                      // the item's fields, for an item the ledger names an incident of
+	postUnread                      // the item's fields, the ledger not read (coalesce makes it an update if need be)
 	postResolve                     // the closing record: state Resolved
 	postReopen                      // the reopening record: state In Progress
 )
 
-var postKindNames = [...]string{"", "create", "update", "resolve", "reopen"}
+var postKindNames = [...]string{"", "create", "update", "unread", "resolve", "reopen"}
 
 // action is decide's answer.
 type action struct {
@@ -168,6 +169,9 @@ func (a action) String() string {
 		}
 		return "ack " + ackReasonNames[a.ack]
 	case actPost:
+		if a.post == postUnread {
+			return "post, ledger unread"
+		}
 		return "post " + postKindNames[a.post]
 	}
 	return [...]string{"", "dead-letter", "terminate", "retry later", "return unsent", "record the closing",
@@ -218,7 +222,7 @@ func needsLedger(f eventFacts, m mode) bool {
 
 func decideOpened(f eventFacts, s itemState, m mode) action {
 	if !needsLedger(f, m) {
-		return post(postCreate)
+		return post(postUnread)
 	}
 	switch s.phase {
 	case phaseUnread:

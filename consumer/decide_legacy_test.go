@@ -92,7 +92,10 @@ func legacyDecision(r row) string {
 		return prefix + "post reopen"
 	}
 	// The same record either way; named by what the ledger read showed.
-	if read && found && t.ticketed() {
+	switch {
+	case !read:
+		return prefix + "post, ledger unread"
+	case found && t.ticketed():
 		return prefix + "post update"
 	}
 	return prefix + "post create"

@@ -37,7 +37,7 @@ var decisionRules = []struct{ when, want string }{
 	{"event=closed presence=present", "ack present"},
 	{"event=closed", "post resolve"},
 	// Opened events. The fast path: no ledger read.
-	{"roc=off mode=normal delivery=first copy=original turn=first", "post create"},
+	{"roc=off mode=normal delivery=first copy=original turn=first", "post, ledger unread"},
 	{"state=unavailable", "retry later"},
 	{"event=reopening filter=out ticketed=no", "ack filtered"},
 	// An older event behind the entry. A retried opened event behind a closing
