@@ -72,7 +72,7 @@ const (
 // incident for the item (secondIncident) and verifyCoalesce finds that coalesce does
 // not work. It reports whether it posted the item again to tell.
 func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, id string, record map[string]string, prev Ticket, found bool, res servicenow.Result) (reposted bool) {
-	if !secondIncident(prev, found, res, c.o.Replay != nil) {
+	if !secondIncident(prev, found, res, c.mode().replay) {
 		return false
 	}
 	verdict, reposted, why := c.verifyCoalesce(ctx, msg, id, record, res)
@@ -154,8 +154,7 @@ func (c *Consumer) requeueIfOvertaken(ctx context.Context, log zerolog.Logger, i
 		log.Warn().Err(err).Msg("could not read the ledger after posting the item again; a newer version may show older values until the item changes again")
 		return
 	}
-	if !found || !cur.newerThan(at) || harmlessAfter(t, cur) {
-		return
+	if rq, ok := afterRepost(t, cur, found, at, c.mode()); ok {
+		c.requeueNewest(ctx, log, rq, by)
 	}
-	c.requeueNewest(ctx, log, cur.StreamSeq, by, c.o.ResolveOnClose && copyReopens(t, cur), "a newer version was posted while the item was posted again to check coalesce")
 }

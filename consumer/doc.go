@@ -3,7 +3,9 @@
 // maps each one, posts it to ServiceNow, records the ticket in the ledger and only
 // then acknowledges the message (double-ack, confirmed by the server).
 //
-// What happens to a message is decided in one place (handle.go):
+// What happens to a message is decided in one place, by a pure function of the event,
+// the item's state in the ledger and the consumer's mode (decide.go; handle.go carries
+// it out; docs/design.md shows the table):
 //
 //   - undecodable or invalid item, or an item ServiceNow rejects: dead-lettered to
 //     the dead-letter stream with the reason, then terminated on the main stream;

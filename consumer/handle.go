@@ -18,136 +18,105 @@ import (
 	"github.com/ionix/ionixsnow/topology"
 )
 
-// handle decides the fate of one message and reports whether it spent a send grant
-// (made an import request). Posts of one item wait for their turn (the caller ends it).
-// stream is the stream instance the message was fetched from (see streamID).
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool, stream string) (posted bool) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		c.d.Log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminating it")
-		_ = msg.Term()
-		return false
+// handle settles one delivered message and reports whether it spent a send grant
+// (made an import request): it gathers the facts decide asks for (the item's turn,
+// its ledger entry, in a missing-only replay whether its incident exists), then does
+// what decide answers. Posts of one item wait for their turn (the caller ends it).
+func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
+	c.observe(&d)
+	m := c.mode()
+	a := decide(d.facts, d.state, m)
+	if a.kind != actTerminate && !a.is(ackBeyondRange) {
+		c.stats.received.Add(1)
 	}
-	if c.beyondRange(ctx, msg, meta) {
-		return false
+	for a.gathers() {
+		c.gather(ctx, &d, a.kind)
+		a = decide(d.facts, d.state, m)
 	}
-	c.stats.received.Add(1)
-	log := c.d.Log.With().Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivered", meta.NumDelivered).Logger()
-
-	if decodeErr != nil {
-		c.deadLetter(ctx, log, msg, meta, DeadInvalid, decodeErr.Error())
-		return false
-	}
-	log = log.With().Str("action_item", ionix.ShortID(item.ID)).Logger()
-	ev, ok := eventOf(msg)
-	if !ok {
-		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "unknown event "+strconv.Quote(msg.Headers().Get(topology.HeaderEvent))+" on subject "+msg.Subject())
-		return false
-	}
-	// The urgency filter applies to opened events only: an item's closing carries its
-	// last published fields, which may have fallen below the threshold after its
-	// incident was created. For the same reason a reopening (with resolve_on_close)
-	// is filtered only once the ledger says its item has no incident — read in its
-	// turn, after the posts of the item's earlier events.
-	pass, reason := c.o.Filter.Allows(item)
-	if !pass && ev == ionix.EventOpened && !(c.o.ResolveOnClose && reopenMarked(msg)) {
-		return c.filtered(ctx, log, msg, item, reason)
-	}
-	waited, err := turn.wait(ctx, func() { _ = msg.InProgress() }, c.o.AckWait/3)
-	if err != nil { // shutting down
-		c.nakLater(log, msg, meta, nil)
-		return false
-	}
-	if ev == ionix.EventClosed {
-		return c.handleClosed(ctx, log, msg, meta, item, probe, eventAt{seq: eventSeq(msg, meta), stream: stream})
-	}
-
-	fingerprint := item.Fingerprint()
-	at := eventAt{seq: eventSeq(msg, meta), stream: stream}
-	requeued := headerSeq(msg, HeaderRequeuedFrom) != 0
-	// A first delivery cannot be in the ledger under this fingerprint unless the same
-	// item was published again after the duplicate window; coalesce makes that post
-	// an update. Only redeliveries, posts that waited for another post of the
-	// same item, copies, replays, and (with resolve_on_close) possible reopenings pay
-	// for a ledger lookup.
-	var view ledgerView
-	if meta.NumDelivered > 1 || waited || requeued || headerSeq(msg, HeaderRedrivenFrom) != 0 || c.o.Replay != nil || c.o.ResolveOnClose {
-		t, found, err := c.d.Ledger.Get(ctx, item.ID)
-		if err != nil {
-			c.retryLater(ctx, log, msg, meta, fmt.Errorf("ticket ledger unavailable: %w", err))
-			return false
-		}
-		view = ledgerView{read: true, found: found, t: t}
-		if !pass && !(found && t.ticketed()) {
-			return c.filtered(ctx, log, msg, item, reason)
-		}
-		if c.o.ResolveOnClose && found && !t.ticketed() && t.newerThan(at) && meta.NumDelivered > 1 {
-			// A closing was recorded while this event had no incident, but an earlier
-			// attempt of this event may have created one (its answer or its ledger
-			// write lost): the closing's copy resolves it, if it exists.
-			if err := c.requeue(ctx, t.StreamSeq, meta.Sequence.Stream, false); err != nil {
-				c.retryLater(ctx, log, msg, meta, err)
-				return false
-			}
-		}
-		// In a replay the same version is re-sent even behind a newer entry — not
-		// behind a closing recorded before the item had an incident.
-		if found && (c.o.Replay == nil || t.Fingerprint != fingerprint || !t.ticketed()) && c.superseded(ctx, log, msg, t, at) {
-			return false
-		}
-		// A redelivery of a message already posted (the ledger records its sequence)
-		// is acknowledged. Another message with the same fingerprint is a new event —
-		// the item published again, or reopened — and is posted (coalesce makes it
-		// an update). A requeued copy is posted again whatever the ledger says: that
-		// is its purpose.
-		if !requeued && found && t.Fingerprint == fingerprint && c.postedAlready(ctx, log, msg, t, at) {
-			return false
-		}
-	}
-	if present, ok := c.present(ctx, log, msg, meta, item.ID); present || !ok {
-		return false
-	}
-	if c.reopens(msg, view, at) {
-		record := mapping.ReopeningRecord(item, c.o.Mapping, time.Time{})
-		return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint, Status: StatusReopened}, at, view, probe)
-	}
-	record, err := mapping.ToRecord(item, c.o.Mapping)
-	if err != nil {
-		c.deadLetter(ctx, log, msg, meta, DeadInvalid, "cannot map action item: "+err.Error())
-		return false
-	}
-	return c.post(ctx, log, msg, meta, item.ID, record, Ticket{Fingerprint: fingerprint}, at, view, probe)
+	return c.settle(ctx, &d, a)
 }
 
-// filtered acknowledges an item a filter leaves out, counted by reason; it reports
-// false (no send).
-func (c *Consumer) filtered(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, item ionix.ActionItem, reason string) bool {
-	c.countFiltered(reason)
-	log.Debug().Str("reason", reason).Float64("urgency", item.Urgency).Str("category", item.Type).Msg("filtered")
-	c.ack(ctx, log, msg)
+// settle does what decide answered.
+func (c *Consumer) settle(ctx context.Context, d *delivery, a action) (posted bool) {
+	switch a.kind {
+	case actTerminate:
+		c.d.Log.Error().Err(d.cause).Str("subject", d.msg.Subject()).Msg("message without JetStream metadata; terminating it")
+		_ = d.msg.Term()
+	case actAck:
+		c.ackUnposted(ctx, d, a)
+	case actDeadLetter:
+		c.deadLetter(ctx, d.log, d.msg, d.meta, DeadInvalid, d.invalid)
+	case actRetryLater:
+		c.retryLater(ctx, d.log, d.msg, d.meta, d.cause)
+	case actReturnUnsent:
+		c.nakLater(d.log, d.msg, d.meta, nil)
+	case actRecordClosing:
+		return c.recordClosing(ctx, d)
+	case actPost:
+		return c.postAs(ctx, d, a.post)
+	}
 	return false
 }
 
-// postedAlready acknowledges a redelivery of the message the ledger entry t records
-// as posted (in a replay: re-sent by this replay), and reports whether it did.
-func (c *Consumer) postedAlready(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, at eventAt) bool {
-	if !t.records(at) || c.o.Replay != nil && !c.replayed(t) {
+// ackUnposted acknowledges a message without a post, counted and logged by the
+// reason; a superseded event that must requeue the closing the ledger records does
+// that first.
+func (c *Consumer) ackUnposted(ctx context.Context, d *delivery, a action) {
+	log := d.log
+	switch a.ack {
+	case ackBeyondRange:
+		log = c.d.Log
+	case ackFiltered:
+		c.countFiltered(d.facts.filteredBy)
+		log.Debug().Str("reason", d.facts.filteredBy).Float64("urgency", d.item.Urgency).Str("category", d.item.Type).Msg("filtered")
+	case ackClosedIgnored:
+		c.stats.filteredClosed.Add(1)
+		log.Debug().Msg("closing event ignored (resolve_on_close is off)")
+	case ackSuperseded:
+		if a.requeueClosing {
+			if err := c.requeue(ctx, d.entry.StreamSeq, d.meta.Sequence.Stream, false); err != nil {
+				c.retryLater(ctx, log, d.msg, d.meta, err)
+				return
+			}
+		}
+		c.stats.superseded.Add(1)
+		log.Info().Str("incident", d.entry.Number).Uint64("ticketed_seq", d.entry.StreamSeq).
+			Msg("a newer version of this item is already ticketed; acknowledging without a post")
+	case ackDuplicate:
+		c.stats.duplicates.Add(1)
+		log.Info().Str("incident", d.entry.Number).Msg("redelivery of an event already posted; acknowledging without a post")
+	case ackPresent:
+		c.stats.present.Add(1)
+		log.Debug().Msg("incident still exists; not re-sent")
+	}
+	c.ack(ctx, log, d.msg)
+}
+
+// postAs posts the record of kind k for the delivery's item.
+func (c *Consumer) postAs(ctx context.Context, d *delivery, k postKind) (posted bool) {
+	fingerprint := d.facts.fingerprint
+	switch k {
+	case postReopen:
+		return c.post(ctx, d, mapping.ReopeningRecord(d.item, c.o.Mapping, time.Time{}), Ticket{Fingerprint: fingerprint, Status: StatusReopened})
+	case postResolve:
+		return c.postClosing(ctx, d)
+	}
+	record, err := mapping.ToRecord(d.item, c.o.Mapping)
+	if err != nil {
+		c.deadLetter(ctx, d.log, d.msg, d.meta, DeadInvalid, "cannot map action item: "+err.Error())
 		return false
 	}
-	c.stats.duplicates.Add(1)
-	log.Info().Str("incident", t.Number).Msg("redelivery of an event already posted; acknowledging without a post")
-	c.ack(ctx, log, msg)
-	return true
+	return c.post(ctx, d, record, Ticket{Fingerprint: fingerprint})
 }
 
 // post sends the record and settles the message by the outcome: ledger and ack on
 // success, dead letter when ServiceNow rejects the item, delayed redelivery otherwise.
 // While sending is paused only the probe is sent; other messages fetched before the
 // pause go back to the stream unsent. It reports whether a request was made.
-// view is what the ledger held when the post was decided, if it was read.
-// The ledger records the post as the event at.
-func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, id string, record map[string]string, t Ticket, at eventAt, view ledgerView, probe bool) (sent bool) {
-	if !c.brk.sends(probe) {
+// The ledger records the post, as t, for the delivery's event.
+func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]string, t Ticket) (sent bool) {
+	log, msg, meta := d.log, d.msg, d.meta
+	if !c.brk.sends(d.probe) {
 		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
 		c.nakLater(log, msg, meta, nil)
 		return false
@@ -171,13 +140,14 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		return true
 	}
 	log = log.With().Str("incident", res.Number).Logger()
+	at := d.facts.at
 	t.SysID, t.Number, t.SentAt = res.SysID, res.Number, c.now().UTC()
 	t.StreamSeq, t.Stream, t.PostedBy = at.seq, at.stream, c.instance
 	if t.Status == "" {
 		t.Status = res.Status
 	}
 	c.countSent(t, res)
-	prev, found, written, err := c.d.Ledger.Record(ctx, id, t)
+	prev, found, written, err := c.d.Ledger.Record(ctx, d.item.ID, t)
 	if err != nil {
 		// Not acked: the redelivery posts again and coalesce turns it into an update.
 		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ServiceNow accepted the item as %s but the ticket ledger write failed (the next attempt updates it): %w", res.Number, err))
@@ -186,20 +156,13 @@ func (c *Consumer) post(ctx context.Context, log zerolog.Logger, msg jetstream.M
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	// A second incident for the item: the post is in ServiceNow (acked below), but
 	// no further post may go out until coalesce is fixed.
-	if c.checkCoalesce(ctx, log, msg, id, record, prev, found, res) {
+	if c.checkCoalesce(ctx, log, msg, d.item.ID, record, prev, found, res) {
 		// The item was posted again to tell: if another replica posted a newer
 		// version meanwhile, ours may have overwritten it.
-		c.requeueIfOvertaken(ctx, log, id, t, at, meta.Sequence.Stream)
+		c.requeueIfOvertaken(ctx, log, d.item.ID, t, at, meta.Sequence.Stream)
 	}
-	switch {
-	case !written && !harmlessAfter(t, prev):
-		// A newer version was posted meanwhile; ours may have reached ServiceNow
-		// after it and put older values back.
-		c.requeueNewest(ctx, log, prev.StreamSeq, meta.Sequence.Stream, c.o.ResolveOnClose && copyReopens(t, prev), "a newer version was posted while this one was in flight")
-	case written && found && prev.PostedBy != c.instance && view.changedTo(prev, started) && !harmlessAfter(prev, t):
-		// Another replica posted an older version after we decided (while ours
-		// was in flight); it may have reached ServiceNow after ours.
-		c.requeueNewest(ctx, log, t.StreamSeq, meta.Sequence.Stream, c.o.ResolveOnClose && copyReopens(prev, t), "an older version was posted by another replica while this one was in flight")
+	if rq, ok := afterPost(postOutcome{posted: t, prev: prev, found: found, written: written, view: d.view(), started: started}, c.instance, c.mode()); ok {
+		c.requeueNewest(ctx, log, rq, meta.Sequence.Stream)
 	}
 	c.ack(ctx, log, msg)
 	return true
@@ -219,19 +182,6 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 	default:
 		c.stats.created.Add(1)
 	}
-}
-
-// superseded acknowledges, without a post, a message older than the event the ledger
-// recorded for its item, and reports whether it did.
-func (c *Consumer) superseded(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, t Ticket, at eventAt) bool {
-	if !t.newerThan(at) {
-		return false
-	}
-	c.stats.superseded.Add(1)
-	log.Info().Str("incident", t.Number).Uint64("ticketed_seq", t.StreamSeq).
-		Msg("a newer version of this item is already ticketed; acknowledging without a post")
-	c.ack(ctx, log, msg)
-	return true
 }
 
 // eventSeq is the stream sequence that dates the message's event, and the one the
@@ -260,15 +210,15 @@ func headerSeq(msg jetstream.Msg, header string) uint64 {
 	return seq
 }
 
-// requeueNewest puts a copy of the newest version (stream sequence seq) at the end of
-// the stream so that it is posted last.
-func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, seq, by uint64, reopen bool, why string) {
-	if err := c.requeue(ctx, seq, by, reopen); err != nil {
-		log.Warn().Err(err).Uint64("newest_seq", seq).Str("why", why).
+// requeueNewest puts a copy of the newest version (rq) at the end of the stream so
+// that it is posted last; by is the stream sequence of the message that found it.
+func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, rq requeueOrder, by uint64) {
+	if err := c.requeue(ctx, rq.seq, by, rq.reopen); err != nil {
+		log.Warn().Err(err).Uint64("newest_seq", rq.seq).Str("why", rq.why).
 			Msg("could not requeue the newest version; the incident may show an older version until the item changes again")
 		return
 	}
-	log.Info().Uint64("newest_seq", seq).Str("why", why).Msg("requeued the newest version so that it is posted last")
+	log.Info().Uint64("newest_seq", rq.seq).Str("why", rq.why).Msg("requeued the newest version so that it is posted last")
 }
 
 // importKeepingAlive posts the record, resetting the message's ack timer while the

@@ -71,11 +71,6 @@ func (t Ticket) newerThan(at eventAt) bool {
 	return t.sameStream(at.stream) && t.StreamSeq > at.seq
 }
 
-// records reports whether the ticket records the event at.
-func (t Ticket) records(at eventAt) bool {
-	return t.sameStream(at.stream) && t.StreamSeq == at.seq
-}
-
 // sameStream reports whether the ticket's sequence counts in the stream instance
 // stream (true when either is unknown).
 func (t Ticket) sameStream(stream string) bool {

@@ -57,39 +57,6 @@ func (s *signal) wait(ctx context.Context) error {
 	}
 }
 
-// TestRedeliveredOlderVersionIsSuperseded: the first version of an item fails and is
-// returned to the stream; the second version is posted meanwhile. The redelivered
-// first version must not put its older text back on the incident.
-func TestRedeliveredOlderVersionIsSuperseded(t *testing.T) {
-	r := newRig(t, mapping.Filter{}, emulator.Options{})
-	v1 := item("ord-1", "TLS certificate expires in 30 days", "PKI", 7, "2026-10-01T08:00:00Z")
-	v2 := v1
-	v2.Title = "TLS certificate expires in 3 days"
-	var failedOnce sync.Once
-	d := r.deps(r.topo.Consumer)
-	d.Importer = hookImporter{inner: r.snow, hook: func(_ context.Context, title string) error {
-		var err error
-		if title == v1.Title {
-			failedOnce.Do(func() { err = errUnavailable })
-		}
-		return err
-	}}
-	r.publish(t, v1, v2)
-	c := r.run(t, d, consumer.Options{Mapping: mapping.DefaultOptions(), FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second})
-	r.waitDrained(t)
-
-	in := incidentOf(t, r.sim, "ord-1")
-	if in.ShortDescription != v2.Title {
-		t.Errorf("incident says %q, want the newer version %q", in.ShortDescription, v2.Title)
-	}
-	if s := c.Stats(); s.Superseded != 1 || s.Created != 1 {
-		t.Errorf("stats %+v: want the older version superseded once and one incident created", s)
-	}
-	if n := importsOf(r.sim, "ionix:ord-1"); n != 1 {
-		t.Errorf("ServiceNow saw %d imports of the item, want 1 (the older version never re-posted)", n)
-	}
-}
-
 // TestOverlappingVersionsOnTwoReplicasEndWithTheNewest: two replicas post two
 // versions of one item at the same moment and the older reaches ServiceNow last.
 // The incident must end with the newer version, in both orders of the ledger writes.

@@ -141,7 +141,7 @@ func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
 		}
 		p.grant = g
 	}
-	if !c.handle(work, p.msg, p.item, p.decodeErr, p.turn, p.probe, p.stream) {
+	if !c.handle(work, newDelivery(p.msg, p.item, p.decodeErr, p.turn, p.probe, p.stream)) {
 		// Not with work: cancelled at shutdown, it would keep the grant held until
 		// the window passes.
 		c.releaseGrant(context.Background(), p.grant, 1)

@@ -1,0 +1,124 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/topology"
+)
+
+// delivery is one message in hand and what is learnt about it while it is handled.
+type delivery struct {
+	msg       jetstream.Msg
+	item      ionix.ActionItem // decoded in fetch order
+	decodeErr error            // why the body is not a valid item
+	turn      *turn            // the item's place among its messages (nil: none needed)
+	probe     bool             // the one message sent while sending is paused
+	stream    string           // the stream instance it was fetched from (see streamID)
+
+	meta  *jetstream.MsgMetadata
+	log   zerolog.Logger
+	facts eventFacts
+	state itemState
+	entry Ticket // the ledger entry state was derived from (when it was read)
+	// invalid is why the message is dead-lettered as invalid; cause is why a fact
+	// could not be read (the message is retried later).
+	invalid string
+	cause   error
+}
+
+// newDelivery is what the fetch loop hands a worker.
+func newDelivery(msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool, stream string) delivery {
+	return delivery{msg: msg, item: item, decodeErr: decodeErr, turn: turn, probe: probe, stream: stream}
+}
+
+// mode is how the consumer runs (see modeOf).
+func (c *Consumer) mode() mode { return modeOf(c.o) }
+
+// observe reads the facts the message itself carries: its metadata, its event, the
+// filter's verdict, whether it is a copy, and the event's date.
+func (c *Consumer) observe(d *delivery) {
+	meta, err := d.msg.Metadata()
+	if err != nil {
+		d.facts.kind, d.cause = evNoMetadata, err
+		return
+	}
+	d.meta = meta
+	d.facts.seq, d.facts.later = meta.Sequence.Stream, meta.NumDelivered > 1
+	d.log = c.d.Log.With().Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivered", meta.NumDelivered).Logger()
+	if d.decodeErr != nil {
+		d.facts.kind, d.invalid = evUndecodable, d.decodeErr.Error()
+		return
+	}
+	d.log = d.log.With().Str("action_item", ionix.ShortID(d.item.ID)).Logger()
+	ev, ok := eventOf(d.msg)
+	if !ok {
+		d.facts.kind = evUnknown
+		d.invalid = "unknown event " + strconv.Quote(d.msg.Headers().Get(topology.HeaderEvent)) + " on subject " + d.msg.Subject()
+		return
+	}
+	d.facts.kind = evOpened
+	if ev == ionix.EventClosed {
+		d.facts.kind = evClosed
+	}
+	d.facts.reopenMarked = reopenMarked(d.msg)
+	if pass, reason := c.o.Filter.Allows(d.item); !pass {
+		d.facts.filteredBy = reason
+	}
+	switch {
+	case headerSeq(d.msg, HeaderRequeuedFrom) != 0:
+		d.facts.copy = copyRequeued
+	case headerSeq(d.msg, HeaderRedrivenFrom) != 0:
+		d.facts.copy = copyRedriven
+	}
+	d.facts.at = eventAt{seq: eventSeq(d.msg, meta), stream: d.stream}
+	d.facts.fingerprint = d.item.Fingerprint()
+}
+
+// gather finds out the fact decide asked for (an action that gathers).
+func (c *Consumer) gather(ctx context.Context, d *delivery, what actionKind) {
+	switch what {
+	case actWaitTurn:
+		waited, err := d.turn.wait(ctx, func() { _ = d.msg.InProgress() }, c.o.AckWait/3)
+		switch {
+		case err != nil: // shutting down
+			d.facts.turn = turnCancelled
+		case waited:
+			d.facts.turn = turnWaited
+		default:
+			d.facts.turn = turnFirst
+		}
+	case actReadLedger:
+		t, found, err := c.d.Ledger.Get(ctx, d.item.ID)
+		if err != nil {
+			d.state, d.cause = itemState{phase: phaseUnavailable}, fmt.Errorf("ticket ledger unavailable: %w", err)
+			return
+		}
+		d.setEntry(t, found)
+	case actAskPresence:
+		present, err := c.o.Replay.Present(ctx, d.item.ID)
+		switch {
+		case err != nil:
+			d.facts.presence, d.cause = presenceUnavailable, fmt.Errorf("cannot tell whether the incident exists: %w", err)
+		case present:
+			d.facts.presence = presencePresent
+		default:
+			d.facts.presence = presenceAbsent
+		}
+	}
+}
+
+// setEntry takes the item's ledger entry (found false: none) as its state.
+func (d *delivery) setEntry(t Ticket, found bool) {
+	d.entry, d.state = t, stateOf(t, found)
+}
+
+// view is what the ledger held when the post was decided, if it was read.
+func (d *delivery) view() ledgerView {
+	return ledgerView{read: d.state.phase != phaseUnread, found: d.state.found(), t: d.entry}
+}
