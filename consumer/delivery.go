@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/topology"
 )
@@ -20,6 +21,9 @@ type delivery struct {
 	turn      *turn            // the item's place among its messages (nil: none needed)
 	probe     bool             // the one message sent while sending is paused
 	stream    string           // the stream instance it was fetched from (see streamID)
+	// grant is the budget grant its send counts against, renewed before the send
+	// when it went stale (see Consumer.freshGrant); nil: none (the cap is off).
+	grant *budget.Grant
 
 	meta  *jetstream.MsgMetadata
 	log   zerolog.Logger
@@ -32,9 +36,9 @@ type delivery struct {
 	cause   error
 }
 
-// newDelivery is what the fetch loop hands a worker.
-func newDelivery(msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool, stream string) delivery {
-	return delivery{msg: msg, item: item, decodeErr: decodeErr, turn: turn, probe: probe, stream: stream}
+// newDelivery is what the pull loop hands a worker.
+func newDelivery(msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool, stream string, grant *budget.Grant) delivery {
+	return delivery{msg: msg, item: item, decodeErr: decodeErr, turn: turn, probe: probe, stream: stream, grant: grant}
 }
 
 // mode is how the consumer runs (see modeOf).

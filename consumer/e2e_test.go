@@ -301,17 +301,29 @@ type lossyMsg struct {
 }
 
 func (m *lossyMsg) DoubleAck(ctx context.Context) error {
+	if m.drop() {
+		return m.Nak()
+	}
+	return m.Msg.DoubleAck(ctx)
+}
+
+func (m *lossyMsg) Ack() error {
+	if m.drop() {
+		return m.Nak()
+	}
+	return m.Msg.Ack()
+}
+
+// drop reports whether this ack is the one to lose.
+func (m *lossyMsg) drop() bool {
 	it, err := ionix.Decode(m.Data())
 	m.l.mu.Lock()
+	defer m.l.mu.Unlock()
 	drop := err == nil && it.ID == m.l.dropFirstAckOf && !m.l.done
 	if drop {
 		m.l.done = true
 	}
-	m.l.mu.Unlock()
-	if drop {
-		return m.Nak()
-	}
-	return m.Msg.DoubleAck(ctx)
+	return drop
 }
 
 // TestRepostWithoutLedgerEntryUpdatesNeverDuplicates covers the crash window between

@@ -121,6 +121,10 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 		c.nakLater(log, msg, meta, nil)
 		return false
 	}
+	if err := c.freshGrant(ctx, d); err != nil {
+		c.nakLater(log, msg, meta, nil)
+		return false
+	}
 	started := c.now()
 	res, err := c.importKeepingAlive(ctx, msg, record)
 	if Unchanged(res) {
@@ -313,8 +317,18 @@ func (c *Consumer) deadLetter(ctx context.Context, log zerolog.Logger, msg jetst
 	}
 }
 
+// ack acknowledges msg. A plain ack, unconfirmed: one that is lost brings the message
+// back after AckWait, and the ledger (which records every post before its ack)
+// recognises the redelivery. While the consumer stops, the server's confirmation is
+// awaited (a double ack), so that the process does not exit with it unsent.
 func (c *Consumer) ack(ctx context.Context, log zerolog.Logger, msg jetstream.Msg) {
-	if err := msg.DoubleAck(ctx); err != nil {
+	var err error
+	if c.stopping.Load() {
+		err = msg.DoubleAck(ctx)
+	} else {
+		err = msg.Ack()
+	}
+	if err != nil {
 		log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be recognised by the ledger")
 	}
 }

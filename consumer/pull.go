@@ -103,6 +103,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		giveSlots(room, 1)
 	}
 	c.drain(&wg, cancelWork)
+	// The plain acks of the last posts may still sit in the client's buffer.
+	if err := c.conn().FlushTimeout(confirmTimeout); err != nil {
+		c.d.Log.Warn().Err(err).Msg("could not flush the last acks; their messages are redelivered after AckWait and recognised by the ledger")
+	}
 	return nil
 }
 
@@ -133,15 +137,7 @@ func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
 		c.returnUnstarted(p, false)
 		return
 	}
-	if !c.d.Budget.Fresh(p.grant) {
-		g, err := c.regrant(ctx, p)
-		if err != nil {
-			c.returnUnstarted(p, false)
-			return
-		}
-		p.grant = g
-	}
-	if !c.handle(work, newDelivery(p.msg, p.item, p.decodeErr, p.turn, p.probe, p.stream)) {
+	if !c.handle(work, newDelivery(p.msg, p.item, p.decodeErr, p.turn, p.probe, p.stream, &p.grant)) {
 		// Not with work: cancelled at shutdown, it would keep the grant held until
 		// the window passes.
 		c.releaseGrant(context.Background(), p.grant, 1)
@@ -159,14 +155,21 @@ func (c *Consumer) returnUnstarted(p pulled, release bool) {
 	}
 }
 
-// regrant gives back the grant of a message that waited in the reserve longer than
-// the budget allows between a grant and its send, and takes a fresh one (waiting
-// for it if the window is full, the message kept in progress meanwhile).
-func (c *Consumer) regrant(ctx context.Context, p pulled) (budget.Grant, error) {
-	stop := c.keepAlive(p.msg)
+// freshGrant renews, right before its send, the grant of a message that waited (in
+// the reserve, for its turn) longer than the budget allows between a grant and its
+// request: it gives the stale send back and takes a fresh one, waiting for it if the
+// window is full (the message kept in progress meanwhile). On an error (ctx ended)
+// the message holds no grant.
+func (c *Consumer) freshGrant(ctx context.Context, d *delivery) error {
+	if d.grant == nil || c.d.Budget.Fresh(*d.grant) {
+		return nil
+	}
+	stop := c.keepAlive(d.msg)
 	defer stop()
-	c.releaseGrant(context.Background(), p.grant, 1)
-	return c.d.Budget.AcquireGrant(ctx, 1)
+	c.releaseGrant(context.Background(), *d.grant, 1)
+	g, err := c.d.Budget.AcquireGrant(ctx, 1)
+	*d.grant = g
+	return err
 }
 
 // reconnectWait bounds how long a worker waits for NATS to come back before it
