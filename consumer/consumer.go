@@ -38,7 +38,7 @@ type Options struct {
 	// (default 1s); it doubles after each failed probe up to MaxBackoff.
 	ProbeInterval time.Duration
 	// PullAhead is how many messages are pulled ahead of the workers (default
-	// 2 × Concurrency), so that a worker finishing a post finds the next message in hand
+	// 4 × Concurrency), so that a worker finishing a post finds the next message in hand
 	// instead of waiting for a pull; they are granted by the budget like the rest.
 	// Negative: none, each pull is for idle workers only (a replica whose posts all
 	// hang then holds nothing another replica could send).
@@ -65,7 +65,7 @@ func (o Options) withDefaults() Options {
 	}
 	switch {
 	case o.PullAhead == 0:
-		o.PullAhead = 2 * o.Concurrency
+		o.PullAhead = 4 * o.Concurrency
 	case o.PullAhead < 0:
 		o.PullAhead = 0
 	}
