@@ -87,6 +87,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// RateLimited tells until when ServiceNow asked for no requests (a 429's
+// Retry-After); zero or past when it did not.
+type RateLimited interface {
+	PausedUntil() time.Time
+}
+
 // Deps are the parts the consumer works with.
 type Deps struct {
 	Consumer    jetstream.Consumer
@@ -103,6 +109,10 @@ type Deps struct {
 	// halts) from an incident deleted in ServiceNow. Without it every second
 	// incident halts sending.
 	Incidents IncidentFinder
+	// RateLimit, optional, tells when the pause ServiceNow imposed with a 429 ends
+	// (*servicenow.Client): a post waits it out before it renews a stale grant, so
+	// that the send is counted when it is made.
+	RateLimit RateLimited
 	// Stats, optional, are the counters to count in: a consumer built again over a
 	// new connection keeps counting where the one before stopped.
 	Stats *Stats

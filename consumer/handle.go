@@ -116,12 +116,14 @@ func (c *Consumer) postAs(ctx context.Context, d *delivery, k postKind) (posted 
 // The ledger records the post, as t, for the delivery's event.
 func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]string, t Ticket) (sent bool) {
 	log, msg, meta := d.log, d.msg, d.meta
-	if !c.brk.sends(d.probe) {
-		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
-		c.nakLater(log, msg, meta, nil)
+	// The grant is renewed (after a 429 pause) before the breaker is asked: a
+	// renewal can wait for the window, and sending may pause or halt meanwhile.
+	if err := c.freshGrant(ctx, d); err != nil {
+		c.nakLater(log, msg, meta, fmt.Errorf("renewing the send grant: %w", err))
 		return false
 	}
-	if err := c.freshGrant(ctx, d); err != nil {
+	if !c.brk.sends(d.probe) {
+		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
 		c.nakLater(log, msg, meta, nil)
 		return false
 	}
@@ -324,7 +326,10 @@ func (c *Consumer) deadLetter(ctx context.Context, log zerolog.Logger, msg jetst
 func (c *Consumer) ack(ctx context.Context, log zerolog.Logger, msg jetstream.Msg) {
 	var err error
 	if c.stopping.Load() {
-		err = msg.DoubleAck(ctx)
+		// Not with ctx: cancelled at the drain timeout, it would not even send it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmTimeout)
+		err = msg.DoubleAck(cctx)
+		cancel()
 	} else {
 		err = msg.Ack()
 	}

@@ -161,15 +161,42 @@ func (c *Consumer) returnUnstarted(p pulled, release bool) {
 // window is full (the message kept in progress meanwhile). On an error (ctx ended)
 // the message holds no grant.
 func (c *Consumer) freshGrant(ctx context.Context, d *delivery) error {
-	if d.grant == nil || c.d.Budget.Fresh(*d.grant) {
+	if d.grant == nil {
+		return nil
+	}
+	// A send ServiceNow asked to hold back (429) waits here, not inside the client,
+	// so that its grant is judged when it goes out.
+	var paused time.Duration
+	if c.d.RateLimit != nil {
+		paused = time.Until(c.d.RateLimit.PausedUntil())
+	}
+	if paused <= 0 && c.d.Budget.Fresh(*d.grant) {
 		return nil
 	}
 	stop := c.keepAlive(d.msg)
 	defer stop()
+	if paused > 0 && !sleepUntil(ctx, paused) {
+		return ctx.Err()
+	}
+	if c.d.Budget.Fresh(*d.grant) {
+		return nil
+	}
 	c.releaseGrant(context.Background(), *d.grant, 1)
 	g, err := c.d.Budget.AcquireGrant(ctx, 1)
 	*d.grant = g
 	return err
+}
+
+// sleepUntil sleeps d, reporting false if ctx ended first.
+func sleepUntil(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // reconnectWait bounds how long a worker waits for NATS to come back before it

@@ -112,7 +112,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 	}
 	d := pipelineDeps(conn, topo, imp, budget, log)
 	d.Consumer = topo.Consumer
-	d.Incidents, d.Stats, d.Halt = carry.Incidents, carry.Stats, carry.Halt
+	d.Incidents, d.RateLimit, d.Stats, d.Halt = carry.Incidents, carry.RateLimit, carry.Stats, carry.Halt
 	c, err := consumer.New(d, consumerOptions(cfg))
 	return pipeline{consumer: c, budget: budget}, err
 }

@@ -136,7 +136,7 @@ func startDemo(ctx context.Context, log zerolog.Logger, threshold float64) (*dem
 		d.close()
 		return nil, err
 	}
-	p, err := newPipeline(ctx, d.conn, d.cfg, snow, consumer.Deps{Incidents: snow}, log)
+	p, err := newPipeline(ctx, d.conn, d.cfg, snow, consumer.Deps{Incidents: snow, RateLimit: snow}, log)
 	if err != nil {
 		d.close()
 		return nil, err

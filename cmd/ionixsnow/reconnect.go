@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/servicenow"
 )
 
 // errConnectionLost is the cause of a run stopped because the server closed the
@@ -115,9 +116,9 @@ func newLive() *live { return &live{stats: &consumer.Stats{}, halt: &consumer.Ha
 
 // carried are the parts every pipeline built over a new connection shares: the
 // counters, a halt (a coalesce failure stays one after a reconnection) and the
-// incident reader.
-func (l *live) carried(incidents consumer.IncidentFinder) consumer.Deps {
-	return consumer.Deps{Incidents: incidents, Stats: l.stats, Halt: l.halt}
+// ServiceNow client's incident reader and rate-limit pause.
+func (l *live) carried(snow *servicenow.Client) consumer.Deps {
+	return consumer.Deps{Incidents: snow, RateLimit: snow, Stats: l.stats, Halt: l.halt}
 }
 
 func (l *live) set(conn *natsConn, p pipeline) {
