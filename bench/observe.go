@@ -150,6 +150,14 @@ type observedMsg struct {
 	rec *recorder
 }
 
+func (m observedMsg) Ack() error {
+	err := m.Msg.Ack()
+	if err == nil {
+		m.rec.settle(m.Msg, false)
+	}
+	return err
+}
+
 func (m observedMsg) DoubleAck(ctx context.Context) error {
 	err := m.Msg.DoubleAck(ctx)
 	if err == nil {
