@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"math"
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/ledger"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -333,8 +336,9 @@ func newPipeline(ctx context.Context, r *rig, o Options) (*pipeline, error) {
 	cons, err := consumer.New(consumer.Deps{
 		Consumer:    observedConsumer{Consumer: topo.Consumer, rec: rec},
 		Importer:    snow,
-		Ledger:      consumer.NewLedger(topo.Tickets),
-		DeadLetters: consumer.NewDeadLetters(r.js, topo.Names),
+		Ledger:      ledger.New(topo.Tickets),
+		JetStream:   r.js,
+		DeadLetters: dlq.New(r.js, topo.Names),
 		Budget:      grants,
 		Stream:      topo.Stream,
 		Log:         o.Log,

@@ -15,6 +15,7 @@ import (
 // probeSlot waits for the post still in flight. That post finds a second incident
 // and halts sending for good. probeSlot must not then let a probe through.
 func TestNoProbeAfterHalt(t *testing.T) {
+	t.Parallel()
 	c := &Consumer{now: time.Now}
 	c.brk = newBreaker(time.Millisecond, time.Millisecond, time.Now, zerolog.Nop())
 	c.brk.mu.Lock()

@@ -4,28 +4,17 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/servicenow"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestBreakerOpensBacksOffAndCloses(t *testing.T) {
+	t.Parallel()
 	transient := &servicenow.Error{Class: servicenow.ClassTransient, StatusCode: 503, Message: "down"}
 	config := &servicenow.Error{Class: servicenow.ClassConfiguration, StatusCode: 403, Message: "ACL", Fix: "add the ACL"}
 	rejected := &servicenow.Error{Class: servicenow.ClassPermanent, StatusCode: 400, Message: "bad"}
@@ -86,17 +75,17 @@ func TestBreakerOpensBacksOffAndCloses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-			b := newBreaker(time.Second, 5*time.Second, clk.now, zerolog.Nop())
+			clk := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			b := newBreaker(time.Second, 5*time.Second, clk.Now, zerolog.Nop())
 			for i, s := range tt.steps {
-				clk.add(s.advance)
-				b.record(s.outcome, clk.now().Add(-s.sentAgo))
+				clk.Advance(s.advance)
+				b.record(s.outcome, clk.Now().Add(-s.sentAgo))
 				st := b.state()
 				if st.Paused != s.paused || st.Configuration != s.config {
 					t.Fatalf("step %d (%s): paused=%v config=%v, want %v %v", i, s.describe, st.Paused, st.Configuration, s.paused, s.config)
 				}
 				if s.paused {
-					if got := st.NextProbeAt.Sub(clk.now()); got != s.nextIn {
+					if got := st.NextProbeAt.Sub(clk.Now()); got != s.nextIn {
 						t.Errorf("step %d (%s): next probe in %s, want %s", i, s.describe, got, s.nextIn)
 					}
 					if !errors.Is(st.Cause, s.outcome) {
@@ -109,18 +98,19 @@ func TestBreakerOpensBacksOffAndCloses(t *testing.T) {
 }
 
 func TestBreakerAdmitsOneProbeWhenDue(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(0, 0)}
-	b := newBreaker(time.Second, time.Minute, clk.now, zerolog.Nop())
+	t.Parallel()
+	clk := testkit.NewClock(time.Unix(0, 0))
+	b := newBreaker(time.Second, time.Minute, clk.Now, zerolog.Nop())
 	if n, err := b.admit(context.Background(), 4); err != nil || n != 4 {
 		t.Fatalf("closed breaker admitted %d (%v), want 4", n, err)
 	}
-	b.record(&servicenow.Error{Class: servicenow.ClassConfiguration, StatusCode: 404}, clk.now())
+	b.record(&servicenow.Error{Class: servicenow.ClassConfiguration, StatusCode: 404}, clk.Now())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := b.admit(ctx, 4); !errors.Is(err, context.Canceled) {
 		t.Fatalf("open breaker before the probe time: %v, want to block until ctx ends", err)
 	}
-	clk.add(time.Second)
+	clk.Advance(time.Second)
 	if n, err := b.admit(context.Background(), 4); err != nil || n != 1 {
 		t.Fatalf("due probe admitted %d (%v), want 1", n, err)
 	}

@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 	"github.com/ionix/ionixsnow/topology"
@@ -36,6 +38,7 @@ func (r *rig) publishClosed(t *testing.T, closedAt string, items ...ionix.Action
 // incident through the same import table; without it, or for an item never
 // ticketed, the event is acknowledged and counted, and nothing is posted.
 func TestClosingEvents(t *testing.T) {
+	t.Parallel()
 	ticketed := item("close-1", "Expired certificate on vpn.example.com", "PKI", 8, "2026-09-01T10:00:00Z")
 	never := item("close-2", "Open port 23 on legacy.example.com", "Vulnerability", 9, "2026-09-01T10:00:00Z")
 	for _, tt := range []struct {
@@ -50,9 +53,9 @@ func TestClosingEvents(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
 			r.publish(t, ticketed)
 			c := r.startWith(t, r.topo.Consumer, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: tt.resolveOnClose, FetchWait: 300 * time.Millisecond})
-			waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+			testkit.WaitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
 			r.publishClosed(t, "2026-11-20T09:30:00Z", ticketed, never)
-			waitFor(t, 10*time.Second, "the closing events", func() bool { return c.Stats().Received == 3 })
+			testkit.WaitFor(t, 10*time.Second, "the closing events", func() bool { return c.Stats().Received == 3 })
 			r.waitDrained(t)
 
 			s := c.Stats()
@@ -73,8 +76,8 @@ func TestClosingEvents(t *testing.T) {
 				if in.ShortDescription != ticketed.Title || in.Inserts != 1 {
 					t.Errorf("incident %+v: the resolving re-post must update the same incident with the same fields", in)
 				}
-				tk, ok, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), "close-1")
-				if !ok || tk.Status != consumer.StatusResolved {
+				tk, ok, _ := ledger.New(r.topo.Tickets).Get(context.Background(), "close-1")
+				if !ok || tk.Status != ledger.StatusResolved {
 					t.Errorf("ledger %+v (found %v): want status resolved", tk, ok)
 				}
 			} else if s.FilteredClosed != 2 || s.Resolved != 0 || r.sim.ImportCount() != 1 {
@@ -93,13 +96,14 @@ func TestClosingEvents(t *testing.T) {
 // so that an older reopening still being retried is superseded by it. A redelivery of
 // the closing already posted is acknowledged without a post.
 func TestRepeatedClosingEvent(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	it := item("close-3", "Dangling DNS record", "DNS", 7, "2026-09-01T10:00:00Z")
 	r.publish(t, it)
 	c := r.startWith(t, r.topo.Consumer, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond})
-	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
 	r.publishClosed(t, "2026-11-20T09:30:00Z", it)
-	waitFor(t, 10*time.Second, "the incident resolved", func() bool { return c.Stats().Resolved == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the incident resolved", func() bool { return c.Stats().Resolved == 1 })
 	// The same closing event again, under another message id.
 	raw, _ := json.Marshal(it)
 	msg := nats.NewMsg(ionix.Subject(topology.DefaultSubjectPrefix, ionix.EventClosed, it.Type))
@@ -109,7 +113,7 @@ func TestRepeatedClosingEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the repeated closing event", func() bool { return c.Stats().Received == 3 })
+	testkit.WaitFor(t, 10*time.Second, "the repeated closing event", func() bool { return c.Stats().Received == 3 })
 	r.waitDrained(t)
 	if n := importsOf(r.sim, "ionix:close-3"); n != 3 {
 		t.Errorf("%d imports, want 3 (open, resolve, resolve again)", n)
@@ -117,7 +121,7 @@ func TestRepeatedClosingEvent(t *testing.T) {
 	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
 		t.Errorf("incident state %q, want resolved", in.State)
 	}
-	if tk, _, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), it.ID); tk.StreamSeq != ack.Sequence || tk.Status != consumer.StatusResolved {
+	if tk, _, _ := ledger.New(r.topo.Tickets).Get(context.Background(), it.ID); tk.StreamSeq != ack.Sequence || tk.Status != ledger.StatusResolved {
 		t.Errorf("ledger %+v, want resolved at the repeated closing's sequence %d", tk, ack.Sequence)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 )
 
@@ -16,8 +17,8 @@ import (
 // (postAfterRecording).
 func (c *Consumer) recordClosing(ctx context.Context, d *delivery) (posted bool) {
 	at := d.facts.at
-	closing := Ticket{Fingerprint: d.facts.fingerprint, Status: StatusResolved, StreamSeq: at.seq, Stream: at.stream, SentAt: c.now().UTC(), PostedBy: c.instance}
-	prev, found, written, err := c.d.Ledger.recordUnless(ctx, d.item.ID, closing, Ticket.ticketed)
+	closing := ledger.Ticket{Fingerprint: d.facts.fingerprint, Status: ledger.StatusResolved, StreamSeq: at.seq, Stream: at.stream, SentAt: c.now().UTC(), PostedBy: c.instance}
+	prev, found, written, err := c.d.Ledger.RecordUnless(ctx, d.item.ID, closing, ledger.Ticket.Ticketed)
 	if err != nil {
 		c.retryLater(ctx, d.log, d.msg, d.meta, fmt.Errorf("ticket ledger unavailable: %w", err))
 		return false
@@ -40,5 +41,5 @@ func (c *Consumer) postClosing(ctx context.Context, d *delivery) (posted bool) {
 		closedAt = ts
 	}
 	record := mapping.ClosingRecord(d.item, c.o.Mapping, closedAt)
-	return c.post(ctx, d, record, Ticket{Fingerprint: d.entry.Fingerprint, Status: StatusResolved})
+	return c.post(ctx, d, record, ledger.Ticket{Fingerprint: d.entry.Fingerprint, Status: ledger.StatusResolved})
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -57,13 +59,14 @@ func closingRig(t *testing.T, fail failOnce) (*rig, *consumer.Consumer) {
 // closing, which resolves the incident ServiceNow did create. (Each decision on the
 // way is a row of TestDecisionCases; this runs them end to end.)
 func TestClosingAfterAnOpenedPostWhoseAnswerWasLost(t *testing.T) {
+	t.Parallel()
 	r, c := closingRig(t, failOnce{state: "", commit: true, done: new(atomic.Bool)})
 	it := item("race-e", "Open RDP on gw2.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
 	r.publishNth(t, it, ionix.EventOpened, 0)
 	closed := it
 	closed.LastClosedAt = "2026-11-20T09:30:00Z"
 	r.publishNth(t, closed, ionix.EventClosed, 1)
-	waitFor(t, 15*time.Second, "the closing's copy", func() bool { return c.Stats().Requeued == 1 && c.Stats().Received == 4 })
+	testkit.WaitFor(t, 15*time.Second, "the closing's copy", func() bool { return c.Stats().Requeued == 1 && c.Stats().Received == 4 })
 	r.waitDrained(t)
 	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved || in.Inserts != 1 {
 		t.Errorf("incident %+v: want the one ServiceNow created, resolved", in)
@@ -92,23 +95,24 @@ func (h missOnceKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntr
 // survive (not be replaced by "closed without an incident"), so the retried closing
 // resolves the incident.
 func TestClosingThatMissedTheIncidentKeepsItsTicket(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	armed := new(atomic.Bool)
 	d := r.deps(r.topo.Consumer)
-	d.Ledger = consumer.NewLedger(missOnceKV{KeyValue: r.topo.Tickets, armed: armed})
+	d.Ledger = ledger.New(missOnceKV{KeyValue: r.topo.Tickets, armed: armed})
 	d.Importer = failOnce{inner: r.snow, state: mapping.StateResolved, done: new(atomic.Bool)}
 	c := r.run(t, d, consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: quickRetry})
 	it := item("race-f", "Open VNC on desk2.example.com", "Vulnerability", 8, "2026-09-01T10:00:00Z")
 	r.publishNth(t, it, ionix.EventOpened, 0)
-	waitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the incident", func() bool { return c.Stats().Created == 1 })
 	armed.Store(true)
 	r.publishNth(t, it, ionix.EventClosed, 1)
-	waitFor(t, 15*time.Second, "the retried closing", func() bool { return c.Stats().Resolved == 1 })
+	testkit.WaitFor(t, 15*time.Second, "the retried closing", func() bool { return c.Stats().Resolved == 1 })
 	r.waitDrained(t)
 	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateResolved {
 		t.Errorf("incident state %q, want resolved", in.State)
 	}
-	if tk, _, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), it.ID); tk.Number == "" {
+	if tk, _, _ := ledger.New(r.topo.Tickets).Get(context.Background(), it.ID); tk.Number == "" {
 		t.Errorf("ledger %+v lost the incident", tk)
 	}
 }
@@ -118,6 +122,7 @@ func TestClosingThatMissedTheIncidentKeepsItsTicket(t *testing.T) {
 // its turn before the filter asks the ledger whether the item has an incident, and
 // reopens it.
 func TestReopeningBelowTheThresholdInOneBatch(t *testing.T) {
+	t.Parallel()
 	f := mapping.Filter{UrgencyThreshold: 7}
 	r := newRig(t, f, emulator.Options{})
 	it := item("race-i", "Weak TLS on mail3.example.com", "PKI", 8, "2026-09-01T10:00:00Z")
@@ -127,7 +132,7 @@ func TestReopeningBelowTheThresholdInOneBatch(t *testing.T) {
 	r.publishNth(t, low, ionix.EventClosed, 1)
 	r.publishReopening(t, low, 2)
 	c := r.startWith(t, r.topo.Consumer, consumer.Options{Filter: f, Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond})
-	waitFor(t, 10*time.Second, "the three events", func() bool { return c.Stats().Received == 3 })
+	testkit.WaitFor(t, 10*time.Second, "the three events", func() bool { return c.Stats().Received == 3 })
 	r.waitDrained(t)
 	if in := incidentOf(t, r.sim, it.ID); in.State != mapping.StateInProgress {
 		t.Errorf("incident state %q, want In Progress; stats %+v", in.State, c.Stats())

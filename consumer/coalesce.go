@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 )
@@ -54,7 +55,7 @@ func (h *Halt) set(err error) { h.cause.CompareAndSwap(nil, &err) }
 // whose ledger entry prev (found) already names one: the answer is "inserted" with
 // another sys_id. A replay is exempt: it re-sends items whose incident may be gone (an
 // instance restored from backup), and a new incident is then what it is for.
-func secondIncident(prev Ticket, found bool, res servicenow.Result, replay bool) bool {
+func secondIncident(prev ledger.Ticket, found bool, res servicenow.Result, replay bool) bool {
 	return !replay && found && prev.SysID != "" && res.Status == "inserted" &&
 		res.SysID != "" && !strings.EqualFold(res.SysID, prev.SysID)
 }
@@ -71,7 +72,7 @@ const (
 // checkCoalesce halts sending when an accepted import of record made a second
 // incident for the item (secondIncident) and verifyCoalesce finds that coalesce does
 // not work. It reports whether it posted the item again to tell.
-func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, id string, record map[string]string, prev Ticket, found bool, res servicenow.Result) (reposted bool) {
+func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, id string, record map[string]string, prev ledger.Ticket, found bool, res servicenow.Result) (reposted bool) {
 	if !secondIncident(prev, found, res, c.mode().replay) {
 		return false
 	}
@@ -148,7 +149,7 @@ func (c *Consumer) verifyCoalesce(ctx context.Context, msg jetstream.Msg, id str
 // requeueIfOvertaken puts the newest version of the item back on the stream when the
 // ledger now records an event newer than ours (at, posted as t) that our later post —
 // the coalesce check's — may have overwritten in ServiceNow.
-func (c *Consumer) requeueIfOvertaken(ctx context.Context, log zerolog.Logger, id string, t Ticket, at eventAt, by uint64) {
+func (c *Consumer) requeueIfOvertaken(ctx context.Context, log zerolog.Logger, id string, t ledger.Ticket, at eventAt, by uint64) {
 	cur, found, err := c.d.Ledger.Get(ctx, id)
 	if err != nil {
 		log.Warn().Err(err).Msg("could not read the ledger after posting the item again; a newer version may show older values until the item changes again")

@@ -3,21 +3,23 @@ package consumer
 import (
 	"testing"
 
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/servicenow"
 )
 
 func TestSecondIncident(t *testing.T) {
-	ticketed := Ticket{SysID: "a1", Number: "INC0010001"}
-	closingOnly := Ticket{Status: StatusResolved} // a closing recorded before any incident
+	t.Parallel()
+	ticketed := ledger.Ticket{SysID: "a1", Number: "INC0010001"}
+	closingOnly := ledger.Ticket{Status: ledger.StatusResolved} // a closing recorded before any incident
 	for _, tc := range []struct {
 		name   string
-		prev   Ticket
+		prev   ledger.Ticket
 		found  bool
 		res    servicenow.Result
 		replay bool
 		want   bool
 	}{
-		{"first post", Ticket{}, false, servicenow.Result{Status: "inserted", SysID: "a1"}, false, false},
+		{"first post", ledger.Ticket{}, false, servicenow.Result{Status: "inserted", SysID: "a1"}, false, false},
 		{"update coalesced", ticketed, true, servicenow.Result{Status: "updated", SysID: "a1"}, false, false},
 		{"unchanged re-post", ticketed, true, servicenow.Result{Status: "ignored", SysID: "a1", Number: "INC0010001"}, false, false},
 		{"second incident", ticketed, true, servicenow.Result{Status: "inserted", SysID: "b2"}, false, true},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
@@ -81,6 +82,7 @@ func (h *holdByItem) count() (started, held int) {
 // verification post of their own after the halt (on this instance each would be
 // another duplicate incident).
 func TestNoVerificationPostAfterHalt(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{NoCoalesce: true, MissingACLs: []string{emulator.ACLIncidentRead}})
 	batch := items("rv2", 4)
 	hold := map[string]bool{}
@@ -95,13 +97,13 @@ func TestNoVerificationPostAfterHalt(t *testing.T) {
 	d.Importer, d.Incidents = imp, r.snow
 	c := r.run(t, d, consumer.Options{Concurrency: 4, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond})
 	r.publish(t, batch...)
-	waitFor(t, 10*time.Second, "created", func() bool { return c.Stats().Created == 4 })
+	testkit.WaitFor(t, 10*time.Second, "created", func() bool { return c.Stats().Created == 4 })
 	for i := range batch {
 		batch[i].Urgency = 9.8
 	}
 	r.publish(t, batch...)
-	waitFor(t, 10*time.Second, "halted", func() bool { return c.Paused().Halted })
-	waitFor(t, 10*time.Second, "3 updates in flight", func() bool { _, h := imp.count(); return h == 3 })
+	testkit.WaitFor(t, 10*time.Second, "halted", func() bool { return c.Paused().Halted })
+	testkit.WaitFor(t, 10*time.Second, "3 updates in flight", func() bool { _, h := imp.count(); return h == 3 })
 	atHalt, _ := imp.count() // includes the 3 held updates (in flight)
 	close(imp.release)
 	r.waitDrained(t) // the three settled
@@ -117,6 +119,7 @@ func TestNoVerificationPostAfterHalt(t *testing.T) {
 // grant at the cap, a slow instance), replica B posts v3. A's verification post puts
 // v2 back over v3, so A requeues v3, which ends on the incident.
 func TestVerificationPostOverwritesNewerVersion(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{MissingACLs: []string{emulator.ACLIncidentRead}})
 	it := item("rv2-order", "v1 title", "Vulnerability", 8, "2026-10-01T08:00:00Z")
 	imp := &holdByItem{Importer: r.snow, n: map[string]int{}, holdNth: 3, hold: map[string]bool{"ionix:" + it.ID: true}, release: make(chan struct{})}
@@ -126,19 +129,19 @@ func TestVerificationPostOverwritesNewerVersion(t *testing.T) {
 	dA.Importer, dA.Incidents = imp, r.snow
 	a := r.run(t, dA, o)
 	r.publish(t, it)
-	waitFor(t, 10*time.Second, "created", func() bool { return a.Stats().Created == 1 })
+	testkit.WaitFor(t, 10*time.Second, "created", func() bool { return a.Stats().Created == 1 })
 	if !r.sim.DeleteIncident(incidentOf(t, r.sim, it.ID).Number) {
 		t.Fatal("delete")
 	}
 	it.Title = "v2 title"
 	r.publish(t, it)
-	waitFor(t, 10*time.Second, "A's verification post held", func() bool { _, h := imp.count(); return h == 1 })
+	testkit.WaitFor(t, 10*time.Second, "A's verification post held", func() bool { _, h := imp.count(); return h == 1 })
 	dB := r.deps(r.topo.Consumer)
 	dB.Incidents = r.snow
 	b := r.run(t, dB, o)
 	it.Title = "v3 title"
 	r.publish(t, it)
-	waitFor(t, 10*time.Second, "B posted v3", func() bool { return b.Stats().Updated >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "B posted v3", func() bool { return b.Stats().Updated >= 1 })
 	r.waitOnlyHeld(t) // B's own requeued copy (if any) posted too
 	close(imp.release)
 	r.waitDrained(t)
@@ -166,13 +169,14 @@ func (blindFinder) FindIncidents(context.Context, string) ([]servicenow.Incident
 // nothing. The new incident (sys_id in hand) is not among the rows, so the read
 // proves nothing: the item is posted again, which updates, and sending goes on.
 func TestUnreadableCorrelationIDDoesNotHaltOnADeletedIncident(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	it := item("rv2-blind", "Open Redis on cache.example.com", "Vulnerability", 8, "2026-10-01T08:00:00Z")
 	d := r.deps(r.topo.Consumer)
 	d.Incidents = blindFinder{}
 	c := r.run(t, d, consumer.Options{Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond})
 	r.publish(t, it)
-	waitFor(t, 10*time.Second, "created", func() bool { return c.Stats().Created == 1 })
+	testkit.WaitFor(t, 10*time.Second, "created", func() bool { return c.Stats().Created == 1 })
 	if !r.sim.DeleteIncident(incidentOf(t, r.sim, it.ID).Number) {
 		t.Fatal("delete")
 	}
@@ -190,6 +194,7 @@ func TestUnreadableCorrelationIDDoesNotHaltOnADeletedIncident(t *testing.T) {
 // next closing (Resolved). A's verification re-post of the reopening record sets the
 // incident back to In Progress, so A requeues the closing, which resolves it again.
 func TestVerificationPostReopensAClosedItem(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{MissingACLs: []string{emulator.ACLIncidentRead}})
 	it := item("rv2-reopen", "Open Redis on cache.example.com", "Vulnerability", 8, "2026-10-01T08:00:00Z")
 	imp := &holdByItem{Importer: r.snow, n: map[string]int{}, holdNth: 4, hold: map[string]bool{"ionix:" + it.ID: true}, release: make(chan struct{})}
@@ -202,18 +207,18 @@ func TestVerificationPostReopensAClosedItem(t *testing.T) {
 	closed := it
 	closed.LastClosedAt = "2026-10-02T08:00:00Z"
 	r.publishNth(t, closed, ionix.EventClosed, 1)
-	waitFor(t, 10*time.Second, "resolved", func() bool { return a.Stats().Resolved == 1 })
+	testkit.WaitFor(t, 10*time.Second, "resolved", func() bool { return a.Stats().Resolved == 1 })
 	if !r.sim.DeleteIncident(incidentOf(t, r.sim, it.ID).Number) {
 		t.Fatal("delete")
 	}
 	r.publishReopening(t, it, 2)
-	waitFor(t, 10*time.Second, "A's verification post held", func() bool { _, h := imp.count(); return h == 1 })
+	testkit.WaitFor(t, 10*time.Second, "A's verification post held", func() bool { _, h := imp.count(); return h == 1 })
 	dB := r.deps(r.topo.Consumer)
 	dB.Incidents = r.snow
 	b := r.run(t, dB, o)
 	closed.LastClosedAt = "2026-10-03T08:00:00Z"
 	r.publishNth(t, closed, ionix.EventClosed, 2)
-	waitFor(t, 10*time.Second, "B resolved", func() bool { return b.Stats().Resolved >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "B resolved", func() bool { return b.Stats().Resolved >= 1 })
 	r.waitOnlyHeld(t)
 	close(imp.release)
 	r.waitDrained(t)
@@ -227,7 +232,7 @@ func TestVerificationPostReopensAClosedItem(t *testing.T) {
 // message unacknowledged: the one whose post a test holds.
 func (r *rig) waitOnlyHeld(t *testing.T) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "every message but the held one settled", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "every message but the held one settled", func() bool {
 		info, err := r.topo.Consumer.Info(context.Background())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 1
 	})

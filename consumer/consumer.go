@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/ledger"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -95,10 +98,13 @@ type RateLimited interface {
 
 // Deps are the parts the consumer works with.
 type Deps struct {
-	Consumer    jetstream.Consumer
+	Consumer jetstream.Consumer
+	// JetStream is the connection's JetStream context: requeued copies are
+	// published, advisories watched and confirmed naks requested through it.
+	JetStream   jetstream.JetStream
 	Importer    Importer
-	Ledger      *Ledger
-	DeadLetters *DeadLetters
+	Ledger      *ledger.Tickets
+	DeadLetters *dlq.Queue
 	Budget      budget.Granter // nil means budget.Unlimited
 	// Stream is the action-item stream. Optional: without it a newest version that
 	// an older one may have overtaken cannot be requeued, and messages the server
@@ -132,7 +138,7 @@ type Consumer struct {
 	now   func() time.Time
 	// instance tells this consumer's ledger entries from other replicas'.
 	instance string
-	// stream identifies the stream instance (Ticket.Stream, see stream.go); read
+	// stream identifies the stream instance (ledger.Ticket.Stream, see stream.go); read
 	// again when it may have changed (streamStale) and every streamCheckEvery.
 	stream        atomic.Pointer[string]
 	streamStale   atomic.Bool
@@ -150,6 +156,9 @@ func New(d Deps, o Options) (*Consumer, error) {
 	var missing []error
 	if d.Consumer == nil {
 		missing = append(missing, errors.New("consumer: no JetStream consumer"))
+	}
+	if d.JetStream == nil {
+		missing = append(missing, errors.New("consumer: no JetStream context"))
 	}
 	if d.Importer == nil {
 		missing = append(missing, errors.New("consumer: no ServiceNow importer"))

@@ -1,6 +1,10 @@
 package consumer
 
-import "time"
+import (
+	"time"
+
+	"github.com/ionix/ionixsnow/ledger"
+)
 
 // The fate of every message is decided by one pure function, decide, from three
 // inputs: the event's facts (eventFacts), the item's state in the ledger (itemState)
@@ -329,12 +333,12 @@ type requeueOrder struct {
 
 // postOutcome is what the ledger write after an accepted post found.
 type postOutcome struct {
-	posted  Ticket     // what the post recorded
-	prev    Ticket     // the entry before the write
-	found   bool       // there was one
-	written bool       // posted was written (not: prev records a later event)
-	view    ledgerView // what the ledger held when the post was decided
-	started time.Time  // when the post went out
+	posted  ledger.Ticket // what the post recorded
+	prev    ledger.Ticket // the entry before the write
+	found   bool          // there was one
+	written bool          // posted was written (not: prev records a later event)
+	view    ledgerView    // what the ledger held when the post was decided
+	started time.Time     // when the post went out
 }
 
 // afterPost is the follow-up of an accepted post by consumer instance instance, if any.
@@ -356,8 +360,8 @@ func afterPost(o postOutcome, instance string, m mode) (requeueOrder, bool) {
 
 // afterRepost is the follow-up of the coalesce check's second post of the event at
 // (posted as posted), by the entry cur the ledger holds after it (found: one).
-func afterRepost(posted, cur Ticket, found bool, at eventAt, m mode) (requeueOrder, bool) {
-	if !found || !cur.newerThan(at) || harmlessAfter(posted, cur) {
+func afterRepost(posted, cur ledger.Ticket, found bool, at eventAt, m mode) (requeueOrder, bool) {
+	if !found || !newer(cur, at) || harmlessAfter(posted, cur) {
 		return requeueOrder{}, false
 	}
 	return requeueOrder{seq: cur.StreamSeq, reopen: m.resolveOnClose && copyReopens(posted, cur),
@@ -368,6 +372,6 @@ func afterRepost(posted, cur Ticket, found bool, at eventAt, m mode) (requeueOrd
 // ledger refused to record it without an incident: an incident turned up meanwhile
 // (another replica's post recorded between our read and our write) for an event not
 // newer than the closing at.
-func postAfterRecording(prev Ticket, found, written bool, at eventAt) bool {
-	return !written && found && prev.ticketed() && !prev.newerThan(at)
+func postAfterRecording(prev ledger.Ticket, found, written bool, at eventAt) bool {
+	return !written && found && prev.Ticketed() && !newer(prev, at)
 }

@@ -10,6 +10,7 @@ import (
 // × events → actions, outside a replay) for resolve_on_close on and off, as decide
 // computes it; the test prints the table when they differ.
 func TestDesignDocShowsTheStateTable(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../docs/design.md")
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,7 @@
 package consumer
 
+import "github.com/ionix/ionixsnow/ledger"
+
 // legacyDecision is the decision handle.go made before decide existed (commit
 // 1740f67: handle, handleClosed, closedWithoutIncident's entry, postedAlready,
 // superseded, present, reopens), transcribed over a row with its conditions and order
@@ -28,8 +30,8 @@ func legacyDecision(r row) string {
 	}
 	at := f.at
 	requeued := f.copy == copyRequeued
-	replayed := func(t Ticket) bool { return m.replay && t.SentAt.After(m.since) }
-	records := func(t Ticket) bool { return t.sameStream(at.stream) && t.StreamSeq == at.seq }
+	replayed := func(t ledger.Ticket) bool { return m.replay && t.SentAt.After(m.since) }
+	records := func(t ledger.Ticket) bool { return t.SameStream(at.stream) && t.StreamSeq == at.seq }
 	present := func() (string, bool) {
 		if !m.missingOnly {
 			return "", false
@@ -49,13 +51,13 @@ func legacyDecision(r row) string {
 		if unavailable {
 			return "retry later"
 		}
-		if found && t.newerThan(at) {
+		if found && newer(t, at) {
 			return "ack superseded"
 		}
-		if (!found || !t.ticketed()) && !requeued {
+		if (!found || !t.Ticketed()) && !requeued {
 			return "record the closing"
 		}
-		if t.Status == StatusResolved && !requeued && records(t) && !(m.replay && !replayed(t)) {
+		if t.Status == ledger.StatusResolved && !requeued && records(t) && !(m.replay && !replayed(t)) {
 			return "ack duplicate"
 		}
 		if a, done := present(); done {
@@ -71,13 +73,13 @@ func legacyDecision(r row) string {
 			return "retry later"
 		}
 		read = true
-		if !pass && !(found && t.ticketed()) {
+		if !pass && !(found && t.Ticketed()) {
 			return "ack filtered"
 		}
-		if m.resolveOnClose && found && !t.ticketed() && t.newerThan(at) && f.later {
+		if m.resolveOnClose && found && !t.Ticketed() && newer(t, at) && f.later {
 			prefix = "requeue the closing, "
 		}
-		if found && (!m.replay || t.Fingerprint != fingerprint || !t.ticketed()) && t.newerThan(at) {
+		if found && (!m.replay || t.Fingerprint != fingerprint || !t.Ticketed()) && newer(t, at) {
 			return prefix + "ack superseded"
 		}
 		if !requeued && found && t.Fingerprint == fingerprint && records(t) && !(m.replay && !replayed(t)) {
@@ -88,14 +90,14 @@ func legacyDecision(r row) string {
 		return prefix + a
 	}
 	// reopens
-	if m.resolveOnClose && read && found && t.ticketed() && !t.newerThan(at) && f.reopenMarked {
+	if m.resolveOnClose && read && found && t.Ticketed() && !newer(t, at) && f.reopenMarked {
 		return prefix + "post reopen"
 	}
 	// The same record either way; named by what the ledger read showed.
 	switch {
 	case !read:
 		return prefix + "post, ledger unread"
-	case found && t.ticketed():
+	case found && t.Ticketed():
 		return prefix + "post update"
 	}
 	return prefix + "post create"

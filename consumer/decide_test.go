@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ionix/ionixsnow/ledger"
 )
 
 // The decision table. Every combination of decide's inputs (row) is generated; the
@@ -177,18 +179,18 @@ func (r row) facts() eventFacts {
 }
 
 // ticket is the ledger entry of the row (found false: none).
-func (r row) ticket() (t Ticket, found bool) {
+func (r row) ticket() (t ledger.Ticket, found bool) {
 	if r.state == phaseNone || r.state == phaseUnavailable {
-		return Ticket{}, false
+		return ledger.Ticket{}, false
 	}
-	t = Ticket{Fingerprint: "fp", SysID: "s1", Number: "INC1", Status: "inserted", Stream: rowAt.stream, SentAt: rowSince.Add(-time.Hour)}
+	t = ledger.Ticket{Fingerprint: "fp", SysID: "s1", Number: "INC1", Status: "inserted", Stream: rowAt.stream, SentAt: rowSince.Add(-time.Hour)}
 	switch r.state {
 	case phaseClosedUnticketed:
-		t.SysID, t.Number, t.Status = "", "", StatusResolved
+		t.SysID, t.Number, t.Status = "", "", ledger.StatusResolved
 	case phaseResolved:
-		t.Status = StatusResolved
+		t.Status = ledger.StatusResolved
 	case phaseReopened:
-		t.Status = StatusReopened
+		t.Status = ledger.StatusReopened
 	}
 	switch r.pos {
 	case posEntryOlder:
@@ -328,6 +330,7 @@ func run(r row) (action, []actionKind) {
 //
 // Every rule must be reached by some row.
 func TestDecisionTable(t *testing.T) {
+	t.Parallel()
 	rules := compileRules(t)
 	used := make([]int, len(rules))
 	total := 0
@@ -389,40 +392,42 @@ func gatheredInOrder(r row, asked []actionKind) string {
 }
 
 func TestPositionAgreesWithTheLedger(t *testing.T) {
-	for _, tk := range []Ticket{{StreamSeq: 5, Stream: "S2"}, {StreamSeq: 10, Stream: "S2"}, {StreamSeq: 15, Stream: "S2"},
+	t.Parallel()
+	for _, tk := range []ledger.Ticket{{StreamSeq: 5, Stream: "S2"}, {StreamSeq: 10, Stream: "S2"}, {StreamSeq: 15, Stream: "S2"},
 		{StreamSeq: 15, Stream: "S1"}, {StreamSeq: 0}, {StreamSeq: 15}, {StreamSeq: 10}} {
 		for _, at := range []eventAt{rowAt, {seq: 10}} {
 			pos := stateOf(tk, true).positionOf(at)
-			if (pos == posEntryNewer) != tk.newerThan(at) {
-				t.Errorf("entry %+v, event %+v: position %s, newerThan %v", tk, at, pos, tk.newerThan(at))
+			if (pos == posEntryNewer) != newer(tk, at) {
+				t.Errorf("entry %+v, event %+v: position %s, newerThan %v", tk, at, pos, newer(tk, at))
 			}
-			if same := tk.sameStream(at.stream) && tk.StreamSeq == at.seq; (pos == posSameEvent) != same {
+			if same := tk.SameStream(at.stream) && tk.StreamSeq == at.seq; (pos == posSameEvent) != same {
 				t.Errorf("entry %+v, event %+v: position %s, records it %v", tk, at, pos, same)
 			}
 		}
 	}
-	legacy := Ticket{Status: StatusResolved, SysID: "s"} // written before stream_seq was recorded
+	legacy := ledger.Ticket{Status: ledger.StatusResolved, SysID: "s"} // written before stream_seq was recorded
 	if pos := stateOf(legacy, true).positionOf(rowAt); pos != posEntryOlder {
 		t.Errorf("entry without a sequence: position %s, want older than any event", pos)
 	}
-	if pos := stateOf(Ticket{}, false).positionOf(rowAt); pos != posNoEntry {
+	if pos := stateOf(ledger.Ticket{}, false).positionOf(rowAt); pos != posNoEntry {
 		t.Errorf("no entry: position %s", pos)
 	}
 }
 
 func TestStateOf(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
-		t     Ticket
+		t     ledger.Ticket
 		found bool
 		want  phase
 	}{
-		{Ticket{}, false, phaseNone},
-		{Ticket{Status: StatusResolved, Fingerprint: "a"}, true, phaseClosedUnticketed},
-		{Ticket{Status: "inserted", SysID: "s"}, true, phaseOpen},
-		{Ticket{Status: "updated", Number: "INC1"}, true, phaseOpen},
-		{Ticket{Status: "ignored", SysID: "s", Number: "INC1"}, true, phaseOpen},
-		{Ticket{Status: StatusResolved, SysID: "s"}, true, phaseResolved},
-		{Ticket{Status: StatusReopened, SysID: "s"}, true, phaseReopened},
+		{ledger.Ticket{}, false, phaseNone},
+		{ledger.Ticket{Status: ledger.StatusResolved, Fingerprint: "a"}, true, phaseClosedUnticketed},
+		{ledger.Ticket{Status: "inserted", SysID: "s"}, true, phaseOpen},
+		{ledger.Ticket{Status: "updated", Number: "INC1"}, true, phaseOpen},
+		{ledger.Ticket{Status: "ignored", SysID: "s", Number: "INC1"}, true, phaseOpen},
+		{ledger.Ticket{Status: ledger.StatusResolved, SysID: "s"}, true, phaseResolved},
+		{ledger.Ticket{Status: ledger.StatusReopened, SysID: "s"}, true, phaseReopened},
 	} {
 		if got := stateOf(tt.t, tt.found).phase; got != tt.want {
 			t.Errorf("stateOf(%+v, %v) = %s, want %s", tt.t, tt.found, got, tt.want)
@@ -434,6 +439,7 @@ func TestStateOf(t *testing.T) {
 // real NATS server (named in each), each now a row of the table: the sequence of
 // events they played, one row per decision, with resolve_on_close where they ran it.
 func TestDecisionCases(t *testing.T) {
+	t.Parallel()
 	opened := row{mode: "normal", event: "opened", turn: turnFirst}
 	roc := opened
 	roc.roc = true

@@ -9,7 +9,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -29,7 +31,7 @@ type delivery struct {
 	log   zerolog.Logger
 	facts eventFacts
 	state itemState
-	entry Ticket // the ledger entry state was derived from (when it was read)
+	entry ledger.Ticket // the ledger entry state was derived from (when it was read)
 	// invalid is why the message is dead-lettered as invalid; cause is why a fact
 	// could not be read (the message is retried later).
 	invalid string
@@ -75,9 +77,9 @@ func (c *Consumer) observe(d *delivery) {
 		d.facts.filteredBy = reason
 	}
 	switch {
-	case headerSeq(d.msg, HeaderRequeuedFrom) != 0:
+	case headerSeq(d.msg, topology.HeaderRequeuedFrom) != 0:
 		d.facts.copy = copyRequeued
-	case headerSeq(d.msg, HeaderRedrivenFrom) != 0:
+	case headerSeq(d.msg, dlq.HeaderRedrivenFrom) != 0:
 		d.facts.copy = copyRedriven
 	}
 	d.facts.at = eventAt{seq: eventSeq(d.msg, meta), stream: d.stream}
@@ -118,7 +120,7 @@ func (c *Consumer) gather(ctx context.Context, d *delivery, what actionKind) {
 }
 
 // setEntry takes the item's ledger entry (found false: none) as its state.
-func (d *delivery) setEntry(t Ticket, found bool) {
+func (d *delivery) setEntry(t ledger.Ticket, found bool) {
 	d.entry, d.state = t, stateOf(t, found)
 }
 

@@ -1,14 +1,17 @@
 // Package consumer is the main job of ionixsnow: a durable JetStream pull consumer
-// that fetches action-item events only as fast as the send budget grants, filters and
-// maps each one, posts it to ServiceNow, records the ticket in the ledger and only
-// then acknowledges the message (double-ack, confirmed by the server).
+// that pulls action-item events only as fast as the send budget (package budget)
+// grants, a reserve ahead of its workers (pull.go), filters and maps each one, posts
+// it to ServiceNow, records the ticket in the ledger (package ledger) and only then
+// acknowledges the message (a plain ack; a lost one is recognised by the ledger on
+// redelivery; confirmed by the server while the consumer stops).
 //
 // What happens to a message is decided in one place, by a pure function of the event,
 // the item's state in the ledger and the consumer's mode (decide.go; handle.go carries
 // it out; docs/design.md shows the table):
 //
 //   - undecodable or invalid item, or an item ServiceNow rejects: dead-lettered to
-//     the dead-letter stream with the reason, then terminated on the main stream;
+//     the dead-letter stream (package dlq) with the reason, then terminated on the
+//     main stream;
 //   - filtered by urgency (or category), or a closing event that is not acted on:
 //     acknowledged and counted, costing no budget;
 //   - a redelivery whose id and fingerprint are already in the ledger: acknowledged

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
@@ -82,9 +84,16 @@ func (r *rig) publish(t *testing.T, items ...ionix.ActionItem) {
 func (r *rig) waitDrained(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	waitFor(t, 20*time.Second, "consumer drained", func() bool {
+	var state string // the durable consumer's, at the last look
+	testkit.WaitForDiag(t, 20*time.Second, "consumer drained", func() bool {
 		info, err := r.topo.Consumer.Info(ctx)
-		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+		if err != nil {
+			state = fmt.Sprintf("consumer info: %v", err)
+			return false
+		}
+		state = fmt.Sprintf("pending %d, ack pending %d, redelivered %d, waiting pulls %d, delivered stream seq %d, ack floor stream seq %d",
+			info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.Delivered.Stream, info.AckFloor.Stream)
+		if info.NumPending != 0 || info.NumAckPending != 0 {
 			return false
 		}
 		for _, subj := range info.Config.FilterSubjects {
@@ -93,23 +102,12 @@ func (r *rig) waitDrained(t *testing.T) {
 				return false
 			}
 			if err == nil && last.Sequence > info.Delivered.Stream {
+				state += fmt.Sprintf("; last message of %s: stream seq %d", subj, last.Sequence)
 				return false
 			}
 		}
 		return true
-	})
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}, func() string { return state })
 }
 
 func item(id, title, typ string, urgency float64, firstOpened string) ionix.ActionItem {
@@ -146,6 +144,7 @@ func incidentOf(t *testing.T, sim *emulator.Server, id string) emulator.Incident
 }
 
 func TestEndToEndIncidentsFiltersAndRedelivery(t *testing.T) {
+	t.Parallel()
 	filter := mapping.Filter{Categories: []string{"vulnerability", "PKI", "dns", "Cloud"}, UrgencyThreshold: 5}
 	r := newRig(t, filter, emulator.Options{})
 
@@ -213,6 +212,7 @@ func TestEndToEndIncidentsFiltersAndRedelivery(t *testing.T) {
 }
 
 func TestInvalidItemIsDeadLetteredAndTheRestFlows(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{UrgencyThreshold: 1}, emulator.Options{})
 	c := r.start(t, r.topo.Consumer, mapping.Filter{UrgencyThreshold: 1})
 	ctx := context.Background()
@@ -333,6 +333,7 @@ func (m *lossyMsg) drop() bool {
 // answers "ignored" for a row that changes nothing, into no change — never a second
 // incident and never a dead letter.
 func TestRepostWithoutLedgerEntryUpdatesNeverDuplicates(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name            string
 		ignoreUnchanged bool
@@ -352,7 +353,7 @@ func TestRepostWithoutLedgerEntryUpdatesNeverDuplicates(t *testing.T) {
 			if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 20*time.Second, "the re-post to arrive", func() bool { return c.Stats().Received == 2 })
+			testkit.WaitFor(t, 20*time.Second, "the re-post to arrive", func() bool { return c.Stats().Received == 2 })
 			r.waitDrained(t)
 
 			in := incidentOf(t, r.sim, "crash-1")

@@ -12,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/topology"
@@ -97,7 +99,7 @@ func (c *Consumer) postAs(ctx context.Context, d *delivery, k postKind) (posted 
 	fingerprint := d.facts.fingerprint
 	switch k {
 	case postReopen:
-		return c.post(ctx, d, mapping.ReopeningRecord(d.item, c.o.Mapping, time.Time{}), Ticket{Fingerprint: fingerprint, Status: StatusReopened})
+		return c.post(ctx, d, mapping.ReopeningRecord(d.item, c.o.Mapping, time.Time{}), ledger.Ticket{Fingerprint: fingerprint, Status: ledger.StatusReopened})
 	case postResolve:
 		return c.postClosing(ctx, d)
 	}
@@ -106,7 +108,7 @@ func (c *Consumer) postAs(ctx context.Context, d *delivery, k postKind) (posted 
 		c.deadLetter(ctx, d.log, d.msg, d.meta, DeadInvalid, "cannot map action item: "+err.Error())
 		return false
 	}
-	return c.post(ctx, d, record, Ticket{Fingerprint: fingerprint})
+	return c.post(ctx, d, record, ledger.Ticket{Fingerprint: fingerprint})
 }
 
 // post sends the record and settles the message by the outcome: ledger and ack on
@@ -114,7 +116,7 @@ func (c *Consumer) postAs(ctx context.Context, d *delivery, k postKind) (posted 
 // While sending is paused only the probe is sent; other messages fetched before the
 // pause go back to the stream unsent. It reports whether a request was made.
 // The ledger records the post, as t, for the delivery's event.
-func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]string, t Ticket) (sent bool) {
+func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]string, t ledger.Ticket) (sent bool) {
 	log, msg, meta := d.log, d.msg, d.meta
 	// The grant is renewed (after a 429 pause) before the breaker is asked: a
 	// renewal can wait for the window, and sending may pause or halt meanwhile.
@@ -175,11 +177,11 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 }
 
 // countSent counts an accepted post by what it did to the incident.
-func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
+func (c *Consumer) countSent(t ledger.Ticket, res servicenow.Result) {
 	switch {
-	case t.Status == StatusResolved:
+	case t.Status == ledger.StatusResolved:
 		c.stats.resolved.Add(1)
-	case t.Status == StatusReopened:
+	case t.Status == ledger.StatusReopened:
 		c.stats.reopened.Add(1)
 	case res.Status == "updated":
 		c.stats.updated.Add(1)
@@ -196,17 +198,17 @@ func (c *Consumer) countSent(t Ticket, res servicenow.Result) {
 // the copy's own sequence, a newer version published between the two would look
 // older than the copy and be taken for superseded.)
 func eventSeq(msg jetstream.Msg, meta *jetstream.MsgMetadata) uint64 {
-	if orig := headerSeq(msg, HeaderRedrivenFrom); orig != 0 {
+	if orig := headerSeq(msg, dlq.HeaderRedrivenFrom); orig != 0 {
 		return orig
 	}
-	if orig := headerSeq(msg, HeaderRequeuedFrom); orig != 0 {
+	if orig := headerSeq(msg, topology.HeaderRequeuedFrom); orig != 0 {
 		return orig
 	}
 	return meta.Sequence.Stream
 }
 
-// headerSeq is the stream sequence in the header (HeaderRedrivenFrom or
-// HeaderRequeuedFrom), 0 when the message has none.
+// headerSeq is the stream sequence in the header (dlq.HeaderRedrivenFrom or
+// topology.HeaderRequeuedFrom), 0 when the message has none.
 func headerSeq(msg jetstream.Msg, header string) uint64 {
 	v := msg.Headers().Get(header)
 	if v == "" {
@@ -307,14 +309,14 @@ func (c *Consumer) redeliveryDelay(delivered uint64, cause error) time.Duration 
 }
 
 func (c *Consumer) deadLetter(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, kind DeadKind, reason string) {
-	if err := c.d.DeadLetters.Store(ctx, msg, meta.Sequence.Stream, reason); err != nil {
+	if err := c.d.DeadLetters.Put(ctx, msg, meta.Sequence.Stream, reason); err != nil {
 		log.Error().Err(err).Str("reason", reason).Msg("could not store dead letter; the message stays on the stream")
 		c.nakLater(log, msg, meta, nil)
 		return
 	}
 	c.stats.countDead(kind)
 	log.Warn().Str("reason", reason).Str("kind", string(kind)).Msg("dead-lettered")
-	if err := msg.TermWithReason(shortReason(reason)); err != nil {
+	if err := msg.TermWithReason(dlq.ShortReason(reason)); err != nil {
 		log.Warn().Err(err).Msg("terminate failed; the redelivery will be dead-lettered again under the same id")
 	}
 }

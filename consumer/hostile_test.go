@@ -12,7 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -71,9 +72,11 @@ func jsonString(s string) string {
 // end as an incident or a dead letter, and the consumer stays connected and ready
 // throughout.
 func TestHostileItemsNeverStopTheConsumer(t *testing.T) {
+	t.Parallel()
 	idSizes := []int{1, 40, 99, 100, 101, 400, 511, 512, 513, 700, 3000, 4100, 20000}
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run("seed "+strconv.FormatUint(seed, 10), func(t *testing.T) {
+			t.Parallel()
 			rng := rand.New(rand.NewPCG(seed, seed*7919))
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
 			type sent struct {
@@ -144,7 +147,7 @@ func TestHostileItemsNeverStopTheConsumer(t *testing.T) {
 			// The consumer is still at work: a plain item goes through.
 			plain := item("after-hostile", "Exposed admin panel", "Web", 8, "2026-10-01T08:00:00Z")
 			r.publish(t, plain)
-			waitFor(t, 10*time.Second, "a plain item after the hostile ones", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "a plain item after the hostile ones", func() bool {
 				return c.Stats().Received == int64(len(all))+1 && r.sim.ImportCount() > 0
 			})
 		})
@@ -156,6 +159,7 @@ func TestHostileItemsNeverStopTheConsumer(t *testing.T) {
 // its body cut (marked), the rest flows, and re-driving it re-publishes the whole
 // original from the main stream.
 func TestInvalidItemNearTheSizeLimitIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	maxPayload := int(r.js.Conn().MaxPayload())
 	for _, size := range []int{maxPayload - 600, maxPayload - 100} {
@@ -178,7 +182,7 @@ func TestInvalidItemNearTheSizeLimitIsDeadLettered(t *testing.T) {
 	if len(dls) != 2 {
 		t.Fatalf("%d dead letters, want the 2 large invalid items", len(dls))
 	}
-	res, err := consumer.NewDeadLetters(r.js, r.topo.Names).Redrive(context.Background(), dls[1].DLQSeq)
+	res, err := dlq.New(r.js, r.topo.Names).Redrive(context.Background(), dls[1].DLQSeq)
 	if err != nil {
 		t.Fatalf("re-drive: %v", err)
 	}

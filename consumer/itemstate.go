@@ -1,6 +1,10 @@
 package consumer
 
-import "time"
+import (
+	"time"
+
+	"github.com/ionix/ionixsnow/ledger"
+)
 
 // phase is where an item stands in the ticket ledger, as the decision sees it.
 type phase uint8
@@ -39,23 +43,23 @@ type itemState struct {
 }
 
 // stateOf derives the item's state from its ledger entry (found false: none).
-func stateOf(t Ticket, found bool) itemState {
+func stateOf(t ledger.Ticket, found bool) itemState {
 	if !found {
 		return itemState{phase: phaseNone}
 	}
-	return itemState{phase: t.phase(), stream: t.Stream, seq: t.StreamSeq, fingerprint: t.Fingerprint, sentAt: t.SentAt}
+	return itemState{phase: phaseOf(t), stream: t.Stream, seq: t.StreamSeq, fingerprint: t.Fingerprint, sentAt: t.SentAt}
 }
 
-// phase is the ledger entry's phase. Ticket.Status mixes ServiceNow's import status
+// phaseOf is the ledger entry's phase. ledger.Ticket.Status mixes ServiceNow's import status
 // ("inserted", "updated", "ignored") with ours (resolved, reopened); an entry that names
 // no incident is a closing recorded without one.
-func (t Ticket) phase() phase {
+func phaseOf(t ledger.Ticket) phase {
 	switch {
-	case !t.ticketed():
+	case !t.Ticketed():
 		return phaseClosedUnticketed
-	case t.Status == StatusResolved:
+	case t.Status == ledger.StatusResolved:
 		return phaseResolved
-	case t.Status == StatusReopened:
+	case t.Status == ledger.StatusReopened:
 		return phaseReopened
 	}
 	return phaseOpen
@@ -97,3 +101,14 @@ func (s itemState) positionOf(at eventAt) position {
 	}
 	return posEntryOlder
 }
+
+// eventAt dates an event: its sequence (for a copy, its original's) in the stream
+// instance the message was fetched from.
+type eventAt struct {
+	seq    uint64
+	stream string
+}
+
+// newer reports whether ticket t records a later event than at. An entry of another
+// stream instance is never newer.
+func newer(t ledger.Ticket, at eventAt) bool { return t.NewerThan(at.seq, at.stream) }

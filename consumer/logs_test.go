@@ -4,39 +4,23 @@ import (
 	"bufio"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestPerItemLogLinesCarryTheItem: an operator searching the logs by action item
 // finds every line about it, with its stream sequence and, once known, its incident.
 func TestPerItemLogLinesCarryTheItem(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{UrgencyThreshold: 5}, emulator.Options{})
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	d := r.deps(r.topo.Consumer)
 	d.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
 	r.publish(t, item("log-1", "Open port 445", "Vulnerability", 9, "2026-10-01T08:00:00Z"),

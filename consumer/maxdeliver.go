@@ -33,7 +33,7 @@ func (c *Consumer) watchMaxDeliveries(ctx context.Context) (stop func(), err err
 	info := c.d.Consumer.CachedInfo()
 	subject := fmt.Sprintf("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", info.Stream, info.Name)
 	msgs := make(chan *nats.Msg, 64)
-	sub, err := c.d.DeadLetters.js.Conn().ChanSubscribe(subject, msgs)
+	sub, err := c.d.JetStream.Conn().ChanSubscribe(subject, msgs)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", subject, err)
 	}
@@ -65,7 +65,7 @@ func (c *Consumer) deadLetterExhausted(ctx context.Context, advisory []byte) {
 		return
 	}
 	reason := fmt.Sprintf("%s after %d deliveries (consumer.max_deliver): not acknowledged in time (consumer.ack_wait)", ReasonMaxDeliver, a.Deliveries)
-	dup, err := c.d.DeadLetters.store(ctx, raw.Subject, raw.Header, raw.Data, a.StreamSeq, raw.Time, reason)
+	dup, err := c.d.DeadLetters.PutRaw(ctx, raw.Subject, raw.Header, raw.Data, a.StreamSeq, raw.Time, reason)
 	if err != nil {
 		log.Error().Err(err).Str("reason", reason).Msg("could not store the dead letter of a message the server gave up on")
 		return

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/embedded/natstest"
-	"github.com/ionix/ionixsnow/topology"
 )
 
 // TestShutdownNakSurvivesTheServerStopping: fetchOnce returns the
@@ -20,6 +19,7 @@ import (
 // delivery, and redelivers it only after AckWait. A nak with a delay is written to the
 // consumer's store and survives.
 func TestShutdownNakSurvivesTheServerStopping(t *testing.T) {
+	t.Parallel()
 	for _, delay := range []time.Duration{0, time.Nanosecond} {
 		t.Run(delay.String(), func(t *testing.T) {
 			node := natstest.StartNode(t, embedded.Options{})
@@ -52,7 +52,7 @@ func TestShutdownNakSurvivesTheServerStopping(t *testing.T) {
 			if m == nil {
 				t.Fatal("no message")
 			}
-			c := &Consumer{d: Deps{DeadLetters: NewDeadLetters(js, topology.Names{})}}
+			c := &Consumer{d: Deps{JetStream: js}}
 			c.stopping.Store(true)
 			if err := c.nak(m, delay); err != nil {
 				t.Fatalf("nak: %v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 )
 
@@ -23,9 +24,10 @@ import (
 // other two, then it comes back; (d) the node the consumer is connected to shuts down
 // and the client fails over.
 func TestClusterLeaderLossLosesNothing(t *testing.T) {
+	t.Parallel()
 	const chunk = 30 // items published before each fault; a third as many again during it
 	cl := natstest.StartCluster(t, 3)
-	fr := newFaultRig(t, cl.URLs(), 3)
+	fr := newFaultRig(t, cl.URLs(), faultSetup{replicas: 3})
 	names := fr.topo.Names
 	ctl := faultConn(t, cl.URLs(), "test-control", zerolog.Nop())
 
@@ -59,7 +61,7 @@ func TestClusterLeaderLossLosesNothing(t *testing.T) {
 		t.Helper()
 		fr.imp.holdFrom(int(fr.imp.startedCount()) + chunk/3)
 		publish(prefix, chunk)
-		waitFor(t, 30*time.Second, "every worker to hold a post at the gate ("+prefix+")", func() bool {
+		testkit.WaitFor(t, 30*time.Second, "every worker to hold a post at the gate ("+prefix+")", func() bool {
 			return fr.imp.heldCount() == faultConcurrency
 		})
 	}
@@ -117,7 +119,7 @@ func TestClusterLeaderLossLosesNothing(t *testing.T) {
 	// (d) The node the consumer is connected to shuts down: the client fails over to
 	// another node while the consumer holds messages.
 	holdPosts("d")
-	waitFor(t, 10*time.Second, "the consumer's connection", func() bool { return fr.nc.Status() == nats.CONNECTED })
+	testkit.WaitFor(t, 10*time.Second, "the consumer's connection", func() bool { return fr.nc.Status() == nats.CONNECTED })
 	connected = fr.nc.ConnectedServerName()
 	node = cl.Node(connected)
 	if node == nil {
@@ -168,7 +170,7 @@ func (fr *faultRig) waitReplicasCurrent(t *testing.T, timeout time.Duration) {
 		}
 		return true
 	}
-	waitFor(t, timeout, "every replica to be current", func() bool {
+	testkit.WaitFor(t, timeout, "every replica to be current", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		si, err := fr.topo.Stream.Info(ctx)
@@ -194,7 +196,7 @@ func (fr *faultRig) waitReplicasCurrent(t *testing.T, timeout time.Duration) {
 func stepDown(t *testing.T, nc *nats.Conn, subject string, leaderOf func(context.Context) (string, error)) (old, now string) {
 	t.Helper()
 	old = currentLeader(t, leaderOf)
-	waitFor(t, 15*time.Second, "step-down "+subject+" to be accepted", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "step-down "+subject+" to be accepted", func() bool {
 		resp, err := nc.Request(subject, nil, 2*time.Second)
 		if err != nil {
 			return false
@@ -213,7 +215,7 @@ func stepDown(t *testing.T, nc *nats.Conn, subject string, leaderOf func(context
 		}
 		return r.Success
 	})
-	waitFor(t, 15*time.Second, "a new leader after "+subject, func() bool {
+	testkit.WaitFor(t, 15*time.Second, "a new leader after "+subject, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		l, err := leaderOf(ctx)
@@ -227,7 +229,7 @@ func stepDown(t *testing.T, nc *nats.Conn, subject string, leaderOf func(context
 func currentLeader(t *testing.T, leaderOf func(context.Context) (string, error)) string {
 	t.Helper()
 	var leader string
-	waitFor(t, 15*time.Second, "a leader", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "a leader", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		l, err := leaderOf(ctx)

@@ -16,7 +16,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow"
@@ -45,7 +48,7 @@ type faultRig struct {
 	nc   *nats.Conn // the consumer's connection
 	imp  *gatedImporter
 	msgs *trackedConsumer
-	log  *syncBuffer
+	log  *testkit.Buffer
 	c    *consumer.Consumer
 	// done receives Run's result; Run must not return before the test ends.
 	done chan error
@@ -55,20 +58,33 @@ type faultRig struct {
 	attempts  int      // publish attempts, retries included
 }
 
+// faultSetup is what a fault test chooses about its rig.
+type faultSetup struct {
+	replicas int // of every stream and bucket
+	// requestTimeout bounds the consumer's JetStream requests when their context
+	// does not (0: the client's default, 5s).
+	requestTimeout time.Duration
+	pullAhead      int // the consumer's PullAhead (0: its default)
+}
+
 // newFaultRig connects to urls (comma-separated) and starts the consumer. Ensuring
 // the topology is retried: a cluster may still be electing leaders.
-func newFaultRig(t *testing.T, urls string, replicas int) *faultRig {
+func newFaultRig(t *testing.T, urls string, setup faultSetup) *faultRig {
 	t.Helper()
-	fr := &faultRig{log: &syncBuffer{}, done: make(chan error, 1)}
+	fr := &faultRig{log: &testkit.Buffer{}, done: make(chan error, 1)}
 	logger := zerolog.New(fr.log).With().Timestamp().Logger()
 	// Registered first, so it runs last: after the consumer has stopped.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("consumer log (posts that went through omitted):\n%s", fr.log.interesting(300))
+			t.Logf("consumer log (posts that went through omitted):\n%s", interesting(fr.log.String(), 300))
 		}
 	})
 	fr.nc = faultConn(t, urls, "consumer", logger)
-	js, err := jetstream.New(fr.nc)
+	var jsOpts []jetstream.JetStreamOpt
+	if setup.requestTimeout > 0 {
+		jsOpts = append(jsOpts, jetstream.WithDefaultTimeout(setup.requestTimeout))
+	}
+	js, err := jetstream.New(fr.nc, jsOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +95,10 @@ func newFaultRig(t *testing.T, urls string, replicas int) *faultRig {
 	}
 
 	var topo *topology.Topology
-	waitFor(t, 30*time.Second, "the topology to be created", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the topology to be created", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		topo, err = topology.Ensure(ctx, js, topology.Options{Replicas: replicas, AckWait: faultAckWait})
+		topo, err = topology.Ensure(ctx, js, topology.Options{Replicas: setup.replicas, AckWait: faultAckWait})
 		if err != nil {
 			logger.Warn().Err(err).Msg("test: ensure topology")
 		}
@@ -105,14 +121,16 @@ func newFaultRig(t *testing.T, urls string, replicas int) *faultRig {
 	fr.c, err = consumer.New(consumer.Deps{
 		Consumer:    fr.msgs,
 		Importer:    fr.imp,
-		Ledger:      consumer.NewLedger(topo.Tickets),
-		DeadLetters: consumer.NewDeadLetters(js, topo.Names),
+		Ledger:      ledger.New(topo.Tickets),
+		JetStream:   js,
+		DeadLetters: dlq.New(js, topo.Names),
 		Stream:      topo.Stream,
 		Log:         logger,
 	}, consumer.Options{
 		Filter:      mapping.Filter{UrgencyThreshold: 1},
 		Mapping:     mapping.DefaultOptions(),
 		Concurrency: faultConcurrency,
+		PullAhead:   setup.pullAhead,
 		FetchWait:   500 * time.Millisecond,
 		AckWait:     faultAckWait,
 	})
@@ -201,14 +219,10 @@ func (fr *faultRig) incidents() int { return len(fr.sim.Incidents()) }
 // waitIncidents waits until at least n incidents exist.
 func (fr *faultRig) waitIncidents(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for fr.incidents() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %d incidents, want %d (published items without one: %v); consumer stats %+v; Run running: %v",
-				timeout, fr.incidents(), n, fr.missing(), fr.c.Stats(), fr.running())
-		}
-		pause(20 * time.Millisecond)
-	}
+	testkit.WaitForDiag(t, timeout, fmt.Sprintf("%d incidents", n), func() bool { return fr.incidents() >= n }, func() string {
+		return fmt.Sprintf("%d incidents (published items without one: %v); consumer stats %+v; Run running: %v",
+			fr.incidents(), fr.missing(), fr.c.Stats(), fr.running())
+	})
 }
 
 // running reports whether Run is still running.
@@ -227,26 +241,23 @@ func (fr *faultRig) running() bool {
 func (fr *faultRig) waitAllDelivered(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	want := len(fr.publishedIDs())
-	deadline := time.Now().Add(timeout)
-	for {
+	var state string // the durable consumer's, at the last look
+	testkit.WaitForDiag(t, timeout, fmt.Sprintf("all %d items delivered", want), func() bool {
 		n := fr.incidents()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		info, err := fr.topo.Consumer.Info(ctx)
-		cancel()
-		if n >= want && err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-			return
+		if err != nil {
+			state = fmt.Sprintf("consumer info error: %v", err)
+			return false
 		}
-		if time.Now().After(deadline) {
-			state := fmt.Sprintf("consumer info error: %v", err)
-			if err == nil {
-				state = fmt.Sprintf("pending %d, ack pending %d, redelivered %d, delivered stream seq %d, ack floor stream seq %d",
-					info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, info.AckFloor.Stream)
-			}
-			t.Fatalf("after %s: %d of %d items have an incident (missing %v); %s; consumer stats %+v; Run running: %v",
-				timeout, n, want, fr.missing(), state, fr.c.Stats(), fr.running())
-		}
-		pause(50 * time.Millisecond)
-	}
+		state = fmt.Sprintf("pending %d, ack pending %d, redelivered %d, delivered stream seq %d, ack floor stream seq %d",
+			info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, info.AckFloor.Stream)
+		return n >= want && info.NumPending == 0 && info.NumAckPending == 0
+	}, func() string {
+		return fmt.Sprintf("%d of %d items have an incident (missing %v); %s; consumer stats %+v; Run running: %v",
+			fr.incidents(), want, fr.missing(), state, fr.c.Stats(), fr.running())
+	})
 }
 
 // missing lists the published ids without an incident.

@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -122,24 +121,10 @@ func (m *trackedMsg) NakWithDelay(d time.Duration) error  { return m.settle(m.Ms
 func (m *trackedMsg) Term() error                         { return m.settle(m.Msg.Term()) }
 func (m *trackedMsg) TermWithReason(r string) error       { return m.settle(m.Msg.TermWithReason(r)) }
 
-// syncBuffer is a log sink safe for the consumer's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// interesting returns the last limit log lines, leaving out the successful posts.
-func (b *syncBuffer) interesting(limit int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// interesting returns the last limit lines of logs, leaving out the successful posts.
+func interesting(logs string, limit int) string {
 	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for sc.Scan() {
 		if !strings.Contains(sc.Text(), `"message":"sent to ServiceNow"`) {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -32,14 +33,6 @@ import (
 //     whose post then settles the incident. A copy is dated by its original's
 //     sequence and posted whatever the ledger says (the ledger already records the
 //     original), with the same record — a reopening's copy reopens again.
-
-// HeaderRequeuedFrom names the stream sequence a requeued copy was taken from.
-const HeaderRequeuedFrom = "Ionix-Requeued-From"
-
-// HeaderRequeuedReopen, "true" on a requeued copy of an opened event, says that its
-// post must reopen the incident: the original was a reopening, or the post that may
-// have landed after it was a resolving (an older closing).
-const HeaderRequeuedReopen = "Ionix-Requeued-Reopen"
 
 // overlapMargin widens the window in which two posts of one item count as
 // overlapping, for clock skew between replicas.
@@ -138,8 +131,8 @@ func (t *turn) done() {
 // have landed after it, must reopen the incident: newest is an opened event (not a
 // resolving) and either reopened the incident itself or follows a closing that may
 // have resolved it again.
-func copyReopens(late, newest Ticket) bool {
-	return newest.Status != StatusResolved && (newest.Status == StatusReopened || late.Status == StatusResolved)
+func copyReopens(late, newest ledger.Ticket) bool {
+	return newest.Status != ledger.StatusResolved && (newest.Status == ledger.StatusReopened || late.Status == ledger.StatusResolved)
 }
 
 // harmlessAfter reports whether the post recorded in late, landing in ServiceNow after
@@ -150,28 +143,28 @@ func copyReopens(late, newest Ticket) bool {
 //
 // A closing recorded without an incident (no post) is harmless as late; as newest,
 // nothing is: late made the incident that closing never reached.
-func harmlessAfter(late, newest Ticket) bool {
+func harmlessAfter(late, newest ledger.Ticket) bool {
 	switch {
-	case !late.ticketed():
+	case !late.Ticketed():
 		return true
-	case !newest.ticketed():
+	case !newest.Ticketed():
 		return false
 	}
-	return late.Fingerprint == newest.Fingerprint && (late.state() == "" || late.state() == newest.state())
+	return late.Fingerprint == newest.Fingerprint && (late.State() == "" || late.State() == newest.State())
 }
 
 // ledgerView is what the ledger held for an item when its post was decided.
 type ledgerView struct {
 	read  bool // the ledger was read (first deliveries may skip it)
 	found bool
-	t     Ticket
+	t     ledger.Ticket
 }
 
 // changedTo reports whether prev, the entry our ledger write replaced, was written by
 // another post after ours was decided — which then may have reached ServiceNow after
 // ours. Without a read, a post that ended less than overlapMargin before ours began
 // counts.
-func (v ledgerView) changedTo(prev Ticket, started time.Time) bool {
+func (v ledgerView) changedTo(prev ledger.Ticket, started time.Time) bool {
 	if !v.read {
 		return overlapped(prev, started)
 	}
@@ -181,7 +174,7 @@ func (v ledgerView) changedTo(prev Ticket, started time.Time) bool {
 
 // overlapped reports whether the post of an older version, recorded in prev, may have
 // reached ServiceNow after ours, which started at started.
-func overlapped(prev Ticket, started time.Time) bool {
+func overlapped(prev ledger.Ticket, started time.Time) bool {
 	return !prev.SentAt.IsZero() && prev.SentAt.After(started.Add(-overlapMargin))
 }
 
@@ -210,14 +203,14 @@ func (c *Consumer) requeue(ctx context.Context, seq, by uint64, reopen bool) err
 			m.Header.Add(k, v)
 		}
 	}
-	m.Header.Set(HeaderRequeuedFrom, strconv.FormatUint(seq, 10))
-	m.Header.Del(HeaderRequeuedReopen)
+	m.Header.Set(topology.HeaderRequeuedFrom, strconv.FormatUint(seq, 10))
+	m.Header.Del(topology.HeaderRequeuedReopen)
 	if reopen {
-		m.Header.Set(HeaderRequeuedReopen, "true")
+		m.Header.Set(topology.HeaderRequeuedReopen, "true")
 	}
 	m.Data = raw.Data
 	id := "requeue:" + c.d.Stream.CachedInfo().Config.Name + ":" + strconv.FormatUint(seq, 10) + ":" + strconv.FormatUint(by, 10)
-	if _, err := c.d.DeadLetters.js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
+	if _, err := c.d.JetStream.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("requeue: publish copy of sequence %d: %w", seq, err)
 	}
 	c.stats.requeued.Add(1)

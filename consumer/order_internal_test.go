@@ -3,16 +3,23 @@ package consumer
 import (
 	"testing"
 	"time"
+
+	"github.com/ionix/ionixsnow/ledger"
 )
 
 func TestHarmlessAfter(t *testing.T) {
-	plain := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: "updated", SysID: "s1"} }
-	resolved := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusResolved, SysID: "s1"} }
-	reopened := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusReopened, SysID: "s1"} }
-	noIncident := func(fp string) Ticket { return Ticket{Fingerprint: fp, Status: StatusResolved} } // a closing recorded before any post
+	t.Parallel()
+	plain := func(fp string) ledger.Ticket { return ledger.Ticket{Fingerprint: fp, Status: "updated", SysID: "s1"} }
+	resolved := func(fp string) ledger.Ticket {
+		return ledger.Ticket{Fingerprint: fp, Status: ledger.StatusResolved, SysID: "s1"}
+	}
+	reopened := func(fp string) ledger.Ticket {
+		return ledger.Ticket{Fingerprint: fp, Status: ledger.StatusReopened, SysID: "s1"}
+	}
+	noIncident := func(fp string) ledger.Ticket { return ledger.Ticket{Fingerprint: fp, Status: ledger.StatusResolved} } // a closing recorded before any post
 	tests := []struct {
 		name         string
-		late, newest Ticket
+		late, newest ledger.Ticket
 		want         bool
 	}{
 		{"same version, plain posts", plain("a"), plain("a"), true},
@@ -38,12 +45,13 @@ func TestHarmlessAfter(t *testing.T) {
 }
 
 func TestCopyReopens(t *testing.T) {
-	plain := Ticket{Fingerprint: "a", Status: "updated"}
-	resolved := Ticket{Fingerprint: "a", Status: StatusResolved}
-	reopened := Ticket{Fingerprint: "a", Status: StatusReopened}
+	t.Parallel()
+	plain := ledger.Ticket{Fingerprint: "a", Status: "updated"}
+	resolved := ledger.Ticket{Fingerprint: "a", Status: ledger.StatusResolved}
+	reopened := ledger.Ticket{Fingerprint: "a", Status: ledger.StatusReopened}
 	tests := []struct {
 		name         string
-		late, newest Ticket
+		late, newest ledger.Ticket
 		want         bool
 	}{
 		{"plain opened after an older closing", resolved, plain, true},
@@ -63,14 +71,15 @@ func TestCopyReopens(t *testing.T) {
 }
 
 func TestLedgerViewChangedTo(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	read := Ticket{Fingerprint: "a", Status: "inserted", SysID: "s", StreamSeq: 1, PostedBy: "x", SentAt: at}
+	read := ledger.Ticket{Fingerprint: "a", Status: "inserted", SysID: "s", StreamSeq: 1, PostedBy: "x", SentAt: at}
 	other := read
-	other.StreamSeq, other.Status, other.PostedBy = 2, StatusResolved, "y"
+	other.StreamSeq, other.Status, other.PostedBy = 2, ledger.StatusResolved, "y"
 	tests := []struct {
 		name    string
 		view    ledgerView
-		prev    Ticket
+		prev    ledger.Ticket
 		started time.Time
 		want    bool
 	}{

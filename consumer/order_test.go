@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/internal/testkit"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -59,8 +61,9 @@ func (s *signal) wait(ctx context.Context) error {
 
 // TestOverlappingVersionsOnTwoReplicasEndWithTheNewest: two replicas post two
 // versions of one item at the same moment and the older reaches ServiceNow last.
-// The incident must end with the newer version, in both orders of the ledger writes.
+// The incident must end with the newer version, in both orders of the tickets writes.
 func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
+	t.Parallel()
 	v1 := item("ord-2", "Open port 3389 on rdp.example.com", "Vulnerability", 8, "2026-10-01T08:00:00Z")
 	v2 := v1
 	v2.Title = "Open port 3389 on rdp.example.com (exploited)"
@@ -71,7 +74,7 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 		// recordV1First makes replica B, once its v2 reached ServiceNow, wait until
 		// replica A (which posts v1 after that) has recorded v1 in the ledger.
 		recordV1First bool
-		// resolveOnClose makes every opened event look in the ledger first.
+		// resolveOnClose makes every opened event look in the tickets first.
 		resolveOnClose bool
 	}{
 		{"older post recorded last", false, false},
@@ -81,7 +84,7 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
-			ledger := consumer.NewLedger(r.topo.Tickets)
+			tickets := ledger.New(r.topo.Tickets)
 			v2Landed := newSignal()
 			// One worker, held by a hook, and nothing pulled ahead: the next version goes to the other replica.
 			o := consumer.Options{Concurrency: 1, PullAhead: -1, Mapping: mapping.DefaultOptions(), ResolveOnClose: tt.resolveOnClose, FetchWait: 300 * time.Millisecond}
@@ -95,7 +98,7 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 			}}
 			r.publish(t, v1)
 			ca := r.run(t, a, o)
-			waitFor(t, 10*time.Second, "replica A to hold v1", func() bool { return ca.Stats().Received == 1 })
+			testkit.WaitFor(t, 10*time.Second, "replica A to hold v1", func() bool { return ca.Stats().Received == 1 })
 			b := r.deps(r.topo.Consumer)
 			b.Importer = hookImporter{inner: r.snow, after: func(title string) {
 				if title != v2.Title {
@@ -103,15 +106,15 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 				}
 				v2Landed.fire()
 				if tt.recordV1First {
-					waitFor(t, 10*time.Second, "replica A to record v1", func() bool {
-						tk, ok, _ := ledger.Get(context.Background(), "ord-2")
+					testkit.WaitFor(t, 10*time.Second, "replica A to record v1", func() bool {
+						tk, ok, _ := tickets.Get(context.Background(), "ord-2")
 						return ok && tk.Fingerprint == v1.Fingerprint()
 					})
 				}
 			}}
 			cb := r.run(t, b, o)
 			r.publish(t, v2)
-			waitFor(t, 20*time.Second, "the newest version on the incident", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "the newest version on the incident", func() bool {
 				ins := r.sim.Incidents()
 				return ca.Stats().Requeued+cb.Stats().Requeued == 1 && len(ins) == 1 && ins[0].ShortDescription == v2.Title
 			})
@@ -119,7 +122,7 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 			if in := incidentOf(t, r.sim, "ord-2"); in.ShortDescription != v2.Title || in.Inserts != 1 {
 				t.Errorf("incident %+v: want the newer title and one insert", in)
 			}
-			if tk, _, _ := ledger.Get(context.Background(), "ord-2"); tk.Fingerprint != v2.Fingerprint() {
+			if tk, _, _ := tickets.Get(context.Background(), "ord-2"); tk.Fingerprint != v2.Fingerprint() {
 				t.Errorf("ledger holds fingerprint %s, want the newer version's", tk.Fingerprint)
 			}
 		})
@@ -129,6 +132,7 @@ func TestOverlappingVersionsOnTwoReplicasEndWithTheNewest(t *testing.T) {
 // TestOneReplicaPostsVersionsOfAnItemInOrder: with several workers, versions of one
 // item are never posted at the same time by one replica, and none is requeued.
 func TestOneReplicaPostsVersionsOfAnItemInOrder(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{Latency: 20 * time.Millisecond})
 	var mu sync.Mutex
 	inFlight, overlaps := 0, 0

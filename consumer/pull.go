@@ -3,9 +3,10 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"sync"
 	"time"
+
+	"github.com/ionix/ionixsnow/budget"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
@@ -366,7 +367,7 @@ func (c *Consumer) probeSlot(ctx context.Context, room chan struct{}) (int, erro
 }
 
 // conn is the NATS connection the consumer's messages come over.
-func (c *Consumer) conn() *nats.Conn { return c.d.DeadLetters.js.Conn() }
+func (c *Consumer) conn() *nats.Conn { return c.d.JetStream.Conn() }
 
 func (c *Consumer) giveBack(room chan struct{}, g budget.Grant, n int) {
 	if n <= 0 {

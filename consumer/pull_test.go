@@ -12,6 +12,7 @@ import (
 	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow"
@@ -23,6 +24,7 @@ import (
 // that outlasts AckWait stays with its replica (marked in progress), so another
 // replica does not post it too.
 func TestMessagePulledAheadIsKeptAlive(t *testing.T) {
+	t.Parallel()
 	const ackWait = time.Second
 	js := natstest.Connect(t, natstest.Start(t).URL())
 	ctx := context.Background()
@@ -56,7 +58,7 @@ func TestMessagePulledAheadIsKeptAlive(t *testing.T) {
 	o := consumer.Options{Concurrency: 1, PullAhead: 1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond, AckWait: ackWait}
 	r.publish(t, slow, queued)
 	r.run(t, a, o)
-	waitFor(t, 10*time.Second, "replica A to hold both messages", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "replica A to hold both messages", func() bool {
 		info, err := topo.Consumer.Info(ctx)
 		return err == nil && info.NumAckPending == 2 && info.NumPending == 0
 	})
@@ -66,7 +68,7 @@ func TestMessagePulledAheadIsKeptAlive(t *testing.T) {
 	}
 	// What is checked is an absence: nothing may reach replica B while A's post
 	// outlasts AckWait three times over.
-	waitFor(t, 10*time.Second, "the slow post to outlast AckWait three times", func() bool { return time.Since(heldAt) > 3*ackWait })
+	testkit.WaitFor(t, 10*time.Second, "the slow post to outlast AckWait three times", func() bool { return time.Since(heldAt) > 3*ackWait })
 	if got := b.Stats().Received; got != 0 {
 		t.Errorf("replica B received %d messages while A held them", got)
 	}
@@ -81,6 +83,7 @@ func TestMessagePulledAheadIsKeptAlive(t *testing.T) {
 // in the reserve goes back to the stream at once, not when a worker is free (behind
 // a long post that takes the whole drain timeout), so another replica takes it.
 func TestMessagesPulledAheadAreReturnedAtOnceAtShutdown(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
 	slow := item("ahead-slow2", "slow post", "Vulnerability", 8, "2026-10-01T08:00:00Z")
@@ -97,13 +100,13 @@ func TestMessagesPulledAheadAreReturnedAtOnceAtShutdown(t *testing.T) {
 	o := consumer.Options{Concurrency: 1, PullAhead: 1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond, DrainTimeout: 15 * time.Second}
 	r.publish(t, slow, queued)
 	_, stop := r.launch(t, a, o)
-	waitFor(t, 10*time.Second, "replica A to hold both messages", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "replica A to hold both messages", func() bool {
 		info, err := r.topo.Consumer.Info(ctx)
 		return err == nil && info.NumAckPending == 2 && info.NumPending == 0
 	})
 	go func() { _ = stop() }()
 	r.run(t, r.deps(r.topo.Consumer), o) // replica B
-	waitFor(t, 5*time.Second, "replica B to post the message A had pulled ahead", func() bool { return importsOf(r.sim, "ionix:"+queued.ID) >= 1 })
+	testkit.WaitFor(t, 5*time.Second, "replica B to post the message A had pulled ahead", func() bool { return importsOf(r.sim, "ionix:"+queued.ID) >= 1 })
 }
 
 // staleBudget grants everything; once aged, every grant made before is no longer
@@ -132,6 +135,7 @@ func (s *staleBudget) Fresh(g budget.Grant) bool {
 // than the budget allows between a grant and its send gives its grant back and takes
 // a fresh one before it is posted (else a window could hold more than the cap).
 func TestStaleGrantIsRenewedBeforeTheSend(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
 	slow := item("stale-slow", "slow post", "Vulnerability", 8, "2026-10-01T08:00:00Z")
@@ -149,13 +153,13 @@ func TestStaleGrantIsRenewedBeforeTheSend(t *testing.T) {
 	}}
 	r.publish(t, slow, queued)
 	c := r.run(t, d, consumer.Options{Concurrency: 1, PullAhead: 1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond})
-	waitFor(t, 10*time.Second, "both messages in hand", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "both messages in hand", func() bool {
 		info, err := r.topo.Consumer.Info(ctx)
 		return err == nil && info.NumAckPending == 2 && info.NumPending == 0
 	})
 	grants.age()
 	release.fire()
-	waitFor(t, 10*time.Second, "both posted", func() bool { return c.Stats().Created == 2 })
+	testkit.WaitFor(t, 10*time.Second, "both posted", func() bool { return c.Stats().Created == 2 })
 	// Only the message waiting in the reserve held a grant from before: the slow
 	// post's was spent before the grants aged, and later pulls take fresh ones.
 	if n := grants.staleReturns.Load(); n != 1 {

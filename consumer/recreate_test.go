@@ -3,13 +3,16 @@ package consumer_test
 import (
 	"context"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
+
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
@@ -22,6 +25,7 @@ import (
 // published on it is posted — not taken for older than the ledger's entry (written
 // at a higher sequence of the stream before) and acknowledged unposted.
 func TestRecreatedStreamIsNotOlderThanTheLedger(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond}
 	v1 := item("again-1", "Open Kibana on logs.example.com", "Cloud", 8, "2026-09-01T10:00:00Z")
@@ -32,7 +36,7 @@ func TestRecreatedStreamIsNotOlderThanTheLedger(t *testing.T) {
 	v2.Title = "Open Kibana on logs.example.com (indices readable)"
 	r.publish(t, v2) // sequence 1 of the new stream
 	c := r.startWith(t, r.topo.Consumer, o)
-	waitFor(t, 10*time.Second, "the changed item", func() bool { return c.Stats().Received == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the changed item", func() bool { return c.Stats().Received == 1 })
 	r.waitDrained(t)
 	r.wantTitle(t, v1.ID, v2.Title, c.Stats())
 	if s := c.Stats(); s.Superseded != 0 || s.Updated != 1 {
@@ -76,17 +80,18 @@ func (r *rig) recreateStream(t *testing.T) {
 // stream is deleted and created again notices the new stream instance, and posts the
 // new stream's events.
 func TestReplicaRunningThroughAStreamRecreation(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
 	v1 := item("again-2", "Open Grafana on dash.example.com", "Cloud", 8, "2026-09-01T10:00:00Z")
 	r.publishFifth(t, v1)
 	a := r.startWith(t, r.topo.Consumer, o)
-	waitFor(t, 10*time.Second, "the first stream delivered", func() bool { return a.Stats().Created == 5 })
+	testkit.WaitFor(t, 10*time.Second, "the first stream delivered", func() bool { return a.Stats().Created == 5 })
 	r.recreateStream(t)
 	v2 := v1
 	v2.Title = "Open Grafana on dash.example.com (admin/admin)"
 	r.publish(t, v2) // sequence 1 of the new stream
-	waitFor(t, 20*time.Second, "the running consumer to take the changed item", func() bool { return a.Stats().Received == 6 })
+	testkit.WaitFor(t, 20*time.Second, "the running consumer to take the changed item", func() bool { return a.Stats().Received == 6 })
 	r.waitDrained(t)
 	r.wantTitle(t, v1.ID, v2.Title, a.Stats())
 }
@@ -110,7 +115,7 @@ func (r rejectOnce) Import(ctx context.Context, rec map[string]string) (servicen
 func (r *rig) deliverOnce(t *testing.T, d consumer.Deps, o consumer.Options, done func(consumer.Snapshot) bool) consumer.Snapshot {
 	t.Helper()
 	c, stop := r.launch(t, d, o)
-	waitFor(t, 10*time.Second, "the stream delivered", func() bool { return done(c.Stats()) })
+	testkit.WaitFor(t, 10*time.Second, "the stream delivered", func() bool { return done(c.Stats()) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +127,7 @@ func (r *rig) deliverOnce(t *testing.T, d consumer.Deps, o consumer.Options, don
 // duplicate), and the old dead letter, re-driven into the new stream, is a new event
 // there — it does not make later versions of its item look older.
 func TestDeadLettersAcrossAStreamRecreation(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
@@ -140,7 +146,7 @@ func TestDeadLettersAcrossAStreamRecreation(t *testing.T) {
 	r.publish(t, items("new", 4)...)
 	r.publish(t, bad) // sequence 5 again, rejected
 	r.deliverOnce(t, rejecting(bad.ID), o, func(s consumer.Snapshot) bool { return s.Received == 5 && s.DeadRejected == 1 })
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 	if n, err := dl.Count(ctx); err != nil || n != 2 {
 		t.Fatalf("%d dead letters (%v), want 2: the new stream's was dropped as a duplicate", n, err)
 	}
@@ -152,11 +158,11 @@ func TestDeadLettersAcrossAStreamRecreation(t *testing.T) {
 	if _, err := dl.RedriveAll(ctx, nil); err != nil { // v1 (old sequence 5) and the other
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "v2 and the re-driven dead letters", func() bool { return c.Stats().Received == 3 })
+	testkit.WaitFor(t, 10*time.Second, "v2 and the re-driven dead letters", func() bool { return c.Stats().Received == 3 })
 	v3 := v1
 	v3.Title = "Open Kibana v3"
 	r.publish(t, v3)
-	waitFor(t, 10*time.Second, "v3", func() bool { return c.Stats().Received == 4 })
+	testkit.WaitFor(t, 10*time.Second, "v3", func() bool { return c.Stats().Received == 4 })
 	r.waitDrained(t)
 	r.wantTitle(t, v1.ID, v3.Title, c.Stats())
 }
@@ -193,6 +199,7 @@ func (g *gatedBudget) AcquireGrant(ctx context.Context, want int) (budget.Grant,
 // stream's new instance is read before the next pull, and the new stream's events are
 // posted.
 func TestStreamRecreatedWhileWaitingForBudget(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
 	budget := &gatedBudget{}
@@ -201,15 +208,15 @@ func TestStreamRecreatedWhileWaitingForBudget(t *testing.T) {
 	v1 := item("again-5", "Open Grafana v1", "Cloud", 8, "2026-09-01T10:00:00Z")
 	r.publishFifth(t, v1)
 	c := r.run(t, d, o)
-	waitFor(t, 10*time.Second, "the first stream delivered", func() bool { return c.Stats().Created == 5 })
+	testkit.WaitFor(t, 10*time.Second, "the first stream delivered", func() bool { return c.Stats().Created == 5 })
 	budget.close()
-	waitFor(t, 5*time.Second, "the fetch loop to wait for budget", budget.waiting.Load)
+	testkit.WaitFor(t, 5*time.Second, "the fetch loop to wait for budget", budget.waiting.Load)
 	r.recreateStream(t)
 	v2 := v1
 	v2.Title = "Open Grafana v2"
 	r.publish(t, v2) // sequence 1 of the new stream
 	budget.open()
-	waitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
+	testkit.WaitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
 	r.waitDrained(t)
 	r.wantTitle(t, v1.ID, v2.Title, c.Stats())
 }
@@ -238,6 +245,7 @@ func (h heldImporter) Import(ctx context.Context, rec map[string]string) (servic
 // new instance; the ledger records the post under the old instance, so the new
 // stream's events of the item (at lower sequences) are not taken for older.
 func TestPostInFlightThroughAStreamRecreation(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
 	o := consumer.Options{Mapping: mapping.DefaultOptions(), ResolveOnClose: true, FetchWait: 300 * time.Millisecond, MaxBackoff: time.Second}
@@ -247,18 +255,18 @@ func TestPostInFlightThroughAStreamRecreation(t *testing.T) {
 	d.Importer = heldImporter{inner: r.snow, corr: "ionix:" + v1.ID, release: release, started: started}
 	r.publishFifth(t, v1)
 	c := r.run(t, d, o)
-	waitFor(t, 10*time.Second, "v1 in flight", started.Load)
+	testkit.WaitFor(t, 10*time.Second, "v1 in flight", started.Load)
 	r.recreateStream(t)
-	waitFor(t, 10*time.Second, "the consumer pulling from the new stream", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the consumer pulling from the new stream", func() bool {
 		info, err := r.topo.Consumer.Info(ctx)
 		return err == nil && info.NumWaiting > 0
 	})
 	close(release)
-	waitFor(t, 10*time.Second, "v1 recorded", func() bool { return c.Stats().Created == 5 })
+	testkit.WaitFor(t, 10*time.Second, "v1 recorded", func() bool { return c.Stats().Created == 5 })
 	v2 := v1
 	v2.Title = "Open Kibana v2"
 	r.publish(t, v2) // sequence 1 of the new stream
-	waitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
+	testkit.WaitFor(t, 10*time.Second, "v2", func() bool { return c.Stats().Received == 6 })
 	r.waitDrained(t)
 	r.wantTitle(t, v1.ID, v2.Title, c.Stats())
 }

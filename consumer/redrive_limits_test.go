@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -19,6 +19,7 @@ import (
 // of a cut dead letter is gone, that dead letter cannot be re-driven — but `dlq retry`
 // (RedriveAll) must still re-drive the dead letters after it.
 func TestRedriveAllGoesOnPastACutDeadLetterWhoseOriginalIsGone(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	maxPayload := int(r.js.Conn().MaxPayload())
 	big := `{"title":"t","type":"DNS","urgency":9.5,"description":"` + strings.Repeat("x", maxPayload-200) + `"}`
@@ -44,11 +45,11 @@ func TestRedriveAllGoesOnPastACutDeadLetterWhoseOriginalIsGone(t *testing.T) {
 	if err := r.topo.Stream.DeleteMsg(context.Background(), ack.Sequence); err != nil {
 		t.Fatal(err)
 	}
-	n, err := consumer.NewDeadLetters(r.js, r.topo.Names).RedriveAll(context.Background(), nil)
+	n, err := dlq.New(r.js, r.topo.Names).RedriveAll(context.Background(), nil)
 	if n != 1 {
 		t.Errorf("RedriveAll re-drove %d dead letters (%v); want the one after the cut dead letter", n, err)
 	}
-	if !errors.Is(err, consumer.ErrOriginalGone) {
+	if !errors.Is(err, dlq.ErrOriginalGone) {
 		t.Errorf("RedriveAll error %v, want it to name ErrOriginalGone", err)
 	}
 }
@@ -58,6 +59,7 @@ func TestRedriveAllGoesOnPastACutDeadLetterWhoseOriginalIsGone(t *testing.T) {
 // adds Ionix-Redriven-From and a Nats-Msg-Id to the original and no longer fits: the
 // error says so, and the dead letter stays.
 func TestRedriveOfAnItemAtTheSizeLimit(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	maxPayload := int(r.js.Conn().MaxPayload())
 	head := `{"title":"t","type":"DNS","urgency":9.5,"description":"`
@@ -75,7 +77,7 @@ func TestRedriveOfAnItemAtTheSizeLimit(t *testing.T) {
 	}
 	// Re-driven, it would carry Ionix-Redriven-From and a message id more than the
 	// original: it does not fit. That is said, and the dead letter stays.
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 	if _, err := dl.Redrive(context.Background(), dls[0].DLQSeq); !errors.Is(err, nats.ErrMaxPayload) {
 		t.Errorf("re-drive: %v, want nats.ErrMaxPayload", err)
 	}

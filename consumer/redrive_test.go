@@ -13,8 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 	"github.com/ionix/ionixsnow/topology"
@@ -44,7 +46,7 @@ func storeDeadLetters(t *testing.T, r *rig, msgs ...*nats.Msg) []uint64 {
 			t.Fatal(err)
 		}
 	}
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 	batch, err := r.topo.Consumer.Fetch(len(msgs), jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +57,7 @@ func storeDeadLetters(t *testing.T, r *rig, msgs ...*nats.Msg) []uint64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := dl.Store(ctx, m, meta.Sequence.Stream, "invalid action item: urgency 11 outside 0-10"); err != nil {
+		if err := dl.Put(ctx, m, meta.Sequence.Stream, "invalid action item: urgency 11 outside 0-10"); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Term(); err != nil {
@@ -94,7 +96,7 @@ func streamMsgs(t *testing.T, s jetstream.Stream) uint64 {
 	return info.State.Msgs
 }
 
-func countDeadLetters(t *testing.T, dl *consumer.DeadLetters) uint64 {
+func countDeadLetters(t *testing.T, dl *dlq.Queue) uint64 {
 	t.Helper()
 	n, err := dl.Count(context.Background())
 	if err != nil {
@@ -104,17 +106,18 @@ func countDeadLetters(t *testing.T, dl *consumer.DeadLetters) uint64 {
 }
 
 func TestRedriveRestoresTheOriginalMessageAndDeletesTheDeadLetter(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
 	orig := poisonMsg("bad-1")
 	seqs := storeDeadLetters(t, r, orig)
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 
 	res, err := dl.Redrive(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := consumer.RedriveResult{DLQSeq: 1, StreamSeq: seqs[0], Subject: dnsSubject, ID: "bad-1", NewSeq: seqs[0] + 1}
+	want := dlq.RedriveResult{DLQSeq: 1, StreamSeq: seqs[0], Subject: dnsSubject, ID: "bad-1", NewSeq: seqs[0] + 1}
 	if res != want {
 		t.Errorf("result = %+v, want %+v", res, want)
 	}
@@ -128,7 +131,7 @@ func TestRedriveRestoresTheOriginalMessageAndDeletesTheDeadLetter(t *testing.T) 
 	for _, h := range []struct{ key, want string }{
 		{topology.HeaderEvent, "opened"},
 		{"X-Trace", "trace-bad-1"},
-		{consumer.HeaderRedrivenFrom, strconv.FormatUint(seqs[0], 10)},
+		{dlq.HeaderRedrivenFrom, strconv.FormatUint(seqs[0], 10)},
 		{topology.HeaderMsgID, "redrive:" + topology.DefaultDLQStream + ":1"},
 	} {
 		if v := got.Header.Get(h.key); v != h.want {
@@ -145,7 +148,7 @@ func TestRedriveRestoresTheOriginalMessageAndDeletesTheDeadLetter(t *testing.T) 
 	}
 
 	// Retrying the same dead letter finds nothing and publishes nothing.
-	if _, err := dl.Redrive(ctx, 1); !errors.Is(err, consumer.ErrDeadLetterNotFound) {
+	if _, err := dl.Redrive(ctx, 1); !errors.Is(err, dlq.ErrNotFound) {
 		t.Errorf("second re-drive: %v, want ErrDeadLetterNotFound", err)
 	}
 	if n := streamMsgs(t, r.topo.Stream); n != 2 {
@@ -157,10 +160,11 @@ func TestRedriveRestoresTheOriginalMessageAndDeletesTheDeadLetter(t *testing.T) 
 // published the copy but stopped before deleting the dead letter; the retry is
 // dropped by the stream's de-duplication and deletes the dead letter.
 func TestRedriveAfterAnInterruptedRedrivePublishesNothingTwice(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
 	storeDeadLetters(t, r, poisonMsg("bad-1"))
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 
 	earlier := poisonMsg("bad-1")
 	earlier.Header.Del(topology.HeaderMsgID)
@@ -186,6 +190,7 @@ func TestRedriveAfterAnInterruptedRedrivePublishesNothingTwice(t *testing.T) {
 }
 
 func TestRedriveErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		headers map[string]string // of a dead letter put on the dead-letter stream; nil: none
@@ -193,22 +198,22 @@ func TestRedriveErrors(t *testing.T) {
 		want    error
 		wantMsg string
 	}{
-		{name: "no such dead letter", seq: 42, want: consumer.ErrDeadLetterNotFound, wantMsg: "42"},
+		{name: "no such dead letter", seq: 42, want: dlq.ErrNotFound, wantMsg: "42"},
 		{name: "subject outside the stream", headers: map[string]string{
 			topology.HeaderEvent: "opened", topology.HeaderDLQSubject: "ionix.findings.opened.dns",
 			topology.HeaderDLQStreamSeq: "7", topology.HeaderDLQReason: "invalid",
-		}, want: consumer.ErrSubjectNotInStream, wantMsg: `"ionix.findings.opened.dns"`},
+		}, want: dlq.ErrSubjectNotInStream, wantMsg: `"ionix.findings.opened.dns"`},
 		{name: "wildcard subject", headers: map[string]string{
 			topology.HeaderDLQSubject: "ionix.action_items.opened.*", topology.HeaderDLQStreamSeq: "7",
-		}, want: consumer.ErrSubjectNotInStream, wantMsg: "ionix.action_items.opened.*"},
+		}, want: dlq.ErrSubjectNotInStream, wantMsg: "ionix.action_items.opened.*"},
 		{name: "no original subject", headers: map[string]string{
 			topology.HeaderDLQStreamSeq: "7",
-		}, want: consumer.ErrSubjectNotInStream, wantMsg: topology.HeaderDLQSubject},
+		}, want: dlq.ErrSubjectNotInStream, wantMsg: topology.HeaderDLQSubject},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
-			dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+			dl := dlq.New(r.js, r.topo.Names)
 			seq := tt.seq
 			if tt.headers != nil {
 				seq = putDeadLetter(t, r, tt.headers)
@@ -232,11 +237,12 @@ func TestRedriveErrors(t *testing.T) {
 }
 
 func TestRedriveAllAndCount(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
 	storeDeadLetters(t, r, poisonMsg("bad-1"), poisonMsg("bad-2"), poisonMsg("bad-3"), poisonMsg("bad-4"))
 	foreign := putDeadLetter(t, r, map[string]string{topology.HeaderDLQSubject: "ionix.findings.opened.dns"})
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 	// A gap in the dead-letter stream: the second one is re-driven alone.
 	if _, err := dl.Redrive(ctx, 2); err != nil {
 		t.Fatal(err)
@@ -250,7 +256,7 @@ func TestRedriveAllAndCount(t *testing.T) {
 	if n != 3 {
 		t.Errorf("re-drove %d, want 3", n)
 	}
-	if !errors.Is(err, consumer.ErrSubjectNotInStream) || !strings.Contains(err.Error(), "ionix.findings.opened.dns") {
+	if !errors.Is(err, dlq.ErrSubjectNotInStream) || !strings.Contains(err.Error(), "ionix.findings.opened.dns") {
 		t.Errorf("error = %v, want the foreign dead letter named", err)
 	}
 	if want := [][2]int{{1, 4}, {2, 4}, {3, 4}, {4, 4}}; !slices.Equal(calls, want) {
@@ -269,14 +275,15 @@ func TestRedriveAllAndCount(t *testing.T) {
 
 	// Nothing left that can be re-driven: the foreign one stays.
 	n, err = dl.RedriveAll(ctx, nil)
-	if n != 0 || !errors.Is(err, consumer.ErrSubjectNotInStream) {
+	if n != 0 || !errors.Is(err, dlq.ErrSubjectNotInStream) {
 		t.Errorf("second RedriveAll = %d, %v; want 0 and the foreign dead letter", n, err)
 	}
 }
 
 func TestRedriveAllOnAnEmptyDeadLetterStream(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 	called := false
 	n, err := dl.RedriveAll(context.Background(), func(int, int) { called = true })
 	if n != 0 || err != nil || called {
@@ -285,9 +292,10 @@ func TestRedriveAllOnAnEmptyDeadLetterStream(t *testing.T) {
 }
 
 func TestPurgeDeadLetters(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	ctx := context.Background()
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 	storeDeadLetters(t, r, poisonMsg("bad-1"), poisonMsg("bad-2"), poisonMsg("bad-3"))
 
 	for _, step := range []struct {
@@ -309,7 +317,7 @@ func TestPurgeDeadLetters(t *testing.T) {
 		})
 	}
 	// The stream goes on after a purge; a re-drive of a purged sequence finds nothing.
-	if _, err := dl.Redrive(ctx, 1); !errors.Is(err, consumer.ErrDeadLetterNotFound) {
+	if _, err := dl.Redrive(ctx, 1); !errors.Is(err, dlq.ErrNotFound) {
 		t.Errorf("re-drive of a purged dead letter: %v", err)
 	}
 	storeDeadLetters(t, r, poisonMsg("bad-4"))
@@ -325,6 +333,7 @@ func TestPurgeDeadLetters(t *testing.T) {
 // incident yet it inserts one; when an older version already made the incident,
 // coalesce turns the post into an update.
 func TestDeadLetterRedrivenAfterItsCauseIsFixedBecomesAnIncident(t *testing.T) {
+	t.Parallel()
 	const rejectedTitle = "Rejected until the transform script is fixed"
 	tests := []struct {
 		name        string
@@ -352,14 +361,14 @@ func TestDeadLetterRedrivenAfterItsCauseIsFixedBecomesAnIncident(t *testing.T) {
 				return "", ""
 			}})
 			c := r.start(t, r.topo.Consumer, filter)
-			dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+			dl := dlq.New(r.js, r.topo.Names)
 			if len(tt.before) > 0 {
 				r.publish(t, tt.before...)
-				waitFor(t, 20*time.Second, "the older version's incident", func() bool { return c.Stats().Created == 1 })
+				testkit.WaitFor(t, 20*time.Second, "the older version's incident", func() bool { return c.Stats().Created == 1 })
 			}
 			rejected := item("fix-1", rejectedTitle, "Vulnerability", 9.5, "2024-01-01T00:00:00Z")
 			r.publish(t, rejected)
-			waitFor(t, 20*time.Second, "the rejected item to be dead-lettered", func() bool { return c.Stats().DeadLettered == 1 })
+			testkit.WaitFor(t, 20*time.Second, "the rejected item to be dead-lettered", func() bool { return c.Stats().DeadLettered == 1 })
 			r.waitDrained(t)
 
 			dls, err := dl.List(context.Background(), 0)
@@ -375,7 +384,7 @@ func TestDeadLetterRedrivenAfterItsCauseIsFixedBecomesAnIncident(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 20*time.Second, "the re-driven item to become an incident", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "the re-driven item to become an incident", func() bool {
 				for _, in := range r.sim.Incidents() {
 					if in.CorrelationID == "ionix:fix-1" && in.ShortDescription == rejectedTitle {
 						return true
@@ -396,7 +405,7 @@ func TestDeadLetterRedrivenAfterItsCauseIsFixedBecomesAnIncident(t *testing.T) {
 			if s.DeadLettered != 1 || s.Created != tt.wantCreated || s.Updated != tt.wantUpdated {
 				t.Errorf("stats = %+v, want 1 dead letter, %d created, %d updated", s, tt.wantCreated, tt.wantUpdated)
 			}
-			tk, found, err := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), "fix-1")
+			tk, found, err := ledger.New(r.topo.Tickets).Get(context.Background(), "fix-1")
 			if err != nil || !found || tk.StreamSeq != res.StreamSeq || tk.Number != in.Number {
 				t.Errorf("ledger = %+v (found %v, %v), want the original sequence %d (a re-drive is as old as its original) and %s", tk, found, err, res.StreamSeq, in.Number)
 			}
@@ -408,6 +417,7 @@ func TestDeadLetterRedrivenAfterItsCauseIsFixedBecomesAnIncident(t *testing.T) {
 // version, re-driven after a newer version was ticketed, is acknowledged without a
 // post; the incident keeps the newer version.
 func TestRedrivenOlderVersionDoesNotOverwriteANewerOne(t *testing.T) {
+	t.Parallel()
 	const rejectedTitle = "Rejected older version"
 	filter := mapping.Filter{UrgencyThreshold: 1}
 	r := newRig(t, filter, emulator.Options{OnBefore: func(row map[string]string) (string, string) {
@@ -417,13 +427,13 @@ func TestRedrivenOlderVersionDoesNotOverwriteANewerOne(t *testing.T) {
 		return "", ""
 	}})
 	c := r.start(t, r.topo.Consumer, filter)
-	dl := consumer.NewDeadLetters(r.js, r.topo.Names)
+	dl := dlq.New(r.js, r.topo.Names)
 	v1 := item("stale-1", rejectedTitle, "Vulnerability", 6, "2024-01-01T00:00:00Z")
 	v2 := item("stale-1", "Newer version", "Vulnerability", 9, "2024-01-01T00:00:00Z")
 	r.publish(t, v1)
-	waitFor(t, 20*time.Second, "the older version dead-lettered", func() bool { return c.Stats().DeadLettered == 1 })
+	testkit.WaitFor(t, 20*time.Second, "the older version dead-lettered", func() bool { return c.Stats().DeadLettered == 1 })
 	r.publish(t, v2)
-	waitFor(t, 20*time.Second, "the newer version's incident", func() bool { return c.Stats().Created == 1 })
+	testkit.WaitFor(t, 20*time.Second, "the newer version's incident", func() bool { return c.Stats().Created == 1 })
 	dls, err := dl.List(context.Background(), 0)
 	if err != nil || len(dls) != 1 {
 		t.Fatalf("dead letters %+v, %v", dls, err)
@@ -431,7 +441,7 @@ func TestRedrivenOlderVersionDoesNotOverwriteANewerOne(t *testing.T) {
 	if _, err := dl.Redrive(context.Background(), dls[0].DLQSeq); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the re-driven message handled", func() bool { return c.Stats().Superseded == 1 })
+	testkit.WaitFor(t, 20*time.Second, "the re-driven message handled", func() bool { return c.Stats().Superseded == 1 })
 	r.waitDrained(t)
 	if in := incidentOf(t, r.sim, "stale-1"); in.ShortDescription != v2.Title {
 		t.Errorf("incident says %q, want the newer %q", in.ShortDescription, v2.Title)
@@ -442,13 +452,14 @@ func TestRedrivenOlderVersionDoesNotOverwriteANewerOne(t *testing.T) {
 // requeued version, or a message re-driven before) keeps naming the message it
 // copied, so it is dated as old as that, not as its own later sequence.
 func TestRedriveOfACopyKeepsItsOriginal(t *testing.T) {
-	for _, header := range []string{consumer.HeaderRequeuedFrom, consumer.HeaderRedrivenFrom} {
+	t.Parallel()
+	for _, header := range []string{topology.HeaderRequeuedFrom, dlq.HeaderRedrivenFrom} {
 		t.Run(header, func(t *testing.T) {
 			r := newRig(t, mapping.Filter{}, emulator.Options{})
 			m := poisonMsg("copy-1")
 			m.Header.Set(header, "1")
 			storeDeadLetters(t, r, m)
-			res, err := consumer.NewDeadLetters(r.js, r.topo.Names).Redrive(context.Background(), 1)
+			res, err := dlq.New(r.js, r.topo.Names).Redrive(context.Background(), 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -459,7 +470,7 @@ func TestRedriveOfACopyKeepsItsOriginal(t *testing.T) {
 			if v := got.Header.Get(header); v != "1" {
 				t.Errorf("re-driven copy: %s = %q, want 1 (the original)", header, v)
 			}
-			for _, h := range []string{consumer.HeaderRequeuedFrom, consumer.HeaderRedrivenFrom} {
+			for _, h := range []string{topology.HeaderRequeuedFrom, dlq.HeaderRedrivenFrom} {
 				if h != header && got.Header.Get(h) != "" {
 					t.Errorf("re-driven copy also has %s = %q", h, got.Header.Get(h))
 				}

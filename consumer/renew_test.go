@@ -10,6 +10,7 @@ import (
 
 	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -90,6 +91,7 @@ func (h renewalHeldImporter) Import(ctx context.Context, rec map[string]string) 
 // makes a second incident and halts sending must not post once it has its grant: the
 // breaker is asked after the renewal.
 func TestNoPostAfterHaltWhileAGrantIsRenewed(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{NoCoalesce: true})
 	b := &renewingBudget{blocked: make(chan struct{}), release: make(chan struct{})}
 	imp := renewalHeldImporter{Importer: r.snow, b: b, armed: make(chan struct{})}
@@ -100,14 +102,14 @@ func TestNoPostAfterHaltWhileAGrantIsRenewed(t *testing.T) {
 	c, stop := r.launch(t, d, consumer.Options{Concurrency: 2, PullAhead: -1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond})
 	batch := items("renew", 2)
 	r.publish(t, batch...)
-	waitFor(t, 10*time.Second, "the first versions created", func() bool { return c.Stats().Created == 2 })
+	testkit.WaitFor(t, 10*time.Second, "the first versions created", func() bool { return c.Stats().Created == 2 })
 	b.arm()
 	close(imp.armed)
 	for i := range batch {
 		batch[i].Urgency = 9.8
 	}
 	r.publish(t, batch...)
-	waitFor(t, 10*time.Second, "sending halted", func() bool { return c.Paused().Halted })
+	testkit.WaitFor(t, 10*time.Second, "sending halted", func() bool { return c.Paused().Halted })
 	before := r.sim.ImportCount()
 	close(b.release)
 	if err := stop(); err != nil { // waits for the worker that was renewing
@@ -128,6 +130,7 @@ func (p *pausedUntil) PausedUntil() time.Time { return time.Unix(0, p.until.Load
 // client, where the wait would come after the judgement): the import goes out after
 // the pause, on a grant renewed then.
 func TestPostWaitsOutARateLimitPauseBeforeItsGrantIsJudged(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mapping.Filter{}, emulator.Options{})
 	grants := &staleBudget{}
 	pause := &pausedUntil{}
@@ -138,7 +141,7 @@ func TestPostWaitsOutARateLimitPauseBeforeItsGrantIsJudged(t *testing.T) {
 	grants.age() // every grant taken before now is stale
 	r.publish(t, item("paused-1", "Open SMB on files.example.com", "Vulnerability", 8, "2026-10-01T08:00:00Z"))
 	c := r.run(t, d, consumer.Options{Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond})
-	waitFor(t, 10*time.Second, "the item posted", func() bool { return c.Stats().Created == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the item posted", func() bool { return c.Stats().Created == 1 })
 	for _, req := range r.sim.Requests() {
 		if strings.HasPrefix(req.Path, "/api/now/import/") && req.At.Before(end) {
 			t.Errorf("import at %s, %s before ServiceNow's pause ended", req.At.Format(time.StampMilli), end.Sub(req.At))

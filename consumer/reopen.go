@@ -8,10 +8,10 @@ import (
 
 // reopenMarked reports whether the message is marked as a reopening: by the poller
 // (topology.HeaderReopened), or as the requeued copy of an event that must reopen
-// (HeaderRequeuedReopen). Whether the mark reopens the incident is decide's to say
+// (topology.HeaderRequeuedReopen). Whether the mark reopens the incident is decide's to say
 // (with resolve_on_close, for an item with an incident whose entry is not newer).
 func reopenMarked(msg jetstream.Msg) bool {
 	h := msg.Headers()
 	return h.Get(topology.HeaderReopened) == "true" ||
-		h.Get(HeaderRequeuedFrom) != "" && h.Get(HeaderRequeuedReopen) == "true"
+		h.Get(topology.HeaderRequeuedFrom) != "" && h.Get(topology.HeaderRequeuedReopen) == "true"
 }

@@ -6,7 +6,6 @@ package metrics
 
 import (
 	"context"
-	"github.com/ionix/ionixsnow/budget"
 	"net/http"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/servicenow"
 )

@@ -3,12 +3,12 @@ package metrics_test
 import (
 	"context"
 	"errors"
-	"github.com/ionix/ionixsnow/budget"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/metrics"
 	"github.com/ionix/ionixsnow/servicenow"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/replay"
@@ -54,7 +55,7 @@ func TestReplayDoesNotReopenOnTheWay(t *testing.T) {
 	if in := r.sim.Incidents()[0]; in.State != mapping.StateResolved {
 		t.Errorf("incident state %q after the replay, want resolved", in.State)
 	}
-	if tk, _, _ := consumer.NewLedger(r.topo.Tickets).Get(context.Background(), it.ID); tk.Status != consumer.StatusResolved {
+	if tk, _, _ := ledger.New(r.topo.Tickets).Get(context.Background(), it.ID); tk.Status != ledger.StatusResolved {
 		t.Errorf("ledger status %q after the replay, want resolved", tk.Status)
 	}
 }
@@ -88,8 +89,8 @@ func TestReplayCreatesNoIncidentForAnItemClosedBeforeIt(t *testing.T) {
 		}
 	}
 	stream := r.topo.Stream.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
-	if err := consumer.NewLedger(r.topo.Tickets).Put(context.Background(), it.ID, consumer.Ticket{
-		Fingerprint: it.Fingerprint(), Status: consumer.StatusResolved, StreamSeq: 2, Stream: stream, SentAt: time.Now().UTC(), PostedBy: "main",
+	if err := ledger.New(r.topo.Tickets).Put(context.Background(), it.ID, ledger.Ticket{
+		Fingerprint: it.Fingerprint(), Status: ledger.StatusResolved, StreamSeq: 2, Stream: stream, SentAt: time.Now().UTC(), PostedBy: "main",
 	}); err != nil {
 		t.Fatal(err)
 	}

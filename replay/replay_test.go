@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/internal/testkit"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/internal/testkit"
+	"github.com/ionix/ionixsnow/ledger"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -69,8 +72,9 @@ func (r *rig) publish(t *testing.T, items ...ionix.ActionItem) {
 func (r *rig) deps() consumer.Deps {
 	return consumer.Deps{
 		Importer:    r.snow,
-		Ledger:      consumer.NewLedger(r.topo.Tickets),
-		DeadLetters: consumer.NewDeadLetters(r.js, r.topo.Names),
+		Ledger:      ledger.New(r.topo.Tickets),
+		JetStream:   r.js,
+		DeadLetters: dlq.New(r.js, r.topo.Names),
 		Stream:      r.topo.Stream,
 		Log:         zerolog.Nop(),
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
 )
 

@@ -1,10 +1,10 @@
 package status
 
 import (
-	"github.com/ionix/ionixsnow/budget"
 	"math"
 	"time"
 
+	"github.com/ionix/ionixsnow/budget"
 )
 
 // Ledger is what DrainETA knows of the send budget.

@@ -5,15 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
+
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/status"
 	"github.com/ionix/ionixsnow/topology"
@@ -85,7 +86,7 @@ func traffic(t *testing.T, js jetstream.JetStream, limit, grants int, now time.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.NewDeadLetters(js, topo.Names).Store(ctx, msgs[2], md.Sequence.Stream, "urgency 42 outside 0-10"); err != nil {
+	if err := dlq.New(js, topo.Names).Put(ctx, msgs[2], md.Sequence.Stream, "urgency 42 outside 0-10"); err != nil {
 		t.Fatal(err)
 	}
 	confirm(t, js, msgs[2], "+TERM")

@@ -24,3 +24,11 @@ const (
 	// sequence counts in the stream as it is now.
 	HeaderDLQStoredAt = "Ionix-Dlq-Stored-At"
 )
+
+// HeaderRequeuedFrom names the stream sequence a requeued copy was taken from.
+const HeaderRequeuedFrom = "Ionix-Requeued-From"
+
+// HeaderRequeuedReopen, "true" on a requeued copy of an opened event, says that its
+// post must reopen the incident: the original was a reopening, or the post that may
+// have landed after it was a resolving (an older closing).
+const HeaderRequeuedReopen = "Ionix-Requeued-Reopen"

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/ledger"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -122,8 +125,9 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 func pipelineDeps(conn *natsConn, topo *topology.Topology, imp consumer.Importer, budget *budget.KV, log zerolog.Logger) consumer.Deps {
 	return consumer.Deps{
 		Importer:    imp,
-		Ledger:      consumer.NewLedger(topo.Tickets),
-		DeadLetters: consumer.NewDeadLetters(conn.js, topo.Names),
+		Ledger:      ledger.New(topo.Tickets),
+		JetStream:   conn.js,
+		DeadLetters: dlq.New(conn.js, topo.Names),
 		Budget:      budget,
 		Stream:      topo.Stream,
 		Log:         log,

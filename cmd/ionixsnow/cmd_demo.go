@@ -19,6 +19,7 @@ import (
 
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/publisher"
@@ -266,7 +267,7 @@ func (d *demo) print(ctx context.Context, w io.Writer, count int, sum demoSummar
 	fmt.Fprintf(w, "\npublished %d, filtered %d, created %d, updated %d, dead-lettered %d, failed %d\n",
 		sum.Published, sum.Filtered, sum.Created, sum.Updated, sum.DeadLettered, sum.Failed)
 	fmt.Fprintf(w, "ServiceNow saw %d import requests; filtered items were never sent.\n", d.sim.ImportCount())
-	dls, err := consumer.NewDeadLetters(d.conn.js, topologyOptions(d.cfg).Names).List(ctx, 10)
+	dls, err := dlq.New(d.conn.js, topologyOptions(d.cfg).Names).List(ctx, 10)
 	if err != nil {
 		fmt.Fprintf(w, "dead letters: %v\n", err)
 	}

@@ -17,7 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ionix/ionixsnow/config"
-	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -70,7 +70,7 @@ func runDLQ(e *env, args []string) int {
 // dlqSession is a connection to NATS and the dead letters behind it.
 type dlqSession struct {
 	conn  *natsConn
-	dl    *consumer.DeadLetters
+	dl    *dlq.Queue
 	names topology.Names
 }
 
@@ -108,7 +108,7 @@ func (e *env) dlqOpen(ctx context.Context, cmd, cfgPath string, needStream bool)
 		}
 	}
 	names := topo.Names.WithDefaults()
-	return &dlqSession{conn: conn, dl: consumer.NewDeadLetters(conn.js, names), names: names}, 0, true
+	return &dlqSession{conn: conn, dl: dlq.New(conn.js, names), names: names}, 0, true
 }
 
 func dlqSignalContext() (context.Context, context.CancelFunc) {
@@ -143,7 +143,7 @@ func runDLQList(e *env, args []string) int {
 	}
 	if *asJSON {
 		if dls == nil {
-			dls = []consumer.DeadLetter{}
+			dls = []dlq.Letter{}
 		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -182,7 +182,7 @@ func (e *env) dlqColumns() int {
 
 // dlqPrintTable prints the table of dead letters, the reason cut so that a line
 // fits in width columns (but never narrower than dlqMinReasonWidth).
-func dlqPrintTable(w io.Writer, dls []consumer.DeadLetter, width int) {
+func dlqPrintTable(w io.Writer, dls []dlq.Letter, width int) {
 	header := []string{"DLQ SEQ", "STREAM SEQ", "FAILED AT (UTC)", "SUBJECT", "ID", "REASON"}
 	rows := make([][]string, 0, len(dls))
 	for _, d := range dls {
@@ -312,7 +312,7 @@ func runDLQRetry(e *env, args []string) int {
 		if err != nil {
 			failed++
 			fmt.Fprintf(e.stderr, "ionixsnow dlq retry: %v\n", err)
-			if errors.Is(err, consumer.ErrDeadLetterNotFound) {
+			if errors.Is(err, dlq.ErrNotFound) {
 				fmt.Fprintln(e.stderr, "  (pass the DLQ SEQ that 'ionixsnow dlq list' shows; a dead letter re-driven or purged is gone)")
 			}
 			continue
@@ -329,7 +329,7 @@ func runDLQRetry(e *env, args []string) int {
 }
 
 // dlqDescribe is the line retry prints for one re-driven dead letter.
-func dlqDescribe(r consumer.RedriveResult) string {
+func dlqDescribe(r dlq.RedriveResult) string {
 	what := fmt.Sprintf("dead letter %d", r.DLQSeq)
 	if r.ID != "" {
 		what += fmt.Sprintf(" (action item %s, stream seq %d)", dlqPrintable(r.ID), r.StreamSeq)

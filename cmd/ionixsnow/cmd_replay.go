@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"io"
 	"os"
 	"os/signal"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/replay"

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
@@ -60,7 +60,7 @@ func (f *dlqFixture) store(t *testing.T, reason string, ids ...string) {
 			t.Fatal(err)
 		}
 	}
-	dl := consumer.NewDeadLetters(f.js, f.topo.Names)
+	dl := dlq.New(f.js, f.topo.Names)
 	batch, err := f.topo.Consumer.Fetch(len(ids), jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func (f *dlqFixture) store(t *testing.T, reason string, ids ...string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := dl.Store(ctx, m, meta.Sequence.Stream, reason); err != nil {
+		if err := dl.Put(ctx, m, meta.Sequence.Stream, reason); err != nil {
 			t.Fatal(err)
 		}
 		_ = m.Term()
@@ -84,7 +84,7 @@ func (f *dlqFixture) store(t *testing.T, reason string, ids ...string) {
 
 func (f *dlqFixture) count(t *testing.T) uint64 {
 	t.Helper()
-	n, err := consumer.NewDeadLetters(f.js, f.topo.Names).Count(context.Background())
+	n, err := dlq.New(f.js, f.topo.Names).Count(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestDLQList(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", tt.want, stdout)
 			}
 			if tt.wantJSONOf >= 0 {
-				var got []consumer.DeadLetter
+				var got []dlq.Letter
 				if err := json.Unmarshal([]byte(stdout), &got); err != nil || len(got) != tt.wantJSONOf {
 					t.Errorf("got %d dead letters (%v), want %d:\n%s", len(got), err, tt.wantJSONOf, stdout)
 				}
@@ -375,7 +375,7 @@ func TestDLQRetryAfterTheCauseIsFixedBecomesAnIncident(t *testing.T) {
 	}
 
 	code, stdout, stderr := runInProcess(t, vars, "", "dlq", "list", "--json")
-	var dls []consumer.DeadLetter
+	var dls []dlq.Letter
 	if code != exitOK || json.Unmarshal([]byte(stdout), &dls) != nil || len(dls) != 1 {
 		t.Fatalf("dlq list --json: exit %d\n%s\n%s", code, stdout, stderr)
 	}

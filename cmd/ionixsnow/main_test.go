@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/internal/testkit"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -20,7 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )

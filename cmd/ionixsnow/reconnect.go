@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/servicenow"
 )

@@ -4,15 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/ionix/ionixsnow/budget"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
+
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/topology"
 )
@@ -65,7 +66,7 @@ func statusTraffic(t *testing.T, js jetstream.JetStream, limit int) budget.State
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.NewDeadLetters(js, topo.Names).Store(ctx, msgs[2], md.Sequence.Stream, "urgency 42 outside 0-10"); err != nil {
+	if err := dlq.New(js, topo.Names).Put(ctx, msgs[2], md.Sequence.Stream, "urgency 42 outside 0-10"); err != nil {
 		t.Fatal(err)
 	}
 	confirm(msgs[2], "+TERM")

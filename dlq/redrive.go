@@ -1,4 +1,4 @@
-package consumer
+package dlq
 
 import (
 	"context"
@@ -31,9 +31,9 @@ const HeaderRedrivenFrom = "Ionix-Redriven-From"
 // dlqHeaderPrefix starts every header the dead-letter stream adds (topology/headers.go).
 const dlqHeaderPrefix = "ionix-dlq-"
 
-// ErrDeadLetterNotFound is returned for a dead-letter sequence the dead-letter stream
+// ErrNotFound is returned for a dead-letter sequence the dead-letter stream
 // does not hold (never stored, already re-driven, or purged).
-var ErrDeadLetterNotFound = errors.New("dead letter not found")
+var ErrNotFound = errors.New("dead letter not found")
 
 // ErrSubjectNotInStream is returned for a dead letter whose original subject is not
 // one the main stream takes (the subject prefix was changed since), or that has none.
@@ -55,14 +55,14 @@ type RedriveResult struct {
 // to its original subject on the main stream, with its original body and headers
 // (without the dead-letter headers and Nats-* control headers) plus
 // Ionix-Redriven-From, and then deletes the dead letter.
-func (d *DeadLetters) Redrive(ctx context.Context, dlqSeq uint64) (RedriveResult, error) {
+func (d *Queue) Redrive(ctx context.Context, dlqSeq uint64) (RedriveResult, error) {
 	to, err := d.redriveTargets(ctx)
 	if err != nil {
 		return RedriveResult{DLQSeq: dlqSeq}, err
 	}
 	raw, err := to.dlq.GetMsg(ctx, dlqSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return RedriveResult{DLQSeq: dlqSeq}, fmt.Errorf("sequence %d of %s: %w", dlqSeq, d.names.DLQStream, ErrDeadLetterNotFound)
+		return RedriveResult{DLQSeq: dlqSeq}, fmt.Errorf("sequence %d of %s: %w", dlqSeq, d.names.DLQStream, ErrNotFound)
 	}
 	if err != nil {
 		return RedriveResult{DLQSeq: dlqSeq}, fmt.Errorf("read dead letter %d: %w", dlqSeq, err)
@@ -77,7 +77,7 @@ func (d *DeadLetters) Redrive(ctx context.Context, dlqSeq uint64) (RedriveResult
 // or a copy too large with the re-drive headers: nats.ErrMaxPayload) stays and the
 // rest go on; any other failure stops the run. progress, when not nil, is called
 // after each dead letter with the number handled so far and the number there were.
-func (d *DeadLetters) RedriveAll(ctx context.Context, progress func(done, total int)) (n int, err error) {
+func (d *Queue) RedriveAll(ctx context.Context, progress func(done, total int)) (n int, err error) {
 	to, err := d.redriveTargets(ctx)
 	if err != nil {
 		return 0, err
@@ -118,7 +118,7 @@ func (d *DeadLetters) RedriveAll(ctx context.Context, progress func(done, total 
 }
 
 // Count returns how many dead letters the dead-letter stream holds.
-func (d *DeadLetters) Count(ctx context.Context) (uint64, error) {
+func (d *Queue) Count(ctx context.Context) (uint64, error) {
 	info, err := d.dlqInfo(ctx)
 	if err != nil {
 		return 0, err
@@ -128,7 +128,7 @@ func (d *DeadLetters) Count(ctx context.Context) (uint64, error) {
 
 // Purge deletes every dead letter the dead-letter stream holds when it is called and
 // returns how many there were. Dead letters stored while it runs are kept.
-func (d *DeadLetters) Purge(ctx context.Context) (uint64, error) {
+func (d *Queue) Purge(ctx context.Context) (uint64, error) {
 	info, err := d.dlqInfo(ctx)
 	if err != nil {
 		return 0, err
@@ -147,7 +147,7 @@ func (d *DeadLetters) Purge(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-func (d *DeadLetters) dlqInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+func (d *Queue) dlqInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	s, err := d.js.Stream(ctx, d.names.DLQStream)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
@@ -168,7 +168,7 @@ type redriveTarget struct {
 
 // redriveTargets returns the dead-letter stream and the main stream's subjects and
 // creation time.
-func (d *DeadLetters) redriveTargets(ctx context.Context) (redriveTarget, error) {
+func (d *Queue) redriveTargets(ctx context.Context) (redriveTarget, error) {
 	dlq, err := d.js.Stream(ctx, d.names.DLQStream)
 	if err != nil {
 		return redriveTarget{}, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
@@ -186,7 +186,7 @@ func (d *DeadLetters) redriveTargets(ctx context.Context) (redriveTarget, error)
 }
 
 // redrive publishes the dead letter raw back to the main stream and deletes it.
-func (d *DeadLetters) redrive(ctx context.Context, to redriveTarget, raw *jetstream.RawStreamMsg) (RedriveResult, error) {
+func (d *Queue) redrive(ctx context.Context, to redriveTarget, raw *jetstream.RawStreamMsg) (RedriveResult, error) {
 	dlq, subjects := to.dlq, to.subjects
 	res := RedriveResult{DLQSeq: raw.Sequence, Subject: raw.Header.Get(topology.HeaderDLQSubject)}
 	res.StreamSeq, _ = strconv.ParseUint(raw.Header.Get(topology.HeaderDLQStreamSeq), 10, 64)
@@ -217,14 +217,14 @@ func (d *DeadLetters) redrive(ctx context.Context, to redriveTarget, raw *jetstr
 	// then the copy is a new event, dated by its own sequence.
 	storedAt, err := time.Parse(time.RFC3339Nano, raw.Header.Get(topology.HeaderDLQStoredAt))
 	if err == nil && storedAt.Before(to.created) {
-		for _, h := range []string{HeaderRedrivenFrom, HeaderRequeuedFrom, HeaderRequeuedReopen} {
+		for _, h := range []string{HeaderRedrivenFrom, topology.HeaderRequeuedFrom, topology.HeaderRequeuedReopen} {
 			m.Header.Del(h)
 		}
-	} else if res.StreamSeq > 0 && m.Header.Get(HeaderRedrivenFrom) == "" && m.Header.Get(HeaderRequeuedFrom) == "" {
+	} else if res.StreamSeq > 0 && m.Header.Get(HeaderRedrivenFrom) == "" && m.Header.Get(topology.HeaderRequeuedFrom) == "" {
 		m.Header.Set(HeaderRedrivenFrom, strconv.FormatUint(res.StreamSeq, 10))
 	}
 	m.Data = raw.Data
-	if raw.Header.Get(HeaderDLQBodyCut) != "" {
+	if raw.Header.Get(HeaderBodyCut) != "" {
 		// The dead letter holds only the beginning of a body near the size limit:
 		// re-drive the original, which the main stream still holds until MaxAge.
 		orig, err := d.original(ctx, res.StreamSeq, storedAt)
@@ -288,7 +288,7 @@ var ErrOriginalGone = errors.New("its original is no longer in the stream")
 
 // original reads the body of the message at seq of the main stream, stored at
 // storedAt (another message at that sequence of a newer stream instance is not it).
-func (d *DeadLetters) original(ctx context.Context, seq uint64, storedAt time.Time) ([]byte, error) {
+func (d *Queue) original(ctx context.Context, seq uint64, storedAt time.Time) ([]byte, error) {
 	s, err := d.js.Stream(ctx, d.names.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("action-item stream %s: %w", d.names.Stream, err)

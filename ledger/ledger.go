@@ -1,4 +1,7 @@
-package consumer
+// Package ledger is the ticket ledger: what ionixsnow remembers of each action item
+// it posted (the incident, and the event posted last), one KV key per item, written
+// with compare-and-swap so that concurrent replicas never replace a newer entry.
+package ledger
 
 import (
 	"context"
@@ -42,9 +45,9 @@ type Ticket struct {
 	PostedBy string `json:"posted_by,omitempty"`
 }
 
-// state is the incident state the ticket's post set: Resolved, In Progress for a
+// State is the incident state the ticket's post set: Resolved, In Progress for a
 // reopening, "" for a plain post (which sets none).
-func (t Ticket) state() string {
+func (t Ticket) State() string {
 	switch t.Status {
 	case StatusResolved:
 		return mapping.StateResolved
@@ -54,43 +57,37 @@ func (t Ticket) state() string {
 	return ""
 }
 
-// ticketed reports whether the entry names an incident. The entry of a closing
+// Ticketed reports whether the entry names an incident. The entry of a closing
 // recorded before the item had one (no post made) does not.
-func (t Ticket) ticketed() bool { return t.SysID != "" || t.Number != "" }
+func (t Ticket) Ticketed() bool { return t.SysID != "" || t.Number != "" }
 
-// eventAt dates an event: its sequence (for a copy, its original's) in the stream
-// instance the message was fetched from.
-type eventAt struct {
-	seq    uint64
-	stream string
+// NewerThan reports whether the ticket records a later event than the one at stream
+// sequence seq of stream instance stream. An entry of another stream instance is
+// never newer.
+func (t Ticket) NewerThan(seq uint64, stream string) bool {
+	return t.SameStream(stream) && t.StreamSeq > seq
 }
 
-// newerThan reports whether the ticket records a later event than at. An entry of
-// another stream instance is never newer.
-func (t Ticket) newerThan(at eventAt) bool {
-	return t.sameStream(at.stream) && t.StreamSeq > at.seq
-}
-
-// sameStream reports whether the ticket's sequence counts in the stream instance
+// SameStream reports whether the ticket's sequence counts in the stream instance
 // stream (true when either is unknown).
-func (t Ticket) sameStream(stream string) bool {
+func (t Ticket) SameStream(stream string) bool {
 	return t.Stream == "" || stream == "" || t.Stream == stream
 }
 
-// Ledger maps action item ids to their tickets in a key-value bucket.
-type Ledger struct {
+// Tickets maps action item ids to their tickets in a key-value bucket.
+type Tickets struct {
 	kv jetstream.KeyValue
 }
 
-// NewLedger returns a ledger over the ticket bucket.
-func NewLedger(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv} }
+// New returns the ledger over the ticket bucket.
+func New(kv jetstream.KeyValue) *Tickets { return &Tickets{kv: kv} }
 
-// LedgerKey encodes a free-text action item id as a key-value key.
-func LedgerKey(id string) string { return ionix.KeyToken(id) }
+// Key encodes a free-text action item id as a key-value key.
+func Key(id string) string { return ionix.KeyToken(id) }
 
 // Get returns the ticket of the action item; ok is false when there is none.
-func (l *Ledger) Get(ctx context.Context, id string) (t Ticket, ok bool, err error) {
-	e, err := l.kv.Get(ctx, LedgerKey(id))
+func (l *Tickets) Get(ctx context.Context, id string) (t Ticket, ok bool, err error) {
+	e, err := l.kv.Get(ctx, Key(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Ticket{}, false, nil
 	}
@@ -104,12 +101,12 @@ func (l *Ledger) Get(ctx context.Context, id string) (t Ticket, ok bool, err err
 }
 
 // Put records the ticket of the action item, whatever the ledger held.
-func (l *Ledger) Put(ctx context.Context, id string, t Ticket) error {
+func (l *Tickets) Put(ctx context.Context, id string, t Ticket) error {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("ledger entry of %s: %w", ionix.QuoteID(id), err)
 	}
-	if _, err := l.kv.Put(ctx, LedgerKey(id), b); err != nil {
+	if _, err := l.kv.Put(ctx, Key(id), b); err != nil {
 		return fmt.Errorf("ledger put %s: %w", ionix.QuoteID(id), err)
 	}
 	return nil
@@ -125,17 +122,17 @@ const maxRecordAttempts = 16
 // of one item never overwrite a newer entry with an older one. A first ticket costs
 // one request; replacing one costs four (nats.go's Create reads the key after the
 // failed write, then Get and Update).
-func (l *Ledger) Record(ctx context.Context, id string, t Ticket) (prev Ticket, found, written bool, err error) {
-	return l.recordUnless(ctx, id, t, nil)
+func (l *Tickets) Record(ctx context.Context, id string, t Ticket) (prev Ticket, found, written bool, err error) {
+	return l.RecordUnless(ctx, id, t, nil)
 }
 
-// recordUnless is Record that also leaves alone an entry keep reports true for.
-func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep func(Ticket) bool) (prev Ticket, found, written bool, err error) {
+// RecordUnless is Record that also leaves alone an entry keep reports true for.
+func (l *Tickets) RecordUnless(ctx context.Context, id string, t Ticket, keep func(Ticket) bool) (prev Ticket, found, written bool, err error) {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return Ticket{}, false, false, fmt.Errorf("ledger entry of %s: %w", ionix.QuoteID(id), err)
 	}
-	key := LedgerKey(id)
+	key := Key(id)
 	for range maxRecordAttempts {
 		_, err := l.kv.Create(ctx, key, b)
 		if err == nil {
@@ -156,7 +153,7 @@ func (l *Ledger) recordUnless(ctx context.Context, id string, t Ticket, keep fun
 			// An unreadable entry is replaced: the ledger only saves posts.
 			prev = Ticket{}
 		}
-		if prev.newerThan(eventAt{seq: t.StreamSeq, stream: t.Stream}) || keep != nil && keep(prev) {
+		if prev.NewerThan(t.StreamSeq, t.Stream) || keep != nil && keep(prev) {
 			return prev, true, false, nil
 		}
 		_, err = l.kv.Update(ctx, key, b, e.Revision())

@@ -1,4 +1,4 @@
-package consumer_test
+package ledger_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -18,21 +18,21 @@ const ledgerBenchKeys = 1000
 // newBenchLedger returns a ledger over the ticket bucket of a fresh in-process
 // nats-server (file storage in a temporary directory), created as the topology
 // creates it.
-func newBenchLedger(b *testing.B) *consumer.Ledger {
+func newBenchLedger(b *testing.B) *ledger.Tickets {
 	b.Helper()
 	js := natstest.Connect(b, natstest.Start(b).URL())
 	kv, err := topology.EnsureBucket(context.Background(), js, topology.DefaultTicketsBucket, "bench", 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return consumer.NewLedger(kv)
+	return ledger.New(kv)
 }
 
 // ledgerBenchID is a UUID-shaped action item id, as IONIX sends them.
 func ledgerBenchID(i int) string { return fmt.Sprintf("5f3c2a1e-0b6d-4c1e-9a7f-%012x", i) }
 
-func ledgerBenchTicket(i int, seq uint64) consumer.Ticket {
-	return consumer.Ticket{
+func ledgerBenchTicket(i int, seq uint64) ledger.Ticket {
+	return ledger.Ticket{
 		Fingerprint: "0123456789abcdef", SysID: fmt.Sprintf("%032x", i), Number: fmt.Sprintf("INC%07d", 10001+i),
 		Status: "inserted", SentAt: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC), StreamSeq: seq, PostedBy: "bench",
 	}

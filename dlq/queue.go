@@ -1,4 +1,7 @@
-package consumer
+// Package dlq is the dead-letter stream (IONIX_DLQ): messages that cannot become
+// incidents are stored there with the original body and headers plus the reason,
+// subject and stream sequence; `ionixsnow dlq` lists, re-drives and purges them.
+package dlq
 
 import (
 	"context"
@@ -18,27 +21,27 @@ import (
 // maxReasonLen bounds the reason kept in a header and in TermWithReason.
 const maxReasonLen = 512
 
-// HeaderDLQBodyCut marks a dead letter whose body was cut to fit the server's
+// HeaderBodyCut marks a dead letter whose body was cut to fit the server's
 // maximum payload (the original body plus the dead-letter headers did not): it holds
 // the original body's length in bytes. Re-driving it re-publishes the original from
 // the main stream (Ionix-Dlq-Stream-Seq) while that still holds it.
-const HeaderDLQBodyCut = "Ionix-Dlq-Body-Cut"
+const HeaderBodyCut = "Ionix-Dlq-Body-Cut"
 
 // payloadMargin is kept free of a cut dead letter's body for the protocol's own
 // header framing.
 const payloadMargin = 1024
 
-// DeadLetters stores messages that cannot become incidents in the dead-letter stream,
+// Queue stores messages that cannot become incidents in the dead-letter stream,
 // with the original body and headers plus the reason, subject and stream sequence.
-type DeadLetters struct {
+type Queue struct {
 	js    jetstream.JetStream
 	names topology.Names
 	now   func() time.Time
 }
 
-// NewDeadLetters returns a dead-letter writer for the given topology names.
-func NewDeadLetters(js jetstream.JetStream, names topology.Names) *DeadLetters {
-	return &DeadLetters{js: js, names: names.WithDefaults(), now: time.Now}
+// New returns a dead-letter writer for the given topology names.
+func New(js jetstream.JetStream, names topology.Names) *Queue {
+	return &Queue{js: js, names: names.WithDefaults(), now: time.Now}
 }
 
 // Store publishes a dead letter for msg, which was delivered from the main stream at
@@ -46,12 +49,12 @@ func NewDeadLetters(js jetstream.JetStream, names topology.Names) *DeadLetters {
 // sequence and the time the message was stored (which tells it from a message at the
 // same sequence of an earlier instance of the stream), so storing the same message
 // twice (a crash before Term, or the max-deliveries advisory too) keeps one copy.
-func (d *DeadLetters) Store(ctx context.Context, msg jetstream.Msg, seq uint64, reason string) error {
+func (d *Queue) Put(ctx context.Context, msg jetstream.Msg, seq uint64, reason string) error {
 	var storedAt time.Time
 	if meta, err := msg.Metadata(); err == nil {
 		storedAt = meta.Timestamp
 	}
-	_, err := d.store(ctx, msg.Subject(), msg.Headers(), msg.Data(), seq, storedAt, reason)
+	_, err := d.PutRaw(ctx, msg.Subject(), msg.Headers(), msg.Data(), seq, storedAt, reason)
 	return err
 }
 
@@ -60,8 +63,8 @@ func (d *DeadLetters) Store(ctx context.Context, msg jetstream.Msg, seq uint64, 
 // storedAt, when the message was stored in the main stream, tells this message from
 // one at the same sequence of an earlier instance of the stream (deleted and created
 // again).
-func (d *DeadLetters) store(ctx context.Context, subject string, header nats.Header, data []byte, seq uint64, storedAt time.Time, reason string) (duplicate bool, err error) {
-	reason = shortReason(reason)
+func (d *Queue) PutRaw(ctx context.Context, subject string, header nats.Header, data []byte, seq uint64, storedAt time.Time, reason string) (duplicate bool, err error) {
+	reason = ShortReason(reason)
 	dl := nats.NewMsg(d.names.DLQSubject(dlqToken(subject, d.names.SubjectPrefix)))
 	for k, vs := range header {
 		if k == topology.HeaderMsgID {
@@ -89,7 +92,7 @@ func (d *DeadLetters) store(ctx context.Context, subject string, header nats.Hea
 }
 
 // fitPayload returns data, or when data and dl's headers exceed maxPayload, data cut
-// to fit and dl marked with HeaderDLQBodyCut: an item near the limit that turns out
+// to fit and dl marked with HeaderBodyCut: an item near the limit that turns out
 // invalid is dead-lettered all the same.
 func fitPayload(dl *nats.Msg, data []byte, maxPayload int64) []byte {
 	headerLen := 0
@@ -102,7 +105,7 @@ func fitPayload(dl *nats.Msg, data []byte, maxPayload int64) []byte {
 	if maxPayload <= 0 || int64(len(data)) <= room {
 		return data
 	}
-	dl.Header.Set(HeaderDLQBodyCut, strconv.Itoa(len(data)))
+	dl.Header.Set(HeaderBodyCut, strconv.Itoa(len(data)))
 	return data[:max(room, 0)]
 }
 
@@ -116,7 +119,7 @@ func dlqToken(subject, prefix string) string {
 	return rest
 }
 
-func shortReason(s string) string {
+func ShortReason(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) <= maxReasonLen {
 		return s
@@ -130,8 +133,8 @@ func shortReason(s string) string {
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// DeadLetter is one stored dead letter, as `dlq list` shows it.
-type DeadLetter struct {
+// Letter is one stored dead letter, as `dlq list` shows it.
+type Letter struct {
 	StreamSeq uint64    `json:"stream_seq"` // sequence on the main stream
 	Subject   string    `json:"subject"`    // subject on the main stream
 	ID        string    `json:"id"`         // action item id, when the body had one
@@ -141,7 +144,7 @@ type DeadLetter struct {
 }
 
 // List returns up to limit dead letters, oldest first (limit <= 0: all).
-func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error) {
+func (d *Queue) List(ctx context.Context, limit int) ([]Letter, error) {
 	s, err := d.js.Stream(ctx, d.names.DLQStream)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream: %w", err)
@@ -150,7 +153,7 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream: %w", err)
 	}
-	var out []DeadLetter
+	var out []Letter
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		if limit > 0 && len(out) >= limit {
 			break
@@ -162,13 +165,13 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error)
 		if err != nil {
 			return out, fmt.Errorf("dead letter %d: %w", seq, err)
 		}
-		out = append(out, deadLetterOf(m))
+		out = append(out, letterOf(m))
 	}
 	return out, nil
 }
 
-func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
-	dl := DeadLetter{
+func letterOf(m *jetstream.RawStreamMsg) Letter {
+	dl := Letter{
 		Subject: m.Header.Get(topology.HeaderDLQSubject),
 		Reason:  m.Header.Get(topology.HeaderDLQReason),
 		DLQSeq:  m.Sequence,
