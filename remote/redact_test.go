@@ -178,13 +178,15 @@ func TestRedactorAdd(t *testing.T) {
 		}
 	}
 
-	// Redact while tokens are added.
+	// Redact while tokens are added: 4 adders, MaxIssued tokens in all, so no token
+	// can be pushed out of the newest MaxIssued by the others' before its check
+	// (with more, a preempted adder's token could be, and the test failed under load).
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range 50 {
+			for i := range remote.MaxIssued / 4 {
 				tok := fmt.Sprintf("concurrent-%d-%d-token", g, i)
 				r.Add(tok)
 				if got := r.Redact(tok); got != marker {
