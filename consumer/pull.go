@@ -263,9 +263,12 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		return err
 	}
 	stream := c.streamID() // the instance this pull's messages come from
-	fctx, cancel := context.WithTimeout(ctx, c.o.FetchWait)
-	defer cancel()
-	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchContext(fctx))
+	// FetchMaxWait, not a context with a deadline: with a context nats.go has the
+	// server expire the pull at 90 % of it and stops reading at the deadline, so a
+	// message the server sends in the last tenth is lost to the client and waits out
+	// AckWait. The pull ends by itself within FetchWait; messages that arrive after
+	// ctx ended are returned unstarted by the workers.
+	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchMaxWait(c.o.FetchWait))
 	if err != nil {
 		c.giveBack(room, grant, granted)
 		return fmt.Errorf("fetch: %w", err)
