@@ -246,11 +246,14 @@ func giveSlots(slots chan struct{}, n int) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep sleeps d, reporting false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }

@@ -38,23 +38,22 @@ type delivery struct {
 	cause   error
 }
 
-// newDelivery is what the pull loop hands a worker.
-func newDelivery(msg jetstream.Msg, item ionix.ActionItem, decodeErr error, turn *turn, probe bool, stream string, grant *budget.Grant) delivery {
-	return delivery{msg: msg, item: item, decodeErr: decodeErr, turn: turn, probe: probe, stream: stream, grant: grant}
-}
-
 // mode is how the consumer runs (see modeOf).
 func (c *Consumer) mode() mode { return modeOf(c.o) }
 
-// observe reads the facts the message itself carries: its metadata, its event, the
-// filter's verdict, whether it is a copy, and the event's date.
+// observe reads the facts the message itself carries: its metadata (read by the pull
+// loop already), its event, the filter's verdict, whether it is a copy, and the
+// event's date.
 func (c *Consumer) observe(d *delivery) {
-	meta, err := d.msg.Metadata()
-	if err != nil {
-		d.facts.kind, d.cause = evNoMetadata, err
-		return
+	meta := d.meta // read by the pull loop
+	if meta == nil {
+		var err error
+		if meta, err = d.msg.Metadata(); err != nil {
+			d.facts.kind, d.cause = evNoMetadata, err
+			return
+		}
+		d.meta = meta
 	}
-	d.meta = meta
 	d.facts.seq, d.facts.later = meta.Sequence.Stream, meta.NumDelivered > 1
 	d.log = c.d.Log.With().Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivered", meta.NumDelivered).Logger()
 	if d.decodeErr != nil {

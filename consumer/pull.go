@@ -6,12 +6,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ionix/ionixsnow/budget"
-
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/ionix"
 )
 
@@ -33,13 +32,8 @@ import (
 
 // pulled is one message in hand: fetched, decoded, its turn reserved, its send granted.
 type pulled struct {
-	msg       jetstream.Msg
-	item      ionix.ActionItem
-	decodeErr error
-	turn      *turn
-	probe     bool
-	stream    string // the stream instance it was fetched from (see streamID)
-	grant     budget.Grant
+	d     delivery
+	grant budget.Grant // d.grant points here once a worker takes it
 	// unqueue stops marking it in progress while it waits in the reserve (a long
 	// wait must not let AckWait hand it to another replica).
 	unqueue func()
@@ -99,10 +93,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	close(queue)
 	// What no worker has started goes back to the stream now, not when a worker
 	// is free (that could take the whole drain timeout).
-	for p := range queue {
-		c.handlePulled(ctx, work, p)
-		giveSlots(room, 1)
-	}
+	c.work(ctx, work, queue, room)
 	c.drain(&wg, cancelWork)
 	// The plain acks of the last posts may still sit in the client's buffer.
 	if err := c.conn().FlushTimeout(confirmTimeout); err != nil {
@@ -124,7 +115,7 @@ func (c *Consumer) work(ctx, work context.Context, queue <-chan pulled, room cha
 // when the consumer is stopping or NATS is down; a send not made gives its grant back.
 func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
 	p.unqueue()
-	defer p.turn.done()
+	defer p.d.turn.done()
 	if ctx.Err() != nil {
 		c.stopping.Store(true) // the nak is confirmed (see nak)
 		c.returnUnstarted(p, true)
@@ -138,7 +129,8 @@ func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
 		c.returnUnstarted(p, false)
 		return
 	}
-	if !c.handle(work, newDelivery(p.msg, p.item, p.decodeErr, p.turn, p.probe, p.stream, &p.grant)) {
+	p.d.grant = &p.grant
+	if !c.handle(work, p.d) {
 		// Not with work: cancelled at shutdown, it would keep the grant held until
 		// the window passes.
 		c.releaseGrant(context.Background(), p.grant, 1)
@@ -148,7 +140,7 @@ func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
 // returnUnstarted returns a message no post was started for, giving its grant back
 // when release is set.
 func (c *Consumer) returnUnstarted(p pulled, release bool) {
-	if err := c.nak(p.msg, 0); err != nil {
+	if err := c.nak(p.d.msg, 0); err != nil {
 		c.d.Log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
 	}
 	if release {
@@ -176,7 +168,7 @@ func (c *Consumer) freshGrant(ctx context.Context, d *delivery) error {
 	}
 	stop := c.keepAlive(d.msg)
 	defer stop()
-	if paused > 0 && !sleepUntil(ctx, paused) {
+	if paused > 0 && !sleep(ctx, paused) {
 		return ctx.Err()
 	}
 	if c.d.Budget.Fresh(*d.grant) {
@@ -186,18 +178,6 @@ func (c *Consumer) freshGrant(ctx context.Context, d *delivery) error {
 	g, err := c.d.Budget.AcquireGrant(ctx, 1)
 	*d.grant = g
 	return err
-}
-
-// sleepUntil sleeps d, reporting false if ctx ended first.
-func sleepUntil(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // reconnectWait bounds how long a worker waits for NATS to come back before it
@@ -278,8 +258,9 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 	var unknown error // the stream instance went unreadable in this batch
 	for msg := range batch.Messages() {
 		got++
+		var meta *jetstream.MsgMetadata
 		if unknown == nil {
-			stream, unknown = c.noteDelivery(ctx, msg, stream)
+			meta, stream, unknown = c.noteDelivery(ctx, msg, stream)
 		}
 		if unknown != nil {
 			// Not queued: its event cannot be dated against the ledger.
@@ -296,7 +277,8 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		if decodeErr == nil {
 			t = c.locks.reserve(item.ID)
 		}
-		queue <- pulled{msg: msg, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream, grant: grant, unqueue: c.keepAlive(msg)}
+		d := delivery{msg: msg, meta: meta, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream}
+		queue <- pulled{d: d, grant: grant, unqueue: c.keepAlive(msg)}
 	}
 	c.giveBack(room, grant, granted-got)
 	c.lastPullShort = got < granted

@@ -69,24 +69,25 @@ func (c *Consumer) checkStream(ctx context.Context) error {
 }
 
 // noteDelivery checks a fetched message's consumer sequence against the last one
-// seen and returns the stream instance the message belongs to, read again first when
-// the sequence went backwards. Pull loop only, in fetch order.
-func (c *Consumer) noteDelivery(ctx context.Context, msg jetstream.Msg, stream string) (string, error) {
+// seen and returns the message's metadata (nil when it has none; handle then says
+// why) and the stream instance it belongs to, read again first when the sequence
+// went backwards. Pull loop only, in fetch order.
+func (c *Consumer) noteDelivery(ctx context.Context, msg jetstream.Msg, stream string) (*jetstream.MsgMetadata, string, error) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		return stream, nil
+		return nil, stream, nil
 	}
 	seq := meta.Sequence.Consumer
 	back := seq <= c.lastDelivery
 	c.lastDelivery = seq
 	if !back || c.d.Stream == nil {
-		return stream, nil
+		return meta, stream, nil
 	}
 	c.streamStale.Store(true)
 	if err := c.checkStream(ctx); err != nil {
-		return stream, err
+		return meta, stream, err
 	}
-	return c.streamID(), nil
+	return meta, c.streamID(), nil
 }
 
 // watchStream marks the stream instance stale when the server announces that the
