@@ -75,13 +75,26 @@ func (c *Consumer) observe(d *delivery) {
 	if pass, reason := c.o.Filter.Allows(d.item); !pass {
 		d.facts.filteredBy = reason
 	}
+	requeuedFrom, redrivenFrom := headerSeq(d.msg, topology.HeaderRequeuedFrom), headerSeq(d.msg, dlq.HeaderRedrivenFrom)
 	switch {
-	case headerSeq(d.msg, topology.HeaderRequeuedFrom) != 0:
+	case requeuedFrom != 0:
 		d.facts.copy = copyRequeued
-	case headerSeq(d.msg, dlq.HeaderRedrivenFrom) != 0:
+	case redrivenFrom != 0:
 		d.facts.copy = copyRedriven
 	}
-	d.facts.at = eventAt{seq: eventSeq(d.msg, meta), stream: d.stream}
+	// The sequence that dates the event, and the one the ledger records for it: its
+	// own, or for a copy the sequence of the message it copies — a re-driven dead
+	// letter or a requeued version is as old as its original. (Dated by the copy's own
+	// sequence, a newer version published between the two would look older than the
+	// copy and be taken for superseded.)
+	seq := meta.Sequence.Stream
+	switch {
+	case redrivenFrom != 0:
+		seq = redrivenFrom
+	case requeuedFrom != 0:
+		seq = requeuedFrom
+	}
+	d.facts.at = eventAt{seq: seq, stream: d.stream}
 	d.facts.fingerprint = d.item.Fingerprint()
 }
 

@@ -192,21 +192,6 @@ func (c *Consumer) countSent(t ledger.Ticket, res servicenow.Result) {
 	}
 }
 
-// eventSeq is the stream sequence that dates the message's event, and the one the
-// ledger records for it: its own, or for a copy the sequence of the message it copies —
-// a re-driven dead letter or a requeued version is as old as its original. (Dated by
-// the copy's own sequence, a newer version published between the two would look
-// older than the copy and be taken for superseded.)
-func eventSeq(msg jetstream.Msg, meta *jetstream.MsgMetadata) uint64 {
-	if orig := headerSeq(msg, dlq.HeaderRedrivenFrom); orig != 0 {
-		return orig
-	}
-	if orig := headerSeq(msg, topology.HeaderRequeuedFrom); orig != 0 {
-		return orig
-	}
-	return meta.Sequence.Stream
-}
-
 // headerSeq is the stream sequence in the header (dlq.HeaderRedrivenFrom or
 // topology.HeaderRequeuedFrom), 0 when the message has none.
 func headerSeq(msg jetstream.Msg, header string) uint64 {
