@@ -11,15 +11,14 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/dlq"
-	"github.com/ionix/ionixsnow/ledger"
-
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/servicenow"

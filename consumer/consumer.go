@@ -8,13 +8,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/dlq"
-	"github.com/ionix/ionixsnow/ledger"
-
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/servicenow"
 )

@@ -3,7 +3,6 @@ package consumer_test
 import (
 	"context"
 	"fmt"
-
 	"sync"
 	"sync/atomic"
 	"testing"

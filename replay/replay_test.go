@@ -10,17 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/dlq"
-	"github.com/ionix/ionixsnow/internal/testkit"
-	"github.com/ionix/ionixsnow/ledger"
-
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/publisher"
 	"github.com/ionix/ionixsnow/replay"

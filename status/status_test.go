@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/dlq"
-
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/status"
 	"github.com/ionix/ionixsnow/topology"

@@ -9,15 +9,14 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/dlq"
-	"github.com/ionix/ionixsnow/ledger"
-
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/metrics"
 	"github.com/ionix/ionixsnow/monitoring"
 	"github.com/ionix/ionixsnow/servicenow"
