@@ -18,6 +18,7 @@ type Config struct {
 	IONIX      IONIX      `yaml:"ionix"`
 	HTTP       HTTP       `yaml:"http"`
 	Log        Log        `yaml:"log"`
+	Secrets    Secrets    `yaml:"secrets"`
 }
 
 // NATS is the connection to NATS JetStream and the names of the stream and
@@ -114,6 +115,15 @@ type HTTP struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+}
+
+// Secrets is where the key that encrypts tenant secrets at rest lives (SPEC §9).
+type Secrets struct {
+	// KeysetFile is the Tink keyset (`ionixsnow keys init`) that seals the secrets
+	// of the tenants in the ionix_integrations bucket. It is itself the root
+	// secret: mode 0600, a Kubernetes Secret in production. Needed by the tenant
+	// and keys commands, and by consume when it serves tenants from the bucket.
+	KeysetFile string `yaml:"keyset_file"`
 }
 
 // Needs are the requirements of a command beyond general consistency, for

@@ -25,9 +25,10 @@ func TestDefaultMatchesSpec(t *testing.T) {
 		Cap:    config.Cap{MaxPerWindow: 1000, Window: time.Hour},
 		Consumer: config.Consumer{Concurrency: 4, ResolveOnClose: false, MaxBackoff: 5 * time.Minute,
 			AckWait: 2 * time.Minute, MaxDeliver: 0, MaxAckPending: 1000, DrainTimeout: 30 * time.Second},
-		IONIX: config.IONIX{APIURL: "https://api.portal.ionix.io", PollInterval: 15 * time.Minute},
-		HTTP:  config.HTTP{Listen: "127.0.0.1:9090"},
-		Log:   config.Log{Level: "info", Format: "auto"},
+		IONIX:   config.IONIX{APIURL: "https://api.portal.ionix.io", PollInterval: 15 * time.Minute},
+		HTTP:    config.HTTP{Listen: "127.0.0.1:9090"},
+		Log:     config.Log{Level: "info", Format: "auto"},
+		Secrets: config.Secrets{KeysetFile: ""},
 	}
 	if got := config.Default(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Default() =\n%#v\nwant\n%#v", got, want)

@@ -118,6 +118,10 @@ type fileRef struct {
 }
 
 type loader struct {
+	// only, when set, are the keys this load may set (a tenant's settings):
+	// any other key or section is a problem, and only secrets come from the
+	// environment.
+	only       map[string]bool
 	ps         Problems
 	warnings   []Warning
 	bad        map[string]bool    // keys with a loading problem: their validation problems are noise
@@ -179,7 +183,11 @@ func (l *loader) loadFile(path string, cfg *Config) {
 		}
 		seenSec[sec] = kn.Line
 		if !isSection(sec) {
-			l.problem(sec, "unknown section"+suggest(sec, sections)+at(kn))
+			l.problem(sec, "unknown section"+suggest(sec, l.sections())+at(kn))
+			continue
+		}
+		if !l.sectionAllowed(sec) {
+			l.problem(sec, notTenant+at(kn))
 			continue
 		}
 		if isNull(vn) {
@@ -199,6 +207,10 @@ func (l *loader) loadFile(path string, cfg *Config) {
 			}
 			seen[kn.Value] = kn.Line
 			if lf, ok := byKey[key]; ok {
+				if l.only != nil && !l.only[key] {
+					l.problem(key, notTenant+at(kn))
+					continue
+				}
 				l.setNode(lf, val, cfg, at(val))
 				if lf.secret && !isNull(val) && val.Value != "" {
 					valueSet[lf.key] = kn
@@ -206,6 +218,10 @@ func (l *loader) loadFile(path string, cfg *Config) {
 				continue
 			}
 			if base, ok := strings.CutSuffix(key, "_file"); ok && IsSecret(base) {
+				if l.only != nil && !l.only[base] {
+					l.problem(key, notTenant+at(kn))
+					continue
+				}
 				switch {
 				case isNull(val) || (val.Kind == yaml.ScalarNode && val.Value == ""):
 				case val.Kind != yaml.ScalarNode:
@@ -216,7 +232,7 @@ func (l *loader) loadFile(path string, cfg *Config) {
 				}
 				continue
 			}
-			l.problem(key, "unknown key"+suggest(kn.Value, sectionKeys(sec))+at(kn))
+			l.problem(key, "unknown key"+suggest(kn.Value, l.sectionKeys(sec))+at(kn))
 		}
 	}
 	for _, lf := range leaves {
@@ -285,6 +301,9 @@ func (l *loader) setNode(lf *leaf, n *yaml.Node, cfg *Config, at string) {
 func (l *loader) loadEnv(lookup func(string) (string, bool), cfg *Config) {
 	for i := range leaves {
 		lf := &leaves[i]
+		if l.only != nil && (!l.only[lf.key] || !lf.secret) {
+			continue
+		}
 		from := " (from " + lf.env + ")"
 		s, ok := lookup(lf.env)
 		valueSet := ok && s != ""
@@ -445,10 +464,36 @@ func isSection(s string) bool {
 	return false
 }
 
-func sectionKeys(sec string) []string {
+// sections are the sections this load accepts, for suggestions.
+func (l *loader) sections() []string {
+	var out []string
+	for _, sec := range sections {
+		if l.sectionAllowed(sec) {
+			out = append(out, sec)
+		}
+	}
+	return out
+}
+
+// sectionAllowed reports whether this load may set keys of the section.
+func (l *loader) sectionAllowed(sec string) bool {
+	if l.only == nil {
+		return true
+	}
+	for _, lf := range leaves {
+		if lf.section == sec && l.only[lf.key] {
+			return true
+		}
+	}
+	return false
+}
+
+// sectionKeys are the keys of sec this load accepts, with the _file forms of
+// secrets, for suggestions.
+func (l *loader) sectionKeys(sec string) []string {
 	var out []string
 	for _, lf := range leaves {
-		if lf.section == sec {
+		if lf.section == sec && (l.only == nil || l.only[lf.key]) {
 			out = append(out, lf.name)
 			if lf.secret {
 				out = append(out, lf.name+"_file")

@@ -198,7 +198,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if m["cap"]["window"] != "30m" || m["nats"]["replicas"] != 3.0 || m["consumer"]["resolve_on_close"] != true {
 		t.Errorf("JSON = %s", j)
 	}
-	if len(m) != 8 {
-		t.Errorf("JSON has %d sections, want 8: %s", len(m), j)
+	if len(m) != 9 {
+		t.Errorf("JSON has %d sections, want 9: %s", len(m), j)
 	}
 }

@@ -233,3 +233,10 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, name, description
 	}
 	return kv, nil
 }
+
+// EnsureIntegrations creates (or updates) the bucket of the tenants' settings
+// (ionix_integrations, SPEC §9) and returns it.
+func EnsureIntegrations(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.KeyValue, error) {
+	return ensureBucket(ctx, js, o.Names.WithDefaults().IntegrationsBucket,
+		"ionixsnow: each tenant's integration settings (secrets sealed)", o.replicas(), o.requestTimeout())
+}

@@ -14,6 +14,8 @@ const (
 	DefaultBudgetBucket     = "ionix_budget"
 	DefaultTicketsBucket    = "ionix_tickets"
 	DefaultSeenBucket       = "ionix_seen"
+	// DefaultIntegrationsBucket holds the tenants' settings (SPEC §9).
+	DefaultIntegrationsBucket = "ionix_integrations"
 
 	// StreamMaxAge is how long action-item events stay replayable.
 	StreamMaxAge = 30 * 24 * time.Hour
@@ -34,6 +36,8 @@ type Names struct {
 	BudgetBucket     string
 	TicketsBucket    string
 	SeenBucket       string
+	// IntegrationsBucket holds one key per tenant: its settings, secrets sealed.
+	IntegrationsBucket string
 }
 
 // DefaultNames returns the names of SPEC §3.
@@ -56,6 +60,7 @@ func (n Names) WithDefaults() Names {
 	set(&n.BudgetBucket, DefaultBudgetBucket)
 	set(&n.TicketsBucket, DefaultTicketsBucket)
 	set(&n.SeenBucket, DefaultSeenBucket)
+	set(&n.IntegrationsBucket, DefaultIntegrationsBucket)
 	return n
 }
 

@@ -360,7 +360,7 @@ func TestMisspeltVariableRefusedByEveryCommand(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"consume"}, {"publish", "--dry-run"}, {"poll", "--once"}, {"replay", "--since", "1h"}, {"dlq", "list"},
-		{"status"}, {"doctor"}, {"servicenow-sim", "--listen", "127.0.0.1:0"},
+		{"status"}, {"doctor"}, {"servicenow-sim", "--listen", "127.0.0.1:0"}, {"tenant", "list"}, {"keys", "rotate"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, stdout, stderr := runInProcess(t, vars, "", args...)

@@ -49,6 +49,8 @@ func commands() []command {
 		{"status", "stream, backlog, budget, dead letters and the time to drain", runStatus},
 		{"doctor", "check NATS, the ServiceNow URL, OAuth, the import table, ACLs and field lengths", runDoctor},
 		{"servicenow-sim", "run the ServiceNow emulator", runServiceNowSim},
+		{"tenant", "every customer's integration: put, get, list, activate, deactivate, delete", runTenant},
+		{"keys", "the keyset that seals tenant secrets: init, rotate", runKeys},
 		{"bench", "the real pipeline end to end in one process: throughput, latency p50/p99, peak memory", runBench},
 	}
 }
