@@ -53,6 +53,11 @@ type Options struct {
 	// MaxDeliver is the durable consumer's MaxDeliver (0: unlimited). A message
 	// that fails on its last delivery is dead-lettered instead of returned.
 	MaxDeliver int
+	// ItemPrefix is the subject prefix of this consumer's tenant's items
+	// (topology.Names.ItemSubjectPrefix): a message below it with more than
+	// <event>.<category> after it is another tenant's (SPEC §9) and is acknowledged
+	// unsent. Empty: no such check.
+	ItemPrefix string
 	// Replay, when set, makes this consumer re-send a range of the stream.
 	Replay *Replay
 	// DrainTimeout bounds how long Run waits for in-flight posts after its context

@@ -9,6 +9,7 @@ type Stats struct {
 	superseded, requeued, present, reopened                                           atomic.Int64
 	deadInvalid, deadRejected, deadMaxDeliver                                         atomic.Int64
 	filteredCategory, filteredUrgency, filteredClosed                                 atomic.Int64
+	otherTenant                                                                       atomic.Int64
 }
 
 // Snapshot is a copy of the counters at one moment.
@@ -40,7 +41,10 @@ type Snapshot struct {
 	FilteredCategory int64 `json:"filtered_category"`
 	FilteredUrgency  int64 `json:"filtered_urgency"`
 	FilteredClosed   int64 `json:"filtered_closed"`
-	DeadLettered     int64 `json:"dead_lettered"`
+	// OtherTenant counts messages of another tenant's subjects (SPEC §9) that reached
+	// this consumer (the single-tenant form reads the whole stream), acked unsent.
+	OtherTenant  int64 `json:"other_tenant,omitempty"`
+	DeadLettered int64 `json:"dead_lettered"`
 	// DeadLettered by kind (see DeadKind).
 	DeadInvalid    int64 `json:"dead_invalid,omitempty"`
 	DeadRejected   int64 `json:"dead_rejected,omitempty"`
@@ -68,6 +72,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Present:          s.present.Load(),
 		FilteredCategory: s.filteredCategory.Load(),
 		FilteredUrgency:  s.filteredUrgency.Load(),
+		OtherTenant:      s.otherTenant.Load(),
 		FilteredClosed:   s.filteredClosed.Load(),
 		DeadLettered:     s.deadLettered.Load(),
 		DeadInvalid:      s.deadInvalid.Load(),

@@ -65,7 +65,7 @@ func (d *Queue) Put(ctx context.Context, msg jetstream.Msg, seq uint64, reason s
 // again).
 func (d *Queue) PutRaw(ctx context.Context, subject string, header nats.Header, data []byte, seq uint64, storedAt time.Time, reason string) (duplicate bool, err error) {
 	reason = ShortReason(reason)
-	dl := nats.NewMsg(d.names.DLQSubject(dlqToken(subject, d.names.SubjectPrefix)))
+	dl := nats.NewMsg(d.names.DLQSubject(dlqToken(subject, d.names.ItemSubjectPrefix())))
 	for k, vs := range header {
 		if k == topology.HeaderMsgID {
 			continue

@@ -91,7 +91,7 @@ func (d *Queue) RedriveAll(ctx context.Context, progress func(done, total int)) 
 	done := 0
 	for seq := info.State.FirstSeq; total > 0 && seq <= last; {
 		// The next dead letter at or after seq, over the gaps re-drives leave.
-		raw, err := to.dlq.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(d.names.DLQSubjectPrefix+".>"))
+		raw, err := to.dlq.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(d.names.DLQItemPrefix()+".>"))
 		if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && raw.Sequence > last {
 			break
 		}

@@ -76,18 +76,29 @@ func (t Ticket) SameStream(stream string) bool {
 
 // Tickets maps action item ids to their tickets in a key-value bucket.
 type Tickets struct {
-	kv jetstream.KeyValue
+	kv     jetstream.KeyValue
+	prefix string
 }
 
 // New returns the ledger over the ticket bucket.
 func New(kv jetstream.KeyValue) *Tickets { return &Tickets{kv: kv} }
+
+// NewForTenant returns the ledger of one tenant (SPEC §9): its keys are prefix (such
+// as "acme.") followed by Key(id). An empty prefix is New's ledger (the single-tenant
+// form).
+func NewForTenant(kv jetstream.KeyValue, prefix string) *Tickets {
+	return &Tickets{kv: kv, prefix: prefix}
+}
+
+// key is the item's key in this ledger.
+func (l *Tickets) key(id string) string { return l.prefix + Key(id) }
 
 // Key encodes a free-text action item id as a key-value key.
 func Key(id string) string { return ionix.KeyToken(id) }
 
 // Get returns the ticket of the action item; ok is false when there is none.
 func (l *Tickets) Get(ctx context.Context, id string) (t Ticket, ok bool, err error) {
-	e, err := l.kv.Get(ctx, Key(id))
+	e, err := l.kv.Get(ctx, l.key(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Ticket{}, false, nil
 	}
@@ -106,7 +117,7 @@ func (l *Tickets) Put(ctx context.Context, id string, t Ticket) error {
 	if err != nil {
 		return fmt.Errorf("ledger entry of %s: %w", ionix.QuoteID(id), err)
 	}
-	if _, err := l.kv.Put(ctx, Key(id), b); err != nil {
+	if _, err := l.kv.Put(ctx, l.key(id), b); err != nil {
 		return fmt.Errorf("ledger put %s: %w", ionix.QuoteID(id), err)
 	}
 	return nil
@@ -132,7 +143,7 @@ func (l *Tickets) RecordUnless(ctx context.Context, id string, t Ticket, keep fu
 	if err != nil {
 		return Ticket{}, false, false, fmt.Errorf("ledger entry of %s: %w", ionix.QuoteID(id), err)
 	}
-	key := Key(id)
+	key := l.key(id)
 	for range maxRecordAttempts {
 		_, err := l.kv.Create(ctx, key, b)
 		if err == nil {

@@ -207,8 +207,8 @@ func (b *batch) item(ctx context.Context, raw Raw) error {
 		b.invalid(Problem{Pos: raw.Pos, ID: item.ID, Err: err})
 		return nil
 	}
-	msgID := ionix.MsgID(item, b.ev)
-	msg := b.p.message(raw.Data, item, b.ev, msgID)
+	msg := b.p.message(raw.Data, item, b.ev, ionix.MsgID(item, b.ev))
+	msgID := msg.Header.Get(jetstream.MsgIDHeader)
 	if err := fits(msg, b.limit); err != nil {
 		b.invalid(Problem{Pos: raw.Pos, ID: item.ID, Err: err})
 		return nil

@@ -16,6 +16,21 @@ import (
 type Publisher struct {
 	js     jetstream.JetStream
 	prefix string
+	// tenant, for a tenant's publisher (SPEC §9), starts every message id
+	// ("<tenant>:<id>:<event>:<fingerprint>"): the stream's duplicate window is
+	// shared, and two customers' items with one id are not duplicates.
+	tenant string
+}
+
+// ForTenant returns a publisher of tenant t's items: under prefix (the tenant's
+// topology.Names.ItemSubjectPrefix), with message ids that start with "<t>:". For ""
+// or "default" it is New's.
+func ForTenant(js jetstream.JetStream, prefix, t string) *Publisher {
+	p := New(js, prefix)
+	if t != topology.DefaultTenant {
+		p.tenant = t
+	}
+	return p
 }
 
 // New returns a publisher for subjects under prefix (topology.DefaultSubjectPrefix
@@ -78,9 +93,18 @@ func (p *Publisher) eventMessage(raw []byte, item ionix.ActionItem, pub Publicat
 func (p *Publisher) message(raw []byte, item ionix.ActionItem, ev ionix.Event, msgID string) *nats.Msg {
 	msg := nats.NewMsg(ionix.Subject(p.prefix, ev, item.Type))
 	msg.Header.Set(topology.HeaderEvent, string(ev))
-	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	msg.Header.Set(jetstream.MsgIDHeader, p.msgID(msgID))
 	msg.Data = raw
 	return msg
+}
+
+// msgID is the message id of the item's de-duplication id: with the tenant first
+// for a tenant's publisher.
+func (p *Publisher) msgID(id string) string {
+	if p.tenant == "" {
+		return id
+	}
+	return p.tenant + ":" + id
 }
 
 // DefaultMaxPayload is the largest message a NATS server takes unless configured

@@ -38,6 +38,69 @@ type Names struct {
 	SeenBucket       string
 	// IntegrationsBucket holds one key per tenant: its settings, secrets sealed.
 	IntegrationsBucket string
+	// Tenant is the tenant these names serve (SPEC §9): empty (or "default") for
+	// the single-tenant form, whose names are those of SPEC §3. A tenant's items
+	// and dead letters carry its id as the token after the prefixes; the streams
+	// and buckets are shared.
+	Tenant string
+}
+
+// DefaultTenant is the single-tenant form's id (tenant.Default).
+const DefaultTenant = "default"
+
+// ForTenant returns the names of tenant t: its action items under
+// <SubjectPrefix>.<t>, its durable consumer <Consumer>_<t>, its dead letters under
+// <DLQSubjectPrefix>.<t>. For "" or "default" they are n's own.
+func (n Names) ForTenant(t string) Names {
+	n = n.WithDefaults()
+	if t == "" || t == DefaultTenant {
+		n.Tenant = ""
+		return n
+	}
+	n.Tenant = t
+	n.Consumer = n.Consumer + "_" + t
+	return n
+}
+
+// IsTenant reports whether the names are a tenant's (not the single-tenant form's).
+func (n Names) IsTenant() bool { return n.Tenant != "" && n.Tenant != DefaultTenant }
+
+// ItemSubjectPrefix is the prefix of the action-item subjects of the names' tenant:
+// <SubjectPrefix>.<tenant>, or SubjectPrefix for the single-tenant form. Subjects
+// are <ItemSubjectPrefix>.<event>.<category>.
+func (n Names) ItemSubjectPrefix() string {
+	n = n.WithDefaults()
+	if n.IsTenant() {
+		return n.SubjectPrefix + "." + n.Tenant
+	}
+	return n.SubjectPrefix
+}
+
+// DLQItemPrefix is the prefix of the dead-letter subjects of the names' tenant.
+func (n Names) DLQItemPrefix() string {
+	n = n.WithDefaults()
+	if n.IsTenant() {
+		return n.DLQSubjectPrefix + "." + n.Tenant
+	}
+	return n.DLQSubjectPrefix
+}
+
+// BudgetKey is the tenant's key in the budget bucket: "" (the budget's default key,
+// "window") for the single-tenant form, the tenant id otherwise.
+func (n Names) BudgetKey() string {
+	if n.IsTenant() {
+		return n.Tenant
+	}
+	return ""
+}
+
+// LedgerPrefix prefixes the tenant's keys in the ticket ledger: "<tenant>." ("" for
+// the single-tenant form).
+func (n Names) LedgerPrefix() string {
+	if n.IsTenant() {
+		return n.Tenant + "."
+	}
+	return ""
 }
 
 // DefaultNames returns the names of SPEC §3.
@@ -69,5 +132,5 @@ func (n Names) StreamSubjects() string { return n.WithDefaults().SubjectPrefix +
 
 // DLQSubject is the subject a dead letter of the given category token is stored under.
 func (n Names) DLQSubject(categoryToken string) string {
-	return n.WithDefaults().DLQSubjectPrefix + "." + categoryToken
+	return n.DLQItemPrefix() + "." + categoryToken
 }

@@ -29,7 +29,13 @@ func runConsume(e *env, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{ServiceNow: true})
+	// The single-tenant form (the config file's servicenow section) is served when the
+	// file describes it, or when there is nothing else to serve; the tenants of the
+	// integrations bucket when a keyset can open their secrets (SPEC §9).
+	peek, _, _ := config.LoadEnviron(*cfgPath, e.environ, config.Needs{})
+	serveTenants := peek.Secrets.KeysetFile != ""
+	serveDefault := peek.ServiceNow.InstanceURL != "" || !serveTenants
+	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{ServiceNow: serveDefault})
 	if !ok {
 		return code
 	}
@@ -37,26 +43,38 @@ func runConsume(e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	m := metrics.New()
+	var tenants *tenantFleet
+	if serveTenants {
+		f, err := newTenantFleet(cfg, m, log)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "ionixsnow consume: secrets.keyset_file: %v\n", err)
+			return exitUsage
+		}
+		tenants = f
+	}
 	conn, err := connectNATS(cfg.NATS, log, true)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot reach NATS")
 		return exitFailed
 	}
 	defer conn.Close()
-	snow, err := servicenow.New(cfg.ServiceNow.Client(), log)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "ionixsnow consume: %v\n", err)
-		return exitUsage
-	}
-	m := metrics.New()
 	cur := newLive()
-	p, err := newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log)
-	if err != nil {
-		log.Error().Err(err).Msg("cannot set up the consumer")
-		return exitFailed
+	cur.set(conn, pipeline{})
+	var snow *servicenow.Client
+	var p pipeline
+	if serveDefault {
+		if snow, err = servicenow.New(cfg.ServiceNow.Client(), log); err != nil {
+			fmt.Fprintf(e.stderr, "ionixsnow consume: %v\n", err)
+			return exitUsage
+		}
+		if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log); err != nil {
+			log.Error().Err(err).Msg("cannot set up the consumer")
+			return exitFailed
+		}
+		cur.set(conn, p)
+		m.Watch(cur, cur)
 	}
-	cur.set(conn, p)
-	m.Watch(cur, cur)
 	if cfg.HTTP.Listen != "" {
 		mon := monitoring.New(log, readiness(cur, snow)...)
 		mon.Handle("/metrics", m.Handler())
@@ -67,17 +85,25 @@ func runConsume(e *env, args []string) int {
 		}
 		log.Info().Str("listen", addr.String()).Msg("serving /metrics, /healthz and /readyz")
 	}
-	if cfg.ServiceNow.AllowInsecureHTTP && strings.HasPrefix(cfg.ServiceNow.InstanceURL, "http:") {
-		log.Warn().Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("servicenow.allow_insecure_http: credentials and items travel in clear text; for an emulator only")
+	if serveDefault {
+		if cfg.ServiceNow.AllowInsecureHTTP && strings.HasPrefix(cfg.ServiceNow.InstanceURL, "http:") {
+			log.Warn().Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("servicenow.allow_insecure_http: credentials and items travel in clear text; for an emulator only")
+		}
+		if err := snow.Authenticate(ctx); err != nil {
+			log.Warn().Err(err).Msg("no ServiceNow token yet; items wait on the stream until ServiceNow accepts them")
+		}
+		log.Info().Str("stream", cfg.NATS.Stream).Str("consumer", cfg.NATS.Consumer).
+			Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("consuming")
 	}
-	if err := snow.Authenticate(ctx); err != nil {
-		log.Warn().Err(err).Msg("no ServiceNow token yet; items wait on the stream until ServiceNow accepts them")
-	}
-	log.Info().Str("stream", cfg.NATS.Stream).Str("consumer", cfg.NATS.Consumer).
-		Str("servicenow", cfg.ServiceNow.InstanceURL).Msg("consuming")
+	now := conn
 	err = runReconnecting(ctx, conn, log,
-		func(ctx context.Context) error { return p.consumer.Run(ctx) },
+		func(ctx context.Context) error { return runServed(ctx, now, p, serveDefault, tenants) },
 		func(conn *natsConn) (err error) {
+			now = conn
+			if !serveDefault {
+				cur.set(conn, pipeline{})
+				return nil
+			}
 			if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log); err != nil {
 				return fmt.Errorf("set up the consumer again: %w", err)
 			}
@@ -94,6 +120,31 @@ func runConsume(e *env, args []string) int {
 	return exitOK
 }
 
+// runServed runs the single-tenant pipeline (when serveDefault) and the tenants (when
+// there are any) until ctx ends; the first to fail ends the other.
+func runServed(ctx context.Context, conn *natsConn, p pipeline, serveDefault bool, tenants *tenantFleet) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	n := 0
+	if serveDefault {
+		n++
+		go func() { errs <- p.consumer.Run(ctx) }()
+	}
+	if tenants != nil {
+		n++
+		go func() { errs <- tenants.Run(ctx, conn) }()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
 // pipeline is a consumer and the global budget it spends.
 type pipeline struct {
 	consumer *consumer.Consumer
@@ -104,18 +155,28 @@ type pipeline struct {
 // carry holds the consumer's parts that outlive one connection: the incident
 // reader (optional), the counters and a halt (nil: the consumer's own).
 func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
-	topo, err := ensureTopology(ctx, conn.js, topologyOptions(cfg))
+	return newTenantPipeline(ctx, conn, cfg, "", imp, carry, log)
+}
+
+// newTenantPipeline is newPipeline for tenant t (SPEC §9): cfg is the deployment's
+// configuration with the tenant's settings in it; t "" is the single-tenant form.
+func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t string, imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
+	topo, err := ensureTopology(ctx, conn.js, tenantTopologyOptions(cfg, t))
 	if err != nil {
 		return pipeline{}, err
 	}
-	budget, err := budget.NewKV(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budget.WithLogger(log))
+	opts := []budget.Option{budget.WithLogger(log)}
+	if key := topo.Names.BudgetKey(); key != "" {
+		opts = append(opts, budget.WithKey(key))
+	}
+	budget, err := budget.NewKV(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, opts...)
 	if err != nil {
 		return pipeline{}, fmt.Errorf("budget: %w", err)
 	}
 	d := pipelineDeps(conn, topo, imp, budget, log)
 	d.Consumer = topo.Consumer
 	d.Incidents, d.RateLimit, d.Stats, d.Halt = carry.Incidents, carry.RateLimit, carry.Stats, carry.Halt
-	c, err := consumer.New(d, consumerOptions(cfg))
+	c, err := consumer.New(d, consumerOptions(cfg, topo.Names))
 	return pipeline{consumer: c, budget: budget}, err
 }
 
@@ -124,7 +185,7 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 func pipelineDeps(conn *natsConn, topo *topology.Topology, imp consumer.Importer, budget *budget.KV, log zerolog.Logger) consumer.Deps {
 	return consumer.Deps{
 		Importer:    imp,
-		Ledger:      ledger.New(topo.Tickets),
+		Ledger:      ledger.NewForTenant(topo.Tickets, topo.Names.LedgerPrefix()),
 		JetStream:   conn.js,
 		DeadLetters: dlq.New(conn.js, topo.Names),
 		Budget:      budget,
@@ -134,8 +195,9 @@ func pipelineDeps(conn *natsConn, topo *topology.Topology, imp consumer.Importer
 }
 
 // consumerOptions are the pipeline's options from the configuration.
-func consumerOptions(cfg config.Config) consumer.Options {
+func consumerOptions(cfg config.Config, names topology.Names) consumer.Options {
 	return consumer.Options{
+		ItemPrefix:     names.ItemSubjectPrefix(),
 		Concurrency:    cfg.Consumer.Concurrency,
 		Filter:         filterOf(cfg),
 		Mapping:        mappingOf(cfg),
@@ -150,13 +212,19 @@ func consumerOptions(cfg config.Config) consumer.Options {
 // readiness lists what /readyz checks: NATS connected, a ServiceNow token held, and
 // sending not paused by a configuration error.
 func readiness(cur *live, snow *servicenow.Client) []monitoring.Check {
-	return []monitoring.Check{
+	checks := []monitoring.Check{
 		{Name: "nats", Err: func() error {
 			if st := cur.natsStatus(); st != nats.CONNECTED {
 				return fmt.Errorf("NATS connection is %s", strings.ToLower(st.String()))
 			}
 			return nil
 		}},
+	}
+	if snow == nil {
+		// Only tenants of the bucket: each has its own token and pause.
+		return checks
+	}
+	return append(checks, []monitoring.Check{
 		{Name: "servicenow_token", Err: func() error {
 			if !snow.HasToken() {
 				return errors.New("no ServiceNow access token held")
@@ -169,5 +237,5 @@ func readiness(cur *live, snow *servicenow.Client) []monitoring.Check {
 			}
 			return nil
 		}},
-	}
+	}...)
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/secrets"
 )
 
@@ -70,7 +69,7 @@ func runKeysRotate(e *env, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{})
+	cfg, code, ok := e.loadDeploymentConfig("keys rotate", *cfgPath)
 	if !ok {
 		return code
 	}

@@ -100,7 +100,7 @@ func newPoller(ctx context.Context, conn *natsConn, cfg config.Config, api *ioni
 	if err != nil {
 		return nil, err
 	}
-	return publisher.NewPoller(publisher.APISource(api), publisher.New(conn.js, topo.Names.SubjectPrefix), publisher.NewSeen(seen), log), nil
+	return publisher.NewPoller(publisher.APISource(api), publisher.New(conn.js, topo.Names.ItemSubjectPrefix()), publisher.NewSeen(seen), log), nil
 }
 
 func printPollResult(w io.Writer, log zerolog.Logger, res publisher.PollResult, err error, asJSON bool) {

@@ -17,6 +17,7 @@ import (
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/tenant"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -33,8 +34,9 @@ const (
 )
 
 func runPublish(e *env, args []string) int {
-	fs := e.flagSet("publish", "[--file F] [--event opened|closed] [--dry-run] [--json] [--max-in-flight N] [--max-payload BYTES]")
+	fs := e.flagSet("publish", "[--file F] [--tenant T] [--event opened|closed] [--dry-run] [--json] [--max-in-flight N] [--max-payload BYTES]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
+	tenantFlag := fs.String("tenant", tenant.Default, "publish the items of tenant `T` (SPEC §9: under ionix.action_items.<T>.…); default: the single-tenant form")
 	file := fs.String("file", "", "read action items from `F` (default: stdin)")
 	event := fs.String("event", string(ionix.EventOpened), "event to publish the items as: opened or closed")
 	asJSON := fs.Bool("json", false, "print the counts and problems as JSON")
@@ -46,6 +48,11 @@ func runPublish(e *env, args []string) int {
 	}
 	if *maxPayload < 0 {
 		fmt.Fprintf(e.stderr, "ionixsnow publish: --max-payload must be a number of bytes, not %d\n", *maxPayload)
+		return exitUsage
+	}
+	tid, err := tenant.ParseID(*tenantFlag)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow publish: --tenant: %v\n", err)
 		return exitUsage
 	}
 	ev := ionix.Event(*event)
@@ -77,7 +84,7 @@ func runPublish(e *env, args []string) int {
 	// A second signal ends the process at once.
 	context.AfterFunc(ctx, stop)
 
-	topo := topologyOptions(cfg)
+	topo := tenantTopologyOptions(cfg, tid)
 	opts := &publisher.PublishAllOptions{
 		MaxInFlight: *maxInFlight,
 		MaxPayload:  *maxPayload,
@@ -88,7 +95,7 @@ func runPublish(e *env, args []string) int {
 	}
 	var pub *publisher.Publisher
 	if *dryRun {
-		pub = publisher.New(nil, topo.Names.SubjectPrefix)
+		pub = publisher.ForTenant(nil, topo.Names.ItemSubjectPrefix(), tid)
 	} else {
 		conn, err := connectNATS(cfg.NATS, log, true)
 		if err != nil {
@@ -103,7 +110,7 @@ func runPublish(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "ionixsnow publish: %v\n", err)
 			return exitFailed
 		}
-		pub = publisher.New(conn.js, topo.Names.SubjectPrefix)
+		pub = publisher.ForTenant(conn.js, topo.Names.ItemSubjectPrefix(), tid)
 	}
 	res, err := pub.PublishAll(ctx, in, ev, opts)
 	printPublishResult(e.stdout, e.stderr, res, err, *asJSON)

@@ -64,7 +64,7 @@ func runReplay(e *env, args []string) int {
 		filter.Categories = categories
 	}
 	topo := topologyOptions(cfg)
-	r.FilterSubjects = filter.FilterSubjects(topo.Names.SubjectPrefix)
+	r.FilterSubjects = filter.FilterSubjects(topo.Names.ItemSubjectPrefix())
 	r.MissingOnly = *missingOnly
 
 	log := newLogger(cfg.Log, e.stderr)
@@ -108,7 +108,7 @@ func runReplay(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "ionixsnow replay: %v\n", err)
 		return exitUsage
 	}
-	opts := consumerOptions(cfg)
+	opts := consumerOptions(cfg, t.Names)
 	opts.Filter = filter
 	opts.MaxDeliver = 0 // the replay's own durable delivers without limit
 	o := replay.Options{

@@ -110,7 +110,7 @@ type tenantSession struct {
 // needKeys, or when one is configured), connects to NATS and makes sure the bucket
 // exists.
 func (e *env) tenantOpen(ctx context.Context, cmd, cfgPath string, needKeys bool) (*tenantSession, int, bool) {
-	cfg, code, ok := e.loadConfig(cfgPath, config.Needs{})
+	cfg, code, ok := e.loadDeploymentConfig(cmd, cfgPath)
 	if !ok {
 		return nil, code, false
 	}
@@ -147,6 +147,34 @@ func (e *env) tenantOpen(ctx context.Context, cmd, cfgPath string, needKeys bool
 		k = keys
 	}
 	return &tenantSession{conn: conn, store: tenant.NewStore(bucket, k, secrets.AssociatedData), cfg: cfg, keys: keys}, 0, true
+}
+
+// loadDeploymentConfig loads the deployment's configuration for a tenant command:
+// problems of the tenant keys (the single-tenant form's servicenow section, whose
+// IONIXSNOW_SERVICENOW_* variables a put may be given for the tenant) are not its
+// business.
+func (e *env) loadDeploymentConfig(cmd, path string) (config.Config, int, bool) {
+	cfg, warnings, err := config.LoadEnviron(path, e.environ, config.Needs{})
+	var left config.Problems
+	for _, p := range config.AsProblems(err) {
+		if !config.IsTenantKey(strings.TrimSuffix(p.Key, "_file")) {
+			left = append(left, p)
+		}
+	}
+	if err != nil && config.AsProblems(err) == nil {
+		left = append(left, config.Problem{Key: path, Message: err.Error()})
+	}
+	if len(left) > 0 {
+		fmt.Fprintf(e.stderr, "ionixsnow %s: configuration problems:\n%s\n", cmd, indent(left.Error()))
+		return cfg, exitUsage, false
+	}
+	log := newLogger(cfg.Log, e.stderr)
+	for _, w := range warnings {
+		if !config.IsTenantKey(strings.TrimSuffix(w.Key, "_file")) {
+			log.Warn().Str("key", w.Key).Msg(w.Message)
+		}
+	}
+	return cfg, 0, true
 }
 
 func runTenantPut(e *env, args []string) int {

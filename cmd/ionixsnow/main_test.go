@@ -367,7 +367,13 @@ func TestMisspeltVariableRefusedByEveryCommand(t *testing.T) {
 			if code != exitUsage {
 				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, exitUsage, stdout, stderr)
 			}
-			for _, want := range []string{"IONIXSNOW_FILTER_CATEGORY: unknown environment variable", "did you mean IONIXSNOW_FILTER_CATEGORIES?", "cap.window"} {
+			wants := []string{"IONIXSNOW_FILTER_CATEGORY: unknown environment variable", "did you mean IONIXSNOW_FILTER_CATEGORIES?", "cap.window"}
+			if args[0] == "tenant" || args[0] == "keys" {
+				// The tenant keys (cap among them) are the tenants' business, not the
+				// deployment's: only the misspelt variable stops these.
+				wants = wants[:2]
+			}
+			for _, want := range wants {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr)
 				}

@@ -130,7 +130,7 @@ func (l *live) Stats() consumer.Snapshot { return l.stats.Snapshot() }
 
 // Paused implements metrics.Source.
 func (l *live) Paused() consumer.PauseState {
-	if p := l.cur.Load(); p != nil {
+	if p := l.cur.Load(); p != nil && p.consumer != nil {
 		return p.consumer.Paused()
 	}
 	return consumer.PauseState{}

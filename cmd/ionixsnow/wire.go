@@ -164,13 +164,21 @@ func redactURL(u string) string {
 
 // topologyOptions derives the JetStream topology from the configuration.
 func topologyOptions(cfg config.Config) topology.Options {
+	return tenantTopologyOptions(cfg, "")
+}
+
+// tenantTopologyOptions are the topology options of tenant t (SPEC §9; "" or
+// "default": the single-tenant form) with cfg, the deployment's configuration with
+// the tenant's settings in it.
+func tenantTopologyOptions(cfg config.Config, t string) topology.Options {
 	names := topology.DefaultNames()
 	names.Stream = cfg.NATS.Stream
 	names.Consumer = cfg.NATS.Consumer
+	names = names.ForTenant(t)
 	return topology.Options{
 		Names:          names,
 		Replicas:       cfg.NATS.Replicas,
-		FilterSubjects: filterOf(cfg).FilterSubjects(names.SubjectPrefix),
+		FilterSubjects: filterOf(cfg).FilterSubjects(names.ItemSubjectPrefix()),
 		MaxAckPending:  cfg.Consumer.MaxAckPending,
 		AckWait:        cfg.Consumer.AckWait,
 		MaxDeliver:     cfg.Consumer.MaxDeliver,

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/internal/testkit"
+	"github.com/ionix/ionixsnow/servicenow/emulator"
+)
+
+// customer is one tenant's ServiceNow instance in a process-level test.
+type customer struct {
+	id, secret, password string
+	sim                  *emulator.Server
+	url                  string
+}
+
+func newCustomer(t *testing.T, id string) *customer {
+	t.Helper()
+	c := &customer{id: id, secret: "cs-" + id + "-9f2e71", password: "pw-" + id + "-4c8d02"}
+	c.sim = emulator.New(emulator.Options{ClientID: id + "-client", ClientSecret: c.secret, Username: "svc." + id, Password: c.password})
+	srv := httptest.NewServer(c.sim)
+	t.Cleanup(srv.Close)
+	c.url = srv.URL
+	return c
+}
+
+// settingsFile writes the tenant's settings (its secrets only in the environment of
+// the put, as an operator would pass them).
+func (c *customer) settingsFile(t *testing.T, dir string, threshold float64) string {
+	t.Helper()
+	p := filepath.Join(dir, c.id+".yaml")
+	body := fmt.Sprintf("servicenow: {instance_url: %q, client_id: %q, username: %q}\nfilter: {urgency_threshold: %g}\n",
+		c.url, c.id+"-client", "svc."+c.id, threshold)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// items writes an NDJSON file of items of the tenant: ids shared between tenants (so
+// that a mix-up of ledgers or de-duplication shows), titles naming the tenant.
+func itemsFile(t *testing.T, dir, name, tenantID string, urgency float64, ids ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, id := range ids {
+		it := map[string]any{"id": id, "title": tenantID + ": open port on " + id, "type": "Vulnerability", "urgency": urgency,
+			"first_opened_at": "2026-11-20T10:15:00Z", "asset": id + ".example.com"}
+		j, _ := json.Marshal(it)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// titlesOf are the short descriptions of the instance's incidents.
+func titlesOf(sim *emulator.Server) []string {
+	var out []string
+	for _, in := range sim.Incidents() {
+		out = append(out, in.ShortDescription)
+	}
+	return out
+}
+
+// TestTenantsServedByOneConsume: one consume serves the single-tenant form and two
+// tenants of the bucket, each on its own instance; items with the same ids reach only
+// their own tenant's instance; a tenant deactivated while consume runs stops sending
+// and keeps its backlog, which goes out once it is activated again; changed settings
+// take effect without a restart; a deleted tenant sends no more.
+func TestTenantsServedByOneConsume(t *testing.T) {
+	t.Parallel()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Stop)
+	dir := t.TempDir()
+	keyset := filepath.Join(dir, "keyset.json")
+	single, acme, globex := newCustomer(t, "single"), newCustomer(t, "acme"), newCustomer(t, "globex")
+	base := []string{
+		"IONIXSNOW_NATS_URL=" + ns.URL(),
+		"IONIXSNOW_SECRETS_KEYSET_FILE=" + keyset,
+		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=",
+	}
+	singleEnv := append(append([]string{}, base...),
+		"IONIXSNOW_SERVICENOW_INSTANCE_URL="+single.url, "IONIXSNOW_SERVICENOW_CLIENT_ID=single-client",
+		"IONIXSNOW_SERVICENOW_CLIENT_SECRET="+single.secret, "IONIXSNOW_SERVICENOW_USERNAME=svc.single",
+		"IONIXSNOW_SERVICENOW_PASSWORD="+single.password)
+	mustRun := func(env []string, args ...string) string {
+		t.Helper()
+		out, code := runBinary(t, env, args...)
+		if code != exitOK {
+			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+		return out
+	}
+	mustRun(base, "keys", "init", "--out", keyset)
+	for _, c := range []*customer{acme, globex} {
+		putEnv := append(append([]string{}, base...), "IONIXSNOW_SERVICENOW_CLIENT_SECRET="+c.secret, "IONIXSNOW_SERVICENOW_PASSWORD="+c.password)
+		mustRun(putEnv, "tenant", "put", c.id, "--file", c.settingsFile(t, dir, 1))
+		mustRun(base, "tenant", "activate", c.id)
+	}
+	shared := []string{"ai-1", "ai-2", "ai-3"}
+	mustRun(base, "publish", "--file", itemsFile(t, dir, "single.ndjson", "single", 8, shared...))
+	for _, c := range []*customer{acme, globex} {
+		if out := mustRun(base, "publish", "--tenant", c.id, "--file", itemsFile(t, dir, c.id+".ndjson", c.id, 8, shared...)); !strings.Contains(out, "published 3, duplicate 0") {
+			t.Fatalf("publish --tenant %s: the same ids as another tenant's were taken for duplicates:\n%s", c.id, out)
+		}
+	}
+
+	consume := startConsume(t, "", singleEnv)
+	every := []*customer{single, acme, globex}
+	waitTitles := func(c *customer, want int) {
+		t.Helper()
+		testkit.WaitForDiag(t, 20*time.Second, fmt.Sprintf("%d incidents at %s", want, c.id),
+			func() bool { return len(c.sim.Incidents()) >= want },
+			func() string {
+				return fmt.Sprintf("%s has %q; consume output:\n%s", c.id, titlesOf(c.sim), consume.logs.String())
+			})
+	}
+	for _, c := range every {
+		waitTitles(c, 3)
+	}
+	checkOwn := func() {
+		t.Helper()
+		for _, c := range every {
+			for _, title := range titlesOf(c.sim) {
+				if !strings.HasPrefix(title, c.id+":") {
+					t.Errorf("%s's instance holds another tenant's item %q", c.id, title)
+				}
+			}
+		}
+	}
+	checkOwn()
+
+	// Deactivated while consume runs: globex's new items wait; acme's go on.
+	mustRun(base, "tenant", "deactivate", "globex")
+	testkit.WaitForDiag(t, 10*time.Second, "consume stops globex", func() bool {
+		return strings.Contains(consume.logs.String(), `"tenant":"globex","why":"deactivated"`)
+	}, func() string { return consume.logs.String() })
+	mustRun(base, "publish", "--tenant", "globex", "--file", itemsFile(t, dir, "globex2.ndjson", "globex", 8, "ai-4", "ai-5"))
+	mustRun(base, "publish", "--tenant", "acme", "--file", itemsFile(t, dir, "acme2.ndjson", "acme", 8, "ai-4"))
+	waitTitles(acme, 4)
+	if n := len(globex.sim.Incidents()); n != 3 {
+		t.Fatalf("globex, deactivated, got %d incidents; want its 3 from before", n)
+	}
+	mustRun(base, "tenant", "activate", "globex")
+	waitTitles(globex, 5)
+
+	// Settings changed while consume runs: acme's threshold rises to 9.
+	mustRun(base, "tenant", "put", "acme", "--file", acme.settingsFile(t, dir, 9))
+	testkit.WaitForDiag(t, 10*time.Second, "consume restarts acme with the new settings", func() bool {
+		return strings.Count(consume.logs.String(), `"tenant":"acme","why":"settings changed"`) >= 1
+	}, func() string { return consume.logs.String() })
+	mustRun(base, "publish", "--tenant", "acme", "--file", itemsFile(t, dir, "acme3.ndjson", "acme", 8, "low-1"))
+	mustRun(base, "publish", "--tenant", "acme", "--file", itemsFile(t, dir, "acme4.ndjson", "acme", 9.5, "high-1"))
+	waitTitles(acme, 5)
+	for _, title := range titlesOf(acme.sim) {
+		if strings.Contains(title, "low-1") {
+			t.Errorf("an item below acme's new threshold was sent: %q", title)
+		}
+	}
+
+	// Deleted: no more sends for it.
+	mustRun(base, "tenant", "delete", "globex", "--yes")
+	testkit.WaitForDiag(t, 10*time.Second, "consume stops globex", func() bool {
+		return strings.Contains(consume.logs.String(), `"tenant":"globex","why":"deleted"`)
+	}, func() string { return consume.logs.String() })
+	mustRun(base, "publish", "--tenant", "globex", "--file", itemsFile(t, dir, "globex3.ndjson", "globex", 8, "ai-6"))
+	mustRun(base, "publish", "--file", itemsFile(t, dir, "single2.ndjson", "single", 8, "ai-6"))
+	waitTitles(single, 4)
+	if n := len(globex.sim.Incidents()); n != 5 {
+		t.Errorf("globex, deleted, has %d incidents; want 5", n)
+	}
+	checkOwn()
+
+	consume.stop(t)
+	logs := consume.logs.String()
+	for _, c := range every {
+		for _, s := range []string{c.secret, c.password} {
+			if strings.Contains(logs, s) {
+				t.Errorf("consume's output shows %s's secret", c.id)
+			}
+		}
+		for _, in := range c.sim.Incidents() {
+			if in.Inserts != 1 {
+				t.Errorf("%s: %s inserted %d times", c.id, in.Number, in.Inserts)
+			}
+		}
+	}
+}
