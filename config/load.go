@@ -122,6 +122,7 @@ type loader struct {
 	// any other key or section is a problem, and only secrets come from the
 	// environment.
 	only       map[string]bool
+	ignore     map[string]bool // top-level keys skipped without a word
 	ps         Problems
 	warnings   []Warning
 	bad        map[string]bool    // keys with a loading problem: their validation problems are noise
@@ -182,6 +183,9 @@ func (l *loader) loadFile(path string, cfg *Config) {
 			continue
 		}
 		seenSec[sec] = kn.Line
+		if l.ignore[sec] {
+			continue
+		}
 		if !isSection(sec) {
 			l.problem(sec, "unknown section"+suggest(sec, l.sections())+at(kn))
 			continue

@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -52,10 +53,49 @@ func LoadTenant(path string, environ []string) (Config, []Warning, error) {
 			vars[name] = value
 		}
 	}
+	fileOnly, _, _ := loadTenant(path, nil)
+	cfg, warnings, ps := loadTenant(path, vars)
+	ps = append(ps, cfg.scrub(tenantEnvProblems(fileOnly, cfg, vars, &warnings))...)
+	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(rank(a.Key, path), rank(b.Key, path)) })
+	return cfg, warnings, ps.err()
+}
+
+// tenantEnvProblems checks the secrets a tenant file takes from the environment: the
+// variables are named as the deployment's own (the single-tenant form's), so a
+// secret given both ways, or one from the environment while the environment names
+// another instance or account, is a problem; one taken from it is reported.
+func tenantEnvProblems(fileOnly, cfg Config, vars map[string]string, warnings *[]Warning) Problems {
+	var ps Problems
+	for i := range leaves {
+		lf := &leaves[i]
+		if !lf.secret || !tenantKeySet[lf.key] || vars[lf.env] == "" && vars[lf.env+"_FILE"] == "" {
+			continue
+		}
+		other, owner := EnvName("servicenow.instance_url"), cfg.ServiceNow.InstanceURL
+		if lf.section == "ionix" {
+			other, owner = EnvName("ionix.account"), cfg.IONIX.Account
+		}
+		switch {
+		case lf.field(&fileOnly).String() != "":
+			ps.add(lf.key, fmt.Sprintf("given in the file and in %s (or %s_FILE); give it once: the environment may hold the single-tenant form's secret, not this tenant's", lf.env, lf.env))
+		case vars[other] != "" && !strings.EqualFold(strings.TrimRight(strings.TrimSpace(vars[other]), "/"), owner):
+			ps.add(lf.key, fmt.Sprintf("%s would be taken from %s, but %s names another %s than the tenant's: that is the single-tenant form's secret; give the tenant's in the file (or as %s_file)",
+				lf.name, lf.env, other, map[bool]string{true: "account", false: "instance"}[lf.section == "ionix"], lf.name))
+		default:
+			*warnings = append(*warnings, Warning{Key: lf.key, Message: "taken from " + lf.env + " (or " + lf.env + "_FILE)"})
+		}
+	}
+	return ps
+}
+
+// loadTenant loads a tenant file with the secrets of vars (nil: none).
+func loadTenant(path string, vars map[string]string) (Config, []Warning, Problems) {
 	cfg := Default()
-	l := &loader{only: tenantKeySet, files: map[string]fileRef{}, bad: map[string]bool{}}
+	l := &loader{only: tenantKeySet, ignore: tenantShownKeys, files: map[string]fileRef{}, bad: map[string]bool{}}
 	l.loadFile(path, &cfg)
-	l.loadEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &cfg)
+	if vars != nil {
+		l.loadEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &cfg)
+	}
 	l.readSecretFiles(&cfg)
 	normalise(&cfg)
 	if !l.fileFailed {
@@ -65,10 +105,13 @@ func LoadTenant(path string, environ []string) (Config, []Warning, error) {
 			}
 		}
 	}
-	l.ps = cfg.scrub(l.ps)
-	slices.SortStableFunc(l.ps, func(a, b Problem) int { return cmp.Compare(rank(a.Key, path), rank(b.Key, path)) })
-	return cfg, l.warnings, l.ps.err()
+	return cfg, l.warnings, cfg.scrub(l.ps)
 }
+
+// tenantShownKeys are the top-level keys `tenant get --json` prints besides the
+// sections: a tenant file made from that output loads, and they are ignored (the id
+// is the command's argument, activation is activate's, the time the store's).
+var tenantShownKeys = map[string]bool{"tenant": true, "active": true, "updated_at": true}
 
 // ValidateTenant checks the tenant keys of c as Validate checks a configuration, with
 // the credentials consume needs (instance_url, client_id, client_secret, and

@@ -87,13 +87,41 @@ ionix: {api_url: "https://api.portal.ionix.io", account: Acme, token: tok}`,
 		{
 			name:    "secrets from the environment and from files; other variables ignored",
 			file:    "servicenow: {instance_url: \"https://acme.service-now.com\", username: u, password_file: " + secretFile + "}\n",
-			environ: []string{"IONIXSNOW_SERVICENOW_CLIENT_SECRET=env-secret", "IONIXSNOW_SERVICENOW_INSTANCE_URL=https://other.service-now.com", "IONIXSNOW_CAP_MAX_PER_WINDOW=5"},
+			environ: []string{"IONIXSNOW_SERVICENOW_CLIENT_SECRET=env-secret", "IONIXSNOW_SERVICENOW_INSTANCE_URL=https://acme.service-now.com/", "IONIXSNOW_CAP_MAX_PER_WINDOW=5"},
 			check: func(t *testing.T, c config.Config) {
 				if c.ServiceNow.ClientSecret != "env-secret" || c.ServiceNow.Password != "from-a-file-Pa55" {
 					t.Errorf("secrets not read from the environment and the file")
 				}
 				if c.ServiceNow.InstanceURL != "https://acme.service-now.com" || c.Cap.MaxPerWindow != 1000 {
 					t.Errorf("a non-secret variable was read: %s, cap %d", c.ServiceNow.InstanceURL, c.Cap.MaxPerWindow)
+				}
+			},
+		},
+		{
+			name:     "a secret from the environment while it names another instance",
+			file:     "servicenow: {instance_url: \"https://acme.service-now.com\", client_id: c}\n",
+			environ:  []string{"IONIXSNOW_SERVICENOW_CLIENT_SECRET=the-single-tenants", "IONIXSNOW_SERVICENOW_INSTANCE_URL=https://single.service-now.com"},
+			problems: []string{"servicenow.client_secret"},
+		},
+		{
+			name:     "a secret in the file and in the environment",
+			file:     "servicenow: {instance_url: \"https://acme.service-now.com\", client_secret: from-the-file}\n",
+			environ:  []string{"IONIXSNOW_SERVICENOW_CLIENT_SECRET=from-the-env"},
+			problems: []string{"servicenow.client_secret"},
+		},
+		{
+			name:     "an IONIX token from the environment of another account",
+			file:     "ionix: {account: acme}\n",
+			environ:  []string{"IONIXSNOW_IONIX_TOKEN=tok", "IONIXSNOW_IONIX_ACCOUNT=single"},
+			problems: []string{"ionix.token"},
+		},
+		{
+			name: "what tenant get --json prints",
+			json: true,
+			file: `{"tenant":"acme","servicenow":{"instance_url":"https://acme.service-now.com","client_id":"c","client_secret":"set","username":"u","password":"set","import_table":"u_ionix_action_item","field_prefix":"u_","timeout":"30s","allow_insecure_http":false},"filter":{"categories":null,"urgency_threshold":1},"cap":{"max_per_window":1000,"window":"1h0m0s"},"consumer":{"resolve_on_close":false},"ionix":{"api_url":"https://api.portal.ionix.io","account":"acme"},"active":true,"updated_at":"2026-12-02T09:00:00Z"}`,
+			check: func(t *testing.T, c config.Config) {
+				if c.ServiceNow.ClientSecret != "set" || c.Cap.Window != time.Hour {
+					t.Errorf("settings = %+v", c)
 				}
 			},
 		},

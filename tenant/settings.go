@@ -3,6 +3,7 @@ package tenant
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ionix/ionixsnow/config"
@@ -121,23 +122,70 @@ func (s Settings) Redacted() Settings {
 }
 
 // MarshalJSON writes the settings with their secrets shown as "set".
-func (s Settings) MarshalJSON() ([]byte, error) { return json.Marshal(document(s.Redacted())) }
+func (s Settings) MarshalJSON() ([]byte, error) { return json.Marshal(toDocument(s.Redacted())) }
 
 // String is the redacted JSON of the settings.
-func (s Settings) String() string {
-	b, err := s.MarshalJSON()
-	if err != nil {
-		return "tenant.Settings{unprintable}"
-	}
-	return string(b)
-}
+func (s Settings) String() string { return redactedJSON(s) }
 
 // GoString is String, for %#v.
 func (s Settings) GoString() string { return s.String() }
 
-// document is Settings as stored: the same fields without Settings's methods (its
-// secrets are ciphertext when it is written).
-type document Settings
+// MarshalJSON writes the section with its secrets shown as "set".
+func (sn ServiceNow) MarshalJSON() ([]byte, error) {
+	return json.Marshal(storedServiceNow(Settings{ServiceNow: sn}.Redacted().ServiceNow))
+}
+
+// String is the section's redacted JSON.
+func (sn ServiceNow) String() string { return redactedJSON(sn) }
+
+// GoString is String, for %#v.
+func (sn ServiceNow) GoString() string { return sn.String() }
+
+// MarshalJSON writes the section with its token shown as "set".
+func (i IONIX) MarshalJSON() ([]byte, error) {
+	return json.Marshal(storedIONIX(Settings{IONIX: i}.Redacted().IONIX))
+}
+
+// String is the section's redacted JSON.
+func (i IONIX) String() string { return redactedJSON(i) }
+
+// GoString is String, for %#v.
+func (i IONIX) GoString() string { return i.String() }
+
+func redactedJSON(v json.Marshaler) string {
+	b, err := v.MarshalJSON()
+	if err != nil {
+		return "{unprintable}"
+	}
+	return string(b)
+}
+
+// document is Settings as stored: the same fields, in types without the redacting
+// methods (its secrets are ciphertext when it is written).
+type document struct {
+	ServiceNow storedServiceNow `json:"servicenow"`
+	Filter     Filter           `json:"filter"`
+	Cap        Cap              `json:"cap"`
+	Consumer   Consumer         `json:"consumer"`
+	IONIX      storedIONIX      `json:"ionix"`
+	Active     bool             `json:"active"`
+	UpdatedAt  time.Time        `json:"updated_at"`
+}
+
+type (
+	storedServiceNow ServiceNow
+	storedIONIX      IONIX
+)
+
+func toDocument(s Settings) document {
+	return document{ServiceNow: storedServiceNow(s.ServiceNow), Filter: s.Filter, Cap: s.Cap, Consumer: s.Consumer,
+		IONIX: storedIONIX(s.IONIX), Active: s.Active, UpdatedAt: s.UpdatedAt}
+}
+
+func (d document) settings() Settings {
+	return Settings{ServiceNow: ServiceNow(d.ServiceNow), Filter: d.Filter, Cap: d.Cap, Consumer: d.Consumer,
+		IONIX: IONIX(d.IONIX), Active: d.Active, UpdatedAt: d.UpdatedAt}
+}
 
 // FromConfig takes a tenant's settings from the tenant keys of c (config.TenantKeys).
 func FromConfig(c config.Config) Settings {
@@ -178,3 +226,18 @@ func (s Settings) Config(base config.Config) config.Config {
 // Validate checks the settings as the config file's tenant keys are checked, with the
 // credentials consume needs required: every problem, each naming its key.
 func (s Settings) Validate() error { return config.ValidateTenant(s.Config(config.Default())) }
+
+// ValidateFor is Validate for tenant id, which also checks that ionix.account is the
+// tenant's IONIX account (its id is the account, lower-cased): a poller must never
+// read another customer's items for it.
+func (s Settings) ValidateFor(id string) error {
+	ps := config.AsProblems(s.Validate())
+	if a := s.IONIX.Account; a != "" && strings.ToLower(a) != id {
+		ps = append(ps, config.Problem{Key: "ionix.account", Message: fmt.Sprintf(
+			"must be the IONIX account of tenant %s (its id is the account name, lower-cased), got %q", id, a)})
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}

@@ -60,10 +60,11 @@ type PutResult struct {
 }
 
 // Put creates or replaces the tenant's settings with in. A new tenant starts inactive;
-// an existing one keeps its activation. A secret in left empty keeps the stored one
-// (unless its field is in clear), so a put need not repeat the secrets. The result is
-// validated (config.ValidateTenant: every problem with its key, as config.Problems)
-// before anything is written.
+// an existing one keeps its activation. A secret in left empty (or "set", as View
+// shows it) keeps the stored one unless its field is in clear, so a put need not
+// repeat the secrets. An empty ionix.account becomes the tenant's id. The result is
+// validated (Settings.ValidateFor: every problem with its key, as config.Problems)
+// before anything is written. A stored document that cannot be read is replaced.
 func (s *Store) Put(ctx context.Context, id string, in Settings, clear []string) (PutResult, error) {
 	if err := checkWritable(id); err != nil {
 		return PutResult{}, err
@@ -73,29 +74,32 @@ func (s *Store) Put(ctx context.Context, id string, in Settings, clear []string)
 			return PutResult{}, fmt.Errorf("cannot clear %q: not a secret field (%v)", f, SecretFields)
 		}
 	}
+	in.Filter.Categories = slices.Clone(in.Filter.Categories)
+	if in.IONIX.Account == "" {
+		in.IONIX.Account = id
+	}
 	for range maxAttempts {
 		prev, rev, err := s.load(ctx, id)
-		exists := err == nil
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		exists := err == nil || errors.Is(err, ErrCorrupt)
+		if err != nil && !exists && !errors.Is(err, ErrNotFound) {
 			return PutResult{}, err
 		}
-		doc, kept := document(in), []string(nil)
-		doc.Filter.Categories = slices.Clone(in.Filter.Categories)
-		check := in
+		doc, check, kept := in, in, []string(nil)
 		for _, f := range SecretFields {
-			p, old := (*Settings)(&doc).secret(f), (*Settings)(&prev).secret(f)
+			p, old := doc.secret(f), prev.secret(f)
 			if *p == Shown {
-				// What get shows: settings read back and put again keep their secrets.
-				*p, *check.secret(f) = "", ""
+				*p = "" // what View shows: read back and put again, the secret is kept
 			}
 			switch {
-			case *p == "" && exists && *old != "" && !slices.Contains(clear, f):
+			case *p == "" && *old != "" && !slices.Contains(clear, f):
 				*p = *old // still sealed for this tenant and field
-				*check.secret(f) = Shown
+				// The ciphertext stands in for the secret in the checks: present, and
+				// never a word a problem's message could hold.
+				*check.secret(f) = *old
 				kept = append(kept, f)
-			case slices.Contains(clear, f) && *p == "":
-				*p = ""
-			case *p != "":
+			case *p == "":
+				*check.secret(f) = ""
+			default:
 				if s.keys == nil {
 					return PutResult{}, ErrNoKeys
 				}
@@ -106,7 +110,7 @@ func (s *Store) Put(ctx context.Context, id string, in Settings, clear []string)
 				*p = sealed
 			}
 		}
-		if err := check.Validate(); err != nil {
+		if err := check.ValidateFor(id); err != nil {
 			return PutResult{}, err
 		}
 		doc.Active = exists && prev.Active
@@ -124,30 +128,35 @@ func (s *Store) Put(ctx context.Context, id string, in Settings, clear []string)
 
 // Get returns the tenant's settings with their secrets opened: what consume runs with.
 func (s *Store) Get(ctx context.Context, id string) (Settings, error) {
-	doc, _, err := s.load(ctx, id)
+	sealed, _, err := s.load(ctx, id)
 	if err != nil {
 		return Settings{}, err
 	}
-	return s.open(id, doc)
+	return s.open(id, sealed)
 }
 
 // View returns the tenant's settings with every secret that is set shown as "set";
 // it needs no keyset.
 func (s *Store) View(ctx context.Context, id string) (Settings, error) {
-	doc, _, err := s.load(ctx, id)
+	sealed, _, err := s.load(ctx, id)
 	if err != nil {
 		return Settings{}, err
 	}
-	return Settings(doc).Redacted(), nil
+	return sealed.Redacted(), nil
 }
 
 // Entry is one tenant in a listing.
 type Entry struct {
 	ID       string
 	Settings Settings // secrets shown as "set"
+	// Err is why the tenant's settings cannot be read (ErrCorrupt); Settings is
+	// then empty.
+	Err error
 }
 
-// List returns every tenant, by id, with its settings as View shows them.
+// List returns every tenant, by id, with its settings as View shows them. A tenant
+// whose settings cannot be read is listed with its error: one bad document hides no
+// other tenant.
 func (s *Store) List(ctx context.Context) ([]Entry, error) {
 	lister, err := s.kv.ListKeys(ctx)
 	if err != nil {
@@ -158,14 +167,21 @@ func (s *Store) List(ctx context.Context) ([]Entry, error) {
 	for k := range lister.Keys() {
 		ids = append(ids, k)
 	}
+	// The lister ends its channel when ctx ends, as when it has listed every key.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
 	slices.Sort(ids)
 	out := make([]Entry, 0, len(ids))
 	for _, id := range ids {
 		st, err := s.View(ctx, id)
-		if errors.Is(err, ErrNotFound) {
+		switch {
+		case errors.Is(err, ErrNotFound):
 			continue // deleted meanwhile
-		}
-		if err != nil {
+		case errors.Is(err, ErrCorrupt), errors.Is(err, ErrInvalidID):
+			out = append(out, Entry{ID: id, Err: err})
+			continue
+		case err != nil:
 			return nil, err
 		}
 		out = append(out, Entry{ID: id, Settings: st})
@@ -175,16 +191,19 @@ func (s *Store) List(ctx context.Context) ([]Entry, error) {
 
 // SetActive activates or deactivates the tenant and reports whether that changed it.
 func (s *Store) SetActive(ctx context.Context, id string, active bool) (changed bool, err error) {
+	if id == Default {
+		return false, ErrDefaultTenant
+	}
 	for range maxAttempts {
-		doc, rev, err := s.load(ctx, id)
+		st, rev, err := s.load(ctx, id)
 		if err != nil {
 			return false, err
 		}
-		if doc.Active == active {
+		if st.Active == active {
 			return false, nil
 		}
-		doc.Active, doc.UpdatedAt = active, s.now().UTC()
-		if err := s.write(ctx, id, doc, rev, true); err != nil {
+		st.Active, st.UpdatedAt = active, s.now().UTC()
+		if err := s.write(ctx, id, st, rev, true); err != nil {
 			if isConflict(err) {
 				continue
 			}
@@ -195,11 +214,19 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) (changed 
 	return false, fmt.Errorf("activate tenant %s: %d concurrent writers in a row", id, maxAttempts)
 }
 
-// Delete removes the tenant's settings (ErrNotFound when there are none). Its stream
-// messages, ledger entries and dead letters stay.
+// Delete removes the tenant's settings (ErrNotFound when there are none), readable
+// or not. Its stream messages, ledger entries and dead letters stay.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if _, _, err := s.load(ctx, id); err != nil {
+	if err := checkID(id); err != nil {
 		return err
+	}
+	if id == Default {
+		return ErrDefaultTenant
+	}
+	if _, err := s.kv.Get(ctx, id); errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	} else if err != nil {
+		return fmt.Errorf("read tenant %s: %w", id, err)
 	}
 	if err := s.kv.Delete(ctx, id); err != nil {
 		return fmt.Errorf("delete tenant %s: %w", id, err)
@@ -207,9 +234,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// Reseal opens every tenant's secrets and seals them again with keys (after a
-// rotation: the new primary key), and makes keys the store's. It returns how many
-// tenants it rewrote. A tenant whose secrets do not open stops it with the error.
+// Reseal opens every tenant's secrets with the store's keys and seals them again
+// with keys (after a rotation: its new primary key). It returns how many tenants it
+// rewrote; a tenant it cannot read or open is left as it is, named in the error, and
+// the others are still resealed. The store keeps its own keys: use a store over keys
+// from then on.
 func (s *Store) Reseal(ctx context.Context, keys Keys) (int, error) {
 	if s.keys == nil || keys == nil {
 		return 0, ErrNoKeys
@@ -219,70 +248,85 @@ func (s *Store) Reseal(ctx context.Context, keys Keys) (int, error) {
 		return 0, err
 	}
 	n := 0
+	var failed []error
 	for _, e := range entries {
-		done := false
-		for range maxAttempts {
-			doc, rev, err := s.load(ctx, e.ID)
-			if errors.Is(err, ErrNotFound) {
-				done = true
-				break
-			}
-			if err != nil {
-				return n, err
-			}
-			for _, f := range SecretFields {
-				p := (*Settings)(&doc).secret(f)
-				if *p == "" {
-					continue
-				}
-				plain, err := s.keys.Open(*p, s.ad(e.ID, f))
-				if err != nil {
-					return n, fmt.Errorf("opening %s of tenant %s: %w", f, e.ID, err)
-				}
-				if *p, err = keys.Seal(plain, s.ad(e.ID, f)); err != nil {
-					return n, fmt.Errorf("sealing %s of tenant %s: %w", f, e.ID, err)
-				}
-			}
-			if err := s.write(ctx, e.ID, doc, rev, true); err != nil {
-				if isConflict(err) {
-					continue
-				}
-				return n, err
-			}
-			n++
-			done = true
-			break
+		if e.Err != nil {
+			failed = append(failed, e.Err)
+			continue
 		}
-		if !done {
-			return n, fmt.Errorf("reseal tenant %s: %d concurrent writers in a row", e.ID, maxAttempts)
+		ok, err := s.reseal(ctx, e.ID, keys)
+		if err != nil {
+			failed = append(failed, err)
+		}
+		if ok {
+			n++
 		}
 	}
-	s.keys = keys
-	return n, nil
+	return n, errors.Join(failed...)
 }
 
-// load reads the tenant's stored document and its revision.
-func (s *Store) load(ctx context.Context, id string) (document, uint64, error) {
+// reseal rewrites one tenant's secrets with keys; ok is false when it was deleted
+// meanwhile or could not be rewritten.
+func (s *Store) reseal(ctx context.Context, id string, keys Keys) (ok bool, err error) {
+	for range maxAttempts {
+		st, rev, err := s.load(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, f := range SecretFields {
+			p := st.secret(f)
+			if *p == "" {
+				continue
+			}
+			plain, err := s.keys.Open(*p, s.ad(id, f))
+			if err != nil {
+				return false, fmt.Errorf("opening %s of tenant %s: %w", f, id, err)
+			}
+			if *p, err = keys.Seal(plain, s.ad(id, f)); err != nil {
+				return false, fmt.Errorf("sealing %s of tenant %s: %w", f, id, err)
+			}
+		}
+		if err := s.write(ctx, id, st, rev, true); err != nil {
+			if isConflict(err) {
+				continue
+			}
+			return false, err
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("reseal tenant %s: %d concurrent writers in a row", id, maxAttempts)
+}
+
+// load reads the tenant's stored settings (secrets sealed) and their revision. A
+// document that is not readable is ErrCorrupt, with its revision.
+func (s *Store) load(ctx context.Context, id string) (Settings, uint64, error) {
 	if err := checkID(id); err != nil {
-		return document{}, 0, err
+		return Settings{}, 0, err
 	}
 	e, err := s.kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return document{}, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+		if id == Default {
+			return Settings{}, 0, ErrDefaultTenant
+		}
+		return Settings{}, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return document{}, 0, fmt.Errorf("read tenant %s: %w", id, err)
+		return Settings{}, 0, fmt.Errorf("read tenant %s: %w", id, err)
 	}
 	var doc document
 	if err := json.Unmarshal(e.Value(), &doc); err != nil {
-		return document{}, 0, fmt.Errorf("%w %s: %v", ErrCorrupt, id, err)
+		return Settings{}, e.Revision(), fmt.Errorf("%w %s (put its settings again, or delete it): %v", ErrCorrupt, id, err)
 	}
-	return doc, e.Revision(), nil
+	return doc.settings(), e.Revision(), nil
 }
 
-// write stores doc with compare-and-swap: created when it did not exist, else over rev.
-func (s *Store) write(ctx context.Context, id string, doc document, rev uint64, exists bool) error {
-	b, err := json.Marshal(doc)
+// write stores the settings (secrets sealed) with compare-and-swap: created when they
+// did not exist, else over rev.
+func (s *Store) write(ctx context.Context, id string, st Settings, rev uint64, exists bool) error {
+	b, err := json.Marshal(toDocument(st))
 	if err != nil {
 		return fmt.Errorf("encode tenant %s: %w", id, err)
 	}
@@ -297,10 +341,8 @@ func (s *Store) write(ctx context.Context, id string, doc document, rev uint64, 
 	return nil
 }
 
-// open returns the settings of doc with their secrets opened.
-func (s *Store) open(id string, doc document) (Settings, error) {
-	st := Settings(doc)
-	st.Filter.Categories = slices.Clone(doc.Filter.Categories)
+// open returns the settings with their secrets opened.
+func (s *Store) open(id string, st Settings) (Settings, error) {
 	for _, f := range SecretFields {
 		p := st.secret(f)
 		if *p == "" {

@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -62,7 +63,7 @@ func acme() tenant.Settings {
 	c.ServiceNow.Username, c.ServiceNow.Password = "ionix", password
 	c.Filter.Categories, c.Filter.UrgencyThreshold = []string{"Vulnerability", "PKI"}, 7
 	c.Cap.MaxPerWindow = 200
-	c.IONIX.Account, c.IONIX.Token = "Acme", ionixToken
+	c.IONIX.Token = ionixToken // the account is the tenant's id when not given
 	return tenant.FromConfig(c)
 }
 
@@ -193,6 +194,88 @@ func TestPutValidatesBeforeWriting(t *testing.T) {
 	}
 }
 
+func TestIONIXAccountIsTheTenants(t *testing.T) {
+	t.Parallel()
+	r, ctx := newRig(t), context.Background()
+	for _, tc := range []struct {
+		id, account, want string // want "": refused
+	}{
+		{"acme", "", "acme"},
+		{"acme", "ACME", "ACME"},
+		{"globex", "Acme", ""},
+	} {
+		s := acme()
+		s.IONIX.Account = tc.account
+		_, err := r.store.Put(ctx, tc.id, s, nil)
+		if tc.want == "" {
+			if keys := strings.Join(config.AsProblems(err).Keys(), " "); keys != "ionix.account" {
+				t.Errorf("Put(%s) with account %q: %v; want a problem at ionix.account", tc.id, tc.account, err)
+			}
+			continue
+		}
+		view, verr := r.store.View(ctx, tc.id)
+		if err != nil || verr != nil || view.IONIX.Account != tc.want {
+			t.Errorf("Put(%s) with account %q: %v, %v; account %q, want %q", tc.id, tc.account, err, verr, view.IONIX.Account, tc.want)
+		}
+	}
+}
+
+// TestACorruptDocumentHidesNothing: a document that is not settings is listed with
+// its error (the others still are), can be put over, and can be deleted; a reseal
+// goes on past it.
+func TestACorruptDocumentHidesNothing(t *testing.T) {
+	t.Parallel()
+	r, ctx := newRig(t), context.Background()
+	if _, err := r.store.Put(ctx, "acme", acme(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"broken", "mangled"} {
+		if _, err := r.kv.Put(ctx, id, []byte("{not json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := r.store.List(ctx)
+	if err != nil || len(l) != 3 || l[0].ID != "acme" || l[0].Err != nil || !errors.Is(l[1].Err, tenant.ErrCorrupt) || !errors.Is(l[2].Err, tenant.ErrCorrupt) {
+		t.Fatalf("List = %+v, %v", l, err)
+	}
+	rotated, err := r.keys.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.store.Reseal(ctx, rotated)
+	if n != 1 || !errors.Is(err, tenant.ErrCorrupt) {
+		t.Fatalf("Reseal = %d, %v; want acme resealed and the corrupt ones named", n, err)
+	}
+	if _, err := r.store.Put(ctx, "broken", acme(), nil); err != nil {
+		t.Fatalf("Put over a corrupt document: %v", err)
+	}
+	if err := r.store.Delete(ctx, "mangled"); err != nil {
+		t.Fatalf("Delete of a corrupt document: %v", err)
+	}
+	if l, err := r.store.List(ctx); err != nil || len(l) != 2 || l[1].ID != "broken" || l[1].Err != nil {
+		t.Fatalf("List after the repair = %+v, %v", l, err)
+	}
+}
+
+// TestSectionsPrintNoSecret: the parts of Settings print redacted too.
+func TestSectionsPrintNoSecret(t *testing.T) {
+	t.Parallel()
+	s := acme()
+	for _, v := range []any{s.ServiceNow, s.IONIX, &s.ServiceNow, s, &s} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, shown := range []string{fmt.Sprint(v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), string(b)} {
+			for _, secret := range allSecrets {
+				if strings.Contains(shown, secret) {
+					t.Errorf("%T prints a secret: %s", v, shown)
+				}
+			}
+		}
+	}
+}
+
 func TestIDsTheStoreRefuses(t *testing.T) {
 	t.Parallel()
 	r, ctx := newRig(t), context.Background()
@@ -311,8 +394,9 @@ func TestResealAfterRotation(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("Reseal = %d, %v; want 2 tenants", n, err)
 	}
+	fresh := tenant.NewStore(r.kv, rotated, secrets.AssociatedData)
 	for _, id := range []string{"acme", "globex"} {
-		got, err := r.store.Get(ctx, id)
+		got, err := fresh.Get(ctx, id)
 		if err != nil || got.ServiceNow.ClientSecret != clientSecret {
 			t.Fatalf("Get(%s) after the reseal: %v", id, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/ionix/ionixsnow/secrets"
 )
@@ -77,6 +78,16 @@ func runKeysRotate(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "ionixsnow keys rotate: secrets.keyset_file is not set (or IONIXSNOW_SECRETS_KEYSET_FILE)")
 		return exitUsage
 	}
+	// One rotation at a time: two would each add a key and reseal with it, and the
+	// keyset file written last would lack the other's key.
+	lock := cfg.Secrets.KeysetFile + ".lock"
+	lf, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow keys rotate: another rotation holds %s (if none runs, one was interrupted: remove the file): %v\n", lock, err)
+		return exitFailed
+	}
+	_ = lf.Close()
+	defer os.Remove(lock)
 	ctx, stop := dlqSignalContext()
 	defer stop()
 	s, code, ok := e.tenantOpen(ctx, "keys rotate", *cfgPath, true)
@@ -97,12 +108,12 @@ func runKeysRotate(e *env, args []string) int {
 	}
 	n, err := s.store.Reseal(ctx, rotated)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ionixsnow keys rotate: the keyset has the new primary key %d, but re-encrypting stopped after %d tenants: %v\n"+
-			"run `ionixsnow keys rotate` again once it is fixed (every tenant still decrypts meanwhile)\n", rotated.PrimaryKeyID(), n, err)
+		fmt.Fprintf(e.stderr, "ionixsnow keys rotate: the keyset has the new primary key %d and %d tenants were re-encrypted with it; these were not:\n%s\n"+
+			"they still open with the older keys the file keeps; fix or delete them (`ionixsnow tenant put`/`delete`)\n", rotated.PrimaryKeyID(), n, indent(err.Error()))
 		return exitFailed
 	}
 	fmt.Fprintf(e.stdout, "new primary key %d in %s (%d keys, the older ones decrypt only); re-encrypted the secrets of %d tenant%s\n",
 		rotated.PrimaryKeyID(), cfg.Secrets.KeysetFile, len(rotated.KeyIDs()), n, dlqPlural(n))
-	fmt.Fprintln(e.stdout, "give every process the new keyset file (consume reads it again when a tenant's secrets no longer open with the keys it holds)")
+	fmt.Fprintln(e.stdout, "give every consume process the new keyset file: one that still holds the old one reads its file again when a tenant's secrets do not open, and retries every 10 s")
 	return exitOK
 }

@@ -8,14 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/doctor"
 	"github.com/ionix/ionixsnow/secrets"
 	"github.com/ionix/ionixsnow/tenant"
 	"github.com/ionix/ionixsnow/topology"
@@ -34,6 +37,7 @@ Subcommands:
   list [--json]                     every tenant: active, instance, categories, threshold, cap
   activate T | deactivate T         start or stop T's sends (its backlog stays on the stream)
   delete T [--yes]                  remove T's settings (its stream messages stay until MaxAge)
+  test T [--send-test] [--json]     doctor for T: its instance, OAuth, table, ACLs, field lengths
 
 Run 'ionixsnow tenant <subcommand> -h' for its flags.
 `
@@ -56,6 +60,8 @@ func runTenant(e *env, args []string) int {
 		return runTenantActivate(e, args[1:], false)
 	case "delete":
 		return runTenantDelete(e, args[1:])
+	case "test":
+		return runTenantTest(e, args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, tenantUsage)
 		return exitOK
@@ -67,22 +73,24 @@ func runTenant(e *env, args []string) int {
 // parseTenantArgs parses a subcommand's flags around its tenant id (given before or
 // after the flags) and returns the id.
 func parseTenantArgs(e *env, fs *flag.FlagSet, args []string) (string, int, bool) {
+	// Flags may come before and after the id: parse, take the first argument left
+	// as the id, and parse what follows it.
 	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", exitOK, false
+			}
+			return "", exitUsage, false
+		}
+		args = fs.Args()
+		if id != "" || len(args) == 0 {
+			break
+		}
 		id, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return "", exitOK, false
-		}
-		return "", exitUsage, false
-	}
-	rest := fs.Args()
-	if id == "" && len(rest) > 0 {
-		id, rest = rest[0], rest[1:]
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(e.stderr, "unexpected arguments: %s\n", strings.Join(rest, " "))
+	if len(args) > 0 {
+		fmt.Fprintf(e.stderr, "unexpected arguments: %s\n", strings.Join(args, " "))
 		return "", exitUsage, false
 	}
 	if id == "" {
@@ -117,7 +125,7 @@ func (e *env) tenantOpen(ctx context.Context, cmd, cfgPath string, needKeys bool
 	var keys *secrets.Keyset
 	switch {
 	case cfg.Secrets.KeysetFile != "":
-		k, err := secrets.Load(cfg.Secrets.KeysetFile)
+		k, err := loadKeyset(cfg.Secrets.KeysetFile, newLogger(cfg.Log, e.stderr))
 		if err != nil {
 			fmt.Fprintf(e.stderr, "ionixsnow %s: secrets.keyset_file: %v\n", cmd, err)
 			return nil, exitUsage, false
@@ -236,7 +244,7 @@ func runTenantPut(e *env, args []string) int {
 	}
 	switch {
 	case res.Created:
-		fmt.Fprintf(e.stdout, "tenant %s created, inactive: check it with `ionixsnow tenant test %s`, then `ionixsnow tenant activate %s`\n", id, id, id)
+		fmt.Fprintf(e.stdout, "tenant %s created, inactive: check it with `ionixsnow tenant test %s --send-test`, then `ionixsnow tenant activate %s`\n", id, id, id)
 	default:
 		fmt.Fprintf(e.stdout, "tenant %s replaced (%s)\n", id, activeWord(view.Active))
 	}
@@ -284,13 +292,19 @@ func (e *env) printJSON(v any) int {
 	return exitOK
 }
 
-// tenantJSON is one tenant as get and list print it: its id, then its settings.
+// tenantJSON is one tenant as get and list print it: its id, then its settings (or
+// why they cannot be read).
 type tenantJSON struct {
 	Tenant   string          `json:"tenant"`
 	Settings tenant.Settings `json:"-"`
+	Error    string          `json:"error,omitempty"`
 }
 
 func (t tenantJSON) MarshalJSON() ([]byte, error) {
+	if t.Error != "" {
+		type plain tenantJSON
+		return json.Marshal(plain(t))
+	}
 	b, err := t.Settings.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -348,7 +362,11 @@ func runTenantList(e *env, args []string) int {
 	if *asJSON {
 		out := make([]tenantJSON, 0, len(entries))
 		for _, en := range entries {
-			out = append(out, tenantJSON{Tenant: en.ID, Settings: en.Settings})
+			j := tenantJSON{Tenant: en.ID, Settings: en.Settings}
+			if en.Err != nil {
+				j.Error = en.Err.Error()
+			}
+			out = append(out, j)
 		}
 		return e.printJSON(out)
 	}
@@ -360,6 +378,10 @@ func runTenantList(e *env, args []string) int {
 	fmt.Fprintln(tw, "TENANT\tACTIVE\tINSTANCE\tCATEGORIES\tTHRESHOLD\tCAP")
 	for _, en := range entries {
 		st := en.Settings
+		if en.Err != nil {
+			fmt.Fprintf(tw, "%s\t?\tunreadable settings: put them again or delete the tenant\t\t\t\n", en.ID)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%g\t%s\n", en.ID, yesNo(st.Active), st.ServiceNow.InstanceURL,
 			categoriesText(st.Filter.Categories), st.Filter.UrgencyThreshold, capText(st.Cap))
 	}
@@ -418,7 +440,7 @@ func runTenantDelete(e *env, args []string) int {
 		return code
 	}
 	defer s.conn.Close()
-	if _, err := s.store.View(ctx, id); err != nil {
+	if _, err := s.store.View(ctx, id); err != nil && !errors.Is(err, tenant.ErrCorrupt) {
 		fmt.Fprintf(e.stderr, "ionixsnow tenant delete: %v\n", err)
 		return exitFailed
 	}
@@ -436,6 +458,56 @@ func runTenantDelete(e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "tenant %s deleted\n", id)
 	return exitOK
+}
+
+// runTenantTest is doctor for one tenant: the deployment's configuration with the
+// tenant's settings in it.
+func runTenantTest(e *env, args []string) int {
+	fs := e.flagSet("tenant test", "T [--send-test] [--json] [--config FILE]")
+	cfgPath := fs.String("config", "", "the deployment's YAML config `file` (NATS, secrets.keyset_file)")
+	sendTest := fs.Bool("send-test", false, "also send a marked test item to T's instance and read its incident back")
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	id, code, ok := parseTenantArgs(e, fs, args)
+	if !ok {
+		return code
+	}
+	ctx, stop := dlqSignalContext()
+	defer stop()
+	s, code, ok := e.tenantOpen(ctx, "tenant test", *cfgPath, true)
+	if !ok {
+		return code
+	}
+	defer s.conn.Close()
+	st, err := s.store.Get(ctx, id)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow tenant test: %v\n", err)
+		return exitFailed
+	}
+	cfg := st.Config(s.cfg)
+	log := newLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
+	results := doctor.Run(ctx, doctor.Options{Config: cfg, SendTest: *sendTest, Log: log, JS: s.conn.js})
+	if *asJSON {
+		_ = e.printJSON(results)
+	} else {
+		doctor.Print(e.stdout, results)
+	}
+	if !doctor.Passed(results) {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// loadKeyset reads the keyset file, warning when others may read it (it is the root
+// secret of every tenant's credentials).
+func loadKeyset(path string, log zerolog.Logger) (*secrets.Keyset, error) {
+	k, err := secrets.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
+		log.Warn().Str("key", "secrets.keyset_file").Msgf("%s can be read or changed by others (mode %04o); it is the root secret of every tenant's credentials: chmod 600 it", path, info.Mode().Perm())
+	}
+	return k, nil
 }
 
 // multiFlag is a repeatable string flag.

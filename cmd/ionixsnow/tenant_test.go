@@ -110,7 +110,7 @@ cap: {max_per_window: 200, window: 1h}
 	// A put without the secrets keeps them, and keeps the tenant active.
 	delete(f.vars, "IONIXSNOW_SERVICENOW_CLIENT_SECRET")
 	again := f.file(t, "acme2.yaml", "servicenow: {instance_url: https://acme.service-now.com, client_id: acme-client, username: ionix}\ncap: {max_per_window: 300}\n")
-	code, out, errs = f.run(t, "tenant", "put", "acme", "--file", again)
+	code, out, errs = f.run(t, "tenant", "put", "--file", again, "acme") // flags before the id too
 	if code != exitOK || !strings.Contains(out, "replaced (active)") || !strings.Contains(out, "kept the stored servicenow.client_secret, servicenow.password") {
 		t.Fatalf("second put: exit %d\n%s%s", code, out, errs)
 	}
@@ -221,5 +221,43 @@ func TestTenantPutRefusals(t *testing.T) {
 	}
 	if l, err := f.store(t).List(context.Background()); err != nil || len(l) != 0 {
 		t.Fatalf("a refused put stored something: %v, %v", l, err)
+	}
+	if code, _, errs := f.run(t, "tenant", "get", "default"); code != exitFailed || !strings.Contains(errs, "described by the config file") {
+		t.Errorf("tenant get default: exit %d\n%s", code, errs)
+	}
+}
+
+// TestTenantCommandsOverACorruptDocument: a tenant whose stored settings are not
+// readable is listed as such (the others still are), and can be put over or deleted.
+func TestTenantCommandsOverACorruptDocument(t *testing.T) {
+	t.Parallel()
+	f := newTenantFixture(t)
+	if code, _, errs := f.run(t, "keys", "init", "--out", f.keyset); code != exitOK {
+		t.Fatal(errs)
+	}
+	good := f.file(t, "good.yaml", "servicenow: {instance_url: https://acme.service-now.com, client_id: c, username: u, password: p}\n")
+	if code, out, errs := f.run(t, "tenant", "put", "acme", "--file", good); code != exitOK {
+		t.Fatalf("put: %d\n%s%s", code, out, errs)
+	}
+	js := natstest.Connect(t, f.natsURL)
+	kv, err := topology.EnsureIntegrations(context.Background(), js, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "broken", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := f.run(t, "tenant", "list")
+	if code != exitOK || !strings.Contains(out, "acme") || !strings.Contains(out, "broken") || !strings.Contains(out, "unreadable settings") {
+		t.Errorf("tenant list: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := f.run(t, "tenant", "put", "broken", "--file", good); code != exitOK {
+		t.Errorf("put over the corrupt document: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := kv.Put(context.Background(), "broken", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := f.run(t, "tenant", "delete", "broken", "--yes"); code != exitOK {
+		t.Errorf("delete of the corrupt document: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -47,7 +47,7 @@ type tenantRun struct {
 }
 
 func newTenantFleet(cfg config.Config, m *metrics.Metrics, log zerolog.Logger) (*tenantFleet, error) {
-	keys, err := secrets.Load(cfg.Secrets.KeysetFile)
+	keys, err := loadKeyset(cfg.Secrets.KeysetFile, log)
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +115,12 @@ func (f *tenantFleet) reconcile(ctx context.Context, conn *natsConn, bucket jets
 	}
 	st, err := f.settings(ctx, bucket, id)
 	if err != nil {
-		// A tenant that cannot be read runs no longer on stale settings.
+		// A tenant that cannot be read runs no longer on stale settings. Its
+		// secrets may not open yet because the keyset file reaches this process
+		// after a rotation: it is tried again.
 		f.stop(id, log, "unreadable")
-		log.Error().Err(err).Msg("the tenant's settings cannot be used; it does not run until they are put again")
+		log.Error().Err(err).Dur("retry_in", tenantRetry).Msg("the tenant's settings cannot be used; it does not run until they can")
+		f.retryLater(ctx, id, retry)
 		return
 	}
 	if !st.Active {
@@ -136,9 +139,9 @@ func (f *tenantFleet) settings(ctx context.Context, bucket jetstream.KeyValue, i
 	f.mu.Unlock()
 	st, err := tenant.NewStore(bucket, keys, secrets.AssociatedData).Get(ctx, id)
 	if !errors.Is(err, secrets.ErrUndecryptable) {
-		return st, checkSettings(st, err)
+		return st, checkSettings(id, st, err)
 	}
-	fresh, lerr := secrets.Load(f.keyPath)
+	fresh, lerr := loadKeyset(f.keyPath, f.log)
 	if lerr != nil {
 		return st, err
 	}
@@ -147,14 +150,14 @@ func (f *tenantFleet) settings(ctx context.Context, bucket jetstream.KeyValue, i
 	f.mu.Unlock()
 	f.log.Info().Uint32("primary_key", fresh.PrimaryKeyID()).Msg("read the keyset file again")
 	st, err = tenant.NewStore(bucket, fresh, secrets.AssociatedData).Get(ctx, id)
-	return st, checkSettings(st, err)
+	return st, checkSettings(id, st, err)
 }
 
-func checkSettings(st tenant.Settings, err error) error {
+func checkSettings(id string, st tenant.Settings, err error) error {
 	if err != nil {
 		return err
 	}
-	return st.Validate()
+	return st.ValidateFor(id)
 }
 
 // start runs the tenant's pipeline in its own goroutine.

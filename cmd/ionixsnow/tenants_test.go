@@ -111,6 +111,9 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 		mustRun(putEnv, "tenant", "put", c.id, "--file", c.settingsFile(t, dir, 1))
 		mustRun(base, "tenant", "activate", c.id)
 	}
+	if out, code := runBinary(t, base, "tenant", "test", "acme"); code != exitOK {
+		t.Fatalf("tenant test acme: exit %d\n%s", code, out)
+	}
 	shared := []string{"ai-1", "ai-2", "ai-3"}
 	mustRun(base, "publish", "--file", itemsFile(t, dir, "single.ndjson", "single", 8, shared...))
 	for _, c := range []*customer{acme, globex} {
