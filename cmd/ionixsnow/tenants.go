@@ -26,8 +26,8 @@ const tenantRetry = 10 * time.Second
 // follows the bucket: a put, an activation, a deactivation or a delete takes effect as
 // soon as the bucket's watch reports it, without a restart. Each tenant has its own
 // durable consumer, budget key, ledger keys, dead letters, ServiceNow client (its own
-// OAuth token), breaker and workers, so one tenant's outage, pause or backlog holds up
-// no other.
+// OAuth token), breaker and workers, and its own goroutine that starts and stops its
+// pipeline, so one tenant's outage, pause, backlog or slow drain holds up no other.
 type tenantFleet struct {
 	cfg     config.Config // the deployment's
 	keyPath string
@@ -36,7 +36,14 @@ type tenantFleet struct {
 
 	mu      sync.Mutex
 	keys    *secrets.Keyset
-	running map[string]*tenantRun
+	tenants map[string]*tenantSlot
+}
+
+// tenantSlot is one tenant's place in the fleet during a Run: a goroutine that
+// reconciles it when kicked, and its pipeline while one runs.
+type tenantSlot struct {
+	kick chan struct{} // capacity 1: kicks that come while it works coalesce
+	run  *tenantRun    // owned by the slot's goroutine
 }
 
 // tenantRun is one tenant's pipeline while it runs.
@@ -44,6 +51,7 @@ type tenantRun struct {
 	revision uint64 // of the settings it runs with
 	cancel   context.CancelFunc
 	done     chan struct{}
+	failed   chan struct{} // closed when Run ended by itself
 }
 
 func newTenantFleet(cfg config.Config, m *metrics.Metrics, log zerolog.Logger) (*tenantFleet, error) {
@@ -51,11 +59,19 @@ func newTenantFleet(cfg config.Config, m *metrics.Metrics, log zerolog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	return &tenantFleet{cfg: cfg, keyPath: cfg.Secrets.KeysetFile, metrics: m, log: log, keys: keys, running: map[string]*tenantRun{}}, nil
+	return &tenantFleet{cfg: cfg, keyPath: cfg.Secrets.KeysetFile, metrics: m, log: log, keys: keys}, nil
+}
+
+// fleetRun is what the tenants' goroutines of one Run share.
+type fleetRun struct {
+	ctx    context.Context
+	conn   *natsConn
+	bucket jetstream.KeyValue
+	wg     *sync.WaitGroup
 }
 
 // Run serves the tenants over conn until ctx ends, then stops every tenant's pipeline
-// (each drains as consume does at SIGTERM) and returns.
+// (each drains as consume does at SIGTERM, all at once) and returns.
 func (f *tenantFleet) Run(ctx context.Context, conn *natsConn) error {
 	var bucket jetstream.KeyValue
 	if err := retryWhileStarting(ctx, func(ctx context.Context) (err error) {
@@ -64,71 +80,120 @@ func (f *tenantFleet) Run(ctx context.Context, conn *natsConn) error {
 	}); err != nil {
 		return err
 	}
-	defer f.stopAll()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	fr := fleetRun{ctx: ctx, conn: conn, bucket: bucket, wg: &wg}
+	f.mu.Lock()
+	f.tenants = map[string]*tenantSlot{}
+	f.mu.Unlock()
+	defer func() {
+		// Under mu: no kick adds a tenant's goroutine once the Run is ending.
+		f.mu.Lock()
+		cancel()
+		f.mu.Unlock()
+		wg.Wait()
+	}()
 	w, err := bucket.WatchAll(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = w.Stop() }()
-	retry := make(chan string, 64)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case id := <-retry:
-			f.reconcile(ctx, conn, bucket, id, retry)
 		case e, ok := <-w.Updates():
 			if !ok {
 				return errors.New("the watch of the tenants' bucket ended")
 			}
 			if e == nil {
 				f.mu.Lock()
-				n := len(f.running)
+				n := len(f.tenants)
 				f.mu.Unlock()
-				f.log.Info().Int("tenants_running", n).Msg("serving the active tenants of the integrations bucket")
+				f.log.Info().Int("tenants", n).Msg("following the tenants of the integrations bucket")
 				continue
 			}
-			f.reconcile(ctx, conn, bucket, e.Key(), retry)
+			f.kick(fr, e.Key())
 		}
 	}
 }
 
-// reconcile makes what runs for tenant id match the bucket: its pipeline runs, with
-// the settings of the bucket's latest revision, exactly while the tenant is active.
-func (f *tenantFleet) reconcile(ctx context.Context, conn *natsConn, bucket jetstream.KeyValue, id string, retry chan<- string) {
+// kick asks the tenant's goroutine (started on its first kick) to reconcile it.
+func (f *tenantFleet) kick(fr fleetRun, id string) {
+	f.mu.Lock()
+	if fr.ctx.Err() != nil {
+		f.mu.Unlock()
+		return
+	}
+	slot := f.tenants[id]
+	if slot == nil {
+		slot = &tenantSlot{kick: make(chan struct{}, 1)}
+		f.tenants[id] = slot
+		fr.wg.Go(func() { f.follow(fr, id, slot) })
+	}
+	f.mu.Unlock()
+	select {
+	case slot.kick <- struct{}{}:
+	default:
+	}
+}
+
+// follow is the tenant's goroutine: it reconciles the tenant on each kick and when
+// its pipeline stops by itself, and stops the pipeline when the Run ends.
+func (f *tenantFleet) follow(fr fleetRun, id string, slot *tenantSlot) {
 	log := f.log.With().Str("tenant", id).Logger()
-	e, err := bucket.Get(ctx, id)
+	for {
+		var failed chan struct{}
+		if slot.run != nil {
+			failed = slot.run.failed
+		}
+		select {
+		case <-fr.ctx.Done():
+			f.stop(slot, log, "consume is stopping")
+			return
+		case <-slot.kick:
+			f.reconcile(fr, id, slot, log)
+		case <-failed:
+			f.stop(slot, log, "its consumer stopped")
+			f.retryLater(fr, id)
+		}
+	}
+}
+
+// reconcile makes what runs for the tenant match the bucket: its pipeline runs, with
+// the settings of the bucket's latest revision, exactly while the tenant is active.
+func (f *tenantFleet) reconcile(fr fleetRun, id string, slot *tenantSlot, log zerolog.Logger) {
+	e, err := fr.bucket.Get(fr.ctx, id)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-		f.stop(id, log, "deleted")
+		f.stop(slot, log, "deleted")
 		return
 	case err != nil:
-		log.Warn().Err(err).Dur("retry_in", tenantRetry).Msg("cannot read the tenant's settings")
-		f.retryLater(ctx, id, retry)
+		if fr.ctx.Err() == nil {
+			log.Warn().Err(err).Dur("retry_in", tenantRetry).Msg("cannot read the tenant's settings")
+			f.retryLater(fr, id)
+		}
 		return
 	}
-	f.mu.Lock()
-	r := f.running[id]
-	f.mu.Unlock()
-	if r != nil && r.revision == e.Revision() {
+	if slot.run != nil && slot.run.revision == e.Revision() {
 		return
 	}
-	st, err := f.settings(ctx, bucket, id)
+	st, err := f.settings(fr.ctx, fr.bucket, id)
 	if err != nil {
 		// A tenant that cannot be read runs no longer on stale settings. Its
 		// secrets may not open yet because the keyset file reaches this process
 		// after a rotation: it is tried again.
-		f.stop(id, log, "unreadable")
+		f.stop(slot, log, "unreadable")
 		log.Error().Err(err).Dur("retry_in", tenantRetry).Msg("the tenant's settings cannot be used; it does not run until they can")
-		f.retryLater(ctx, id, retry)
+		f.retryLater(fr, id)
 		return
 	}
 	if !st.Active {
-		f.stop(id, log, "deactivated")
+		f.stop(slot, log, "deactivated")
 		return
 	}
-	f.stop(id, log, "settings changed")
-	f.start(ctx, conn, id, e.Revision(), st, log, retry)
+	f.stop(slot, log, "settings changed")
+	f.start(fr, id, e.Revision(), st, slot, log)
 }
 
 // settings reads the tenant's settings with their secrets opened. When they do not
@@ -161,7 +226,7 @@ func checkSettings(id string, st tenant.Settings, err error) error {
 }
 
 // start runs the tenant's pipeline in its own goroutine.
-func (f *tenantFleet) start(ctx context.Context, conn *natsConn, id string, revision uint64, st tenant.Settings, log zerolog.Logger, retry chan<- string) {
+func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.Settings, slot *tenantSlot, log zerolog.Logger) {
 	cfg := st.Config(f.cfg)
 	snow, err := servicenow.New(cfg.ServiceNow.Client(), log)
 	if err != nil {
@@ -169,18 +234,18 @@ func (f *tenantFleet) start(ctx context.Context, conn *natsConn, id string, revi
 		return
 	}
 	stats := &consumer.Stats{}
-	p, err := newTenantPipeline(ctx, conn, cfg, id, f.metrics.Importer(snow),
+	p, err := newTenantPipeline(fr.ctx, fr.conn, cfg, id, f.metrics.Importer(snow),
 		consumer.Deps{Incidents: snow, RateLimit: snow, Stats: stats, Halt: &consumer.Halt{}}, log)
 	if err != nil {
-		log.Warn().Err(err).Dur("retry_in", tenantRetry).Msg("cannot set up the tenant's consumer")
-		f.retryLater(ctx, id, retry)
+		if fr.ctx.Err() == nil {
+			log.Warn().Err(err).Dur("retry_in", tenantRetry).Msg("cannot set up the tenant's consumer")
+			f.retryLater(fr, id)
+		}
 		return
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	r := &tenantRun{revision: revision, cancel: cancel, done: make(chan struct{})}
-	f.mu.Lock()
-	f.running[id] = r
-	f.mu.Unlock()
+	runCtx, cancel := context.WithCancel(fr.ctx)
+	r := &tenantRun{revision: revision, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
+	slot.run = r
 	go func() {
 		defer close(r.done)
 		if err := snow.Authenticate(runCtx); err != nil && runCtx.Err() == nil {
@@ -188,54 +253,26 @@ func (f *tenantFleet) start(ctx context.Context, conn *natsConn, id string, revi
 		}
 		log.Info().Str("servicenow", cfg.ServiceNow.InstanceURL).Str("consumer", topology.DefaultNames().ForTenant(id).Consumer).Msg("consuming for the tenant")
 		err := p.consumer.Run(runCtx)
-		if runCtx.Err() != nil {
-			return
+		if runCtx.Err() == nil {
+			log.Error().Err(err).Dur("retry_in", tenantRetry).Msg("the tenant's consumer stopped")
+			close(r.failed)
 		}
-		// Run ended on its own: try the tenant again later.
-		log.Error().Err(err).Dur("retry_in", tenantRetry).Msg("the tenant's consumer stopped")
-		f.mu.Lock()
-		if f.running[id] == r {
-			delete(f.running, id)
-		}
-		f.mu.Unlock()
-		f.retryLater(ctx, id, retry)
 	}()
 }
 
 // stop ends the tenant's pipeline, if one runs, and waits until it drained.
-func (f *tenantFleet) stop(id string, log zerolog.Logger, why string) {
-	f.mu.Lock()
-	r := f.running[id]
-	delete(f.running, id)
-	f.mu.Unlock()
+func (f *tenantFleet) stop(slot *tenantSlot, log zerolog.Logger, why string) {
+	r := slot.run
 	if r == nil {
 		return
 	}
+	slot.run = nil
 	r.cancel()
 	<-r.done
 	log.Info().Str("why", why).Msg("stopped consuming for the tenant")
 }
 
-func (f *tenantFleet) stopAll() {
-	f.mu.Lock()
-	ids := make([]string, 0, len(f.running))
-	for id := range f.running {
-		ids = append(ids, id)
-	}
-	f.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		wg.Go(func() { f.stop(id, f.log.With().Str("tenant", id).Logger(), "consume is stopping") })
-	}
-	wg.Wait()
-}
-
-// retryLater asks Run to reconcile the tenant again after tenantRetry.
-func (f *tenantFleet) retryLater(ctx context.Context, id string, retry chan<- string) {
-	time.AfterFunc(tenantRetry, func() {
-		select {
-		case retry <- id:
-		case <-ctx.Done():
-		}
-	})
+// retryLater kicks the tenant again after tenantRetry.
+func (f *tenantFleet) retryLater(fr fleetRun, id string) {
+	time.AfterFunc(tenantRetry, func() { f.kick(fr, id) })
 }
