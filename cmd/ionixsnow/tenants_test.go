@@ -203,3 +203,151 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 		}
 	}
 }
+
+// importTimes are the times the instance received an import of each correlation id,
+// in order.
+func importTimes(sim *emulator.Server) map[string][]time.Time {
+	out := map[string][]time.Time{}
+	for _, r := range sim.Requests() {
+		if r.Method == "POST" && strings.Contains(r.Path, "/api/now/import/") {
+			id := r.Fields["u_correlation_id"]
+			out[id] = append(out[id], r.At)
+		}
+	}
+	return out
+}
+
+// maxInWindow is the most import requests the instance received within any span of
+// window.
+func maxInWindow(sim *emulator.Server, window time.Duration) int {
+	var at []time.Time
+	for _, r := range sim.Requests() {
+		if r.Method == "POST" && strings.Contains(r.Path, "/api/now/import/") {
+			at = append(at, r.At)
+		}
+	}
+	most := 0
+	for i := range at {
+		n := 0
+		for j := i; j < len(at) && at[j].Sub(at[i]) < window; j++ {
+			n++
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// TestTenantIsolation: one consume, four tenants. One tenant's instance is down for
+// 30 s and another's answers 403; the third's items keep arriving at the latency
+// they had before, and the fourth's cap holds exactly under a burst. When the outage
+// ends, the first tenant's items arrive.
+func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Stop)
+	dir := t.TempDir()
+	keyset := filepath.Join(dir, "keyset.json")
+	base := []string{"IONIXSNOW_NATS_URL=" + ns.URL(), "IONIXSNOW_SECRETS_KEYSET_FILE=" + keyset,
+		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=", "IONIXSNOW_CONSUMER_MAX_BACKOFF=2s"}
+	mustRun := func(args ...string) {
+		t.Helper()
+		if out, code := runBinary(t, base, args...); code != exitOK {
+			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	mustRun("keys", "init", "--out", keyset)
+	down, denied, steady, capped := newCustomer(t, "down"), newCustomer(t, "denied"), newCustomer(t, "steady"), newCustomer(t, "capped")
+	caps := map[string]string{"capped": "{max_per_window: 3, window: 2s}"}
+	for _, c := range []*customer{down, denied, steady, capped} {
+		p := filepath.Join(dir, c.id+".yaml")
+		body := fmt.Sprintf("servicenow: {instance_url: %q, client_id: %q, username: %q}\n", c.url, c.id+"-client", "svc."+c.id)
+		if cp, ok := caps[c.id]; ok {
+			body += "cap: " + cp + "\n"
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, code := runBinary(t, append(append([]string{}, base...), "IONIXSNOW_SERVICENOW_CLIENT_SECRET="+c.secret, "IONIXSNOW_SERVICENOW_PASSWORD="+c.password),
+			"tenant", "put", c.id, "--file", p)
+		if code != exitOK {
+			t.Fatalf("put %s: %d\n%s", c.id, code, out)
+		}
+		mustRun("tenant", "activate", c.id)
+	}
+	consume := startConsume(t, "", base)
+
+	// The steady tenant's latency before anything goes wrong: publish to import.
+	latency := func(ids ...string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		mustRun("publish", "--tenant", "steady", "--file", itemsFile(t, dir, ids[0]+".ndjson", "steady", 8, ids...))
+		testkit.WaitForDiag(t, 20*time.Second, "the steady tenant's items", func() bool {
+			got := importTimes(steady.sim)
+			for _, id := range ids {
+				if len(got["ionix:"+id]) == 0 {
+					return false
+				}
+			}
+			return true
+		}, func() string { return consume.logs.String() })
+		worst := time.Duration(0)
+		got := importTimes(steady.sim)
+		for _, id := range ids {
+			worst = max(worst, got["ionix:"+id][0].Sub(start))
+		}
+		return worst
+	}
+	before := latency("s-1")
+
+	if err := down.sim.SetConfig(emulator.Config{Outage: emulator.Outage{Mode: emulator.Outage503, For: emulator.Duration(30 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	outageEnds := time.Now().Add(30 * time.Second)
+	if err := denied.sim.SetConfig(emulator.Config{Roles: []string{"itil"}}); err != nil {
+		t.Fatal(err)
+	}
+	mustRun("publish", "--tenant", "down", "--file", itemsFile(t, dir, "down.ndjson", "down", 8, "d-1", "d-2"))
+	mustRun("publish", "--tenant", "denied", "--file", itemsFile(t, dir, "denied.ndjson", "denied", 8, "x-1", "x-2"))
+	mustRun("publish", "--tenant", "capped", "--file", itemsFile(t, dir, "capped.ndjson", "capped", 8, "c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-7", "c-8", "c-9"))
+	testkit.WaitForDiag(t, 10*time.Second, "the denied tenant pauses", func() bool {
+		return strings.Contains(consume.logs.String(), `"tenant":"denied"`) && strings.Contains(consume.logs.String(), "403")
+	}, func() string { return consume.logs.String() })
+
+	var during []time.Duration
+	for i := 0; time.Until(outageEnds) > 3*time.Second; i++ {
+		during = append(during, latency(fmt.Sprintf("s-%d", i+2)))
+	}
+	worst := time.Duration(0)
+	for _, d := range during {
+		worst = max(worst, d)
+	}
+	t.Logf("steady tenant, publish to import: %v before; during the other tenants' outage and 403, %d samples, worst %v", before, len(during), worst)
+	if worst > before+time.Second {
+		t.Errorf("the steady tenant's items took up to %v during another tenant's outage, %v before: more than 1 s later", worst, before)
+	}
+	if n := len(down.sim.Incidents()); n != 0 {
+		t.Fatalf("%d incidents at the instance that is down", n)
+	}
+	// The outage ends: the down tenant's items arrive.
+	testkit.WaitForDiag(t, 30*time.Second, "the down tenant's items after its outage", func() bool {
+		return len(down.sim.Incidents()) == 2
+	}, func() string { return consume.logs.String() })
+	if n := len(denied.sim.Incidents()); n != 0 {
+		t.Errorf("%d incidents at the instance that denies the role", n)
+	}
+	testkit.WaitFor(t, 20*time.Second, "the capped tenant's burst", func() bool { return len(capped.sim.Incidents()) == 9 })
+	if n := maxInWindow(capped.sim, 2*time.Second); n != 3 {
+		t.Errorf("capped: at most %d imports within 2 s; want its cap of 3, exactly", n)
+	}
+	for _, c := range []*customer{down, denied, steady, capped} {
+		for _, in := range c.sim.Incidents() {
+			if !strings.HasPrefix(in.ShortDescription, c.id+":") || in.Inserts != 1 {
+				t.Errorf("%s: incident %q inserted %d times", c.id, in.ShortDescription, in.Inserts)
+			}
+		}
+	}
+	consume.stop(t)
+}
