@@ -223,8 +223,9 @@ func consumerStatus(ctx context.Context, js jetstream.JetStream, names topology.
 	return cs, nil
 }
 
-// deadLetters is the number of messages in the dead-letter stream, 0 when it does
-// not exist yet (consume creates it).
+// deadLetters is the number of the names' tenant's messages in the dead-letter
+// stream (SPEC §9: a tenant's are under <dlq prefix>.<tenant>, the single-tenant
+// form's are the rest), 0 when the stream does not exist yet (consume creates it).
 func deadLetters(ctx context.Context, js jetstream.JetStream, names topology.Names) (uint64, error) {
 	s, err := js.Stream(ctx, names.DLQStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -233,10 +234,17 @@ func deadLetters(ctx context.Context, js jetstream.JetStream, names topology.Nam
 	if err != nil {
 		return 0, fmt.Errorf("read dead-letter stream %s: %w", names.DLQStream, err)
 	}
-	if info := s.CachedInfo(); info != nil {
-		return info.State.Msgs, nil
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(names.DLQSubjectPrefix+".>"))
+	if err != nil {
+		return 0, fmt.Errorf("read dead-letter stream %s: %w", names.DLQStream, err)
 	}
-	return 0, nil
+	var n uint64
+	for subject, count := range info.State.Subjects {
+		if topology.DLQSubjectOf(names, subject) {
+			n += count
+		}
+	}
+	return n, nil
 }
 
 type budgetRead struct {

@@ -240,3 +240,28 @@ func EnsureIntegrations(ctx context.Context, js jetstream.JetStream, o Options) 
 	return ensureBucket(ctx, js, o.Names.WithDefaults().IntegrationsBucket,
 		"ionixsnow: each tenant's integration settings (secrets sealed)", o.replicas(), o.requestTimeout())
 }
+
+// EnsureTenantReports creates (or updates) the bucket of the replicas' reports of
+// each tenant's sending: memory storage, entries expire after ttl.
+func EnsureTenantReports(ctx context.Context, js jetstream.JetStream, o Options, ttl time.Duration) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      o.Names.WithDefaults().TenantReportsBucket,
+		Description: "ionixsnow: each consume replica's report of each tenant's sending",
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    o.replicas(),
+		History:     1,
+		TTL:         ttl,
+	}
+	kv, err := request(ctx, o.requestTimeout(), "create", func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateKeyValue(ctx, cfg)
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = request(ctx, o.requestTimeout(), "update", func(ctx context.Context) (jetstream.KeyValue, error) {
+			return js.UpdateKeyValue(ctx, cfg)
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}

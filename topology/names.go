@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,9 @@ const (
 	DefaultSeenBucket       = "ionix_seen"
 	// DefaultIntegrationsBucket holds the tenants' settings (SPEC §9).
 	DefaultIntegrationsBucket = "ionix_integrations"
+	// DefaultTenantReportsBucket holds what each consume replica says of each
+	// tenant's sending (paused, and why), for status --all.
+	DefaultTenantReportsBucket = "ionix_tenant_reports"
 
 	// StreamMaxAge is how long action-item events stay replayable.
 	StreamMaxAge = 30 * 24 * time.Hour
@@ -38,6 +42,8 @@ type Names struct {
 	SeenBucket       string
 	// IntegrationsBucket holds one key per tenant: its settings, secrets sealed.
 	IntegrationsBucket string
+	// TenantReportsBucket holds the replicas' reports of each tenant's sending.
+	TenantReportsBucket string
 	// Tenant is the tenant these names serve (SPEC §9): empty (or "default") for
 	// the single-tenant form, whose names are those of SPEC §3. A tenant's items
 	// and dead letters carry its id as the token after the prefixes; the streams
@@ -85,6 +91,18 @@ func (n Names) DLQItemPrefix() string {
 	return n.DLQSubjectPrefix
 }
 
+// DLQSubjectOf reports whether a dead-letter subject is the names' tenant's: below
+// its DLQItemPrefix for a tenant; for the single-tenant form, below the prefix with at
+// most <event>.<category> after it (a tenant's have its id first).
+func DLQSubjectOf(n Names, subject string) bool {
+	n = n.WithDefaults()
+	rest, ok := strings.CutPrefix(subject, n.DLQItemPrefix()+".")
+	if !ok {
+		return false
+	}
+	return n.IsTenant() || strings.Count(rest, ".") < 2
+}
+
 // BudgetKey is the tenant's key in the budget bucket: "" (the budget's default key,
 // "window") for the single-tenant form, the tenant id otherwise.
 func (n Names) BudgetKey() string {
@@ -124,6 +142,7 @@ func (n Names) WithDefaults() Names {
 	set(&n.TicketsBucket, DefaultTicketsBucket)
 	set(&n.SeenBucket, DefaultSeenBucket)
 	set(&n.IntegrationsBucket, DefaultIntegrationsBucket)
+	set(&n.TenantReportsBucket, DefaultTenantReportsBucket)
 	return n
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"time"
@@ -34,21 +36,34 @@ type tenantFleet struct {
 	metrics *metrics.Metrics
 	log     zerolog.Logger
 
+	replica string // this process, in its reports
+
 	mu      sync.Mutex
 	keys    *secrets.Keyset
 	tenants map[string]*tenantSlot
 }
+
+// How often a tenant's goroutine looks at its pause, and renews its report unchanged
+// (tenant.ReportTTL is longer).
+const (
+	reportCheck   = 2 * time.Second
+	reportRefresh = 2 * time.Minute
+)
 
 // tenantSlot is one tenant's place in the fleet during a Run: a goroutine that
 // reconciles it when kicked, and its pipeline while one runs.
 type tenantSlot struct {
 	kick chan struct{} // capacity 1: kicks that come while it works coalesce
 	run  *tenantRun    // owned by the slot's goroutine
+
+	reported   tenant.Report // the last report written
+	reportedAt time.Time
 }
 
 // tenantRun is one tenant's pipeline while it runs.
 type tenantRun struct {
 	revision uint64 // of the settings it runs with
+	consumer *consumer.Consumer
 	cancel   context.CancelFunc
 	done     chan struct{}
 	failed   chan struct{} // closed when Run ended by itself
@@ -59,15 +74,18 @@ func newTenantFleet(cfg config.Config, m *metrics.Metrics, log zerolog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	return &tenantFleet{cfg: cfg, keyPath: cfg.Secrets.KeysetFile, metrics: m, log: log, keys: keys}, nil
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	return &tenantFleet{cfg: cfg, keyPath: cfg.Secrets.KeysetFile, metrics: m, log: log, keys: keys, replica: hex.EncodeToString(id[:])}, nil
 }
 
 // fleetRun is what the tenants' goroutines of one Run share.
 type fleetRun struct {
-	ctx    context.Context
-	conn   *natsConn
-	bucket jetstream.KeyValue
-	wg     *sync.WaitGroup
+	ctx     context.Context
+	conn    *natsConn
+	bucket  jetstream.KeyValue
+	reports *tenant.Reports // nil: none written
+	wg      *sync.WaitGroup
 }
 
 // Run serves the tenants over conn until ctx ends, then stops every tenant's pipeline
@@ -80,9 +98,15 @@ func (f *tenantFleet) Run(ctx context.Context, conn *natsConn) error {
 	}); err != nil {
 		return err
 	}
+	var reports *tenant.Reports
+	if kv, err := topology.EnsureTenantReports(ctx, conn.js, topologyOptions(f.cfg), tenant.ReportTTL); err != nil {
+		f.log.Warn().Err(err).Msg("cannot report the tenants' pauses; status --all will not show them")
+	} else {
+		reports = tenant.NewReports(kv)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	fr := fleetRun{ctx: ctx, conn: conn, bucket: bucket, wg: &wg}
+	fr := fleetRun{ctx: ctx, conn: conn, bucket: bucket, reports: reports, wg: &wg}
 	f.mu.Lock()
 	f.tenants = map[string]*tenantSlot{}
 	f.mu.Unlock()
@@ -142,6 +166,8 @@ func (f *tenantFleet) kick(fr fleetRun, id string) {
 // its pipeline stops by itself, and stops the pipeline when the Run ends.
 func (f *tenantFleet) follow(fr fleetRun, id string, slot *tenantSlot) {
 	log := f.log.With().Str("tenant", id).Logger()
+	check := time.NewTicker(reportCheck)
+	defer check.Stop()
 	for {
 		var failed chan struct{}
 		if slot.run != nil {
@@ -156,8 +182,36 @@ func (f *tenantFleet) follow(fr fleetRun, id string, slot *tenantSlot) {
 		case <-failed:
 			f.stop(slot, log, "its consumer stopped")
 			f.retryLater(fr, id)
+		case <-check.C:
+			f.report(fr, id, slot, log)
 		}
 	}
+}
+
+// report writes this replica's report of the tenant when its pause changed, or
+// renews it before it expires; a tenant not running here reports nothing.
+func (f *tenantFleet) report(fr fleetRun, id string, slot *tenantSlot, log zerolog.Logger) {
+	if fr.reports == nil || slot.run == nil && slot.reported.Paused == "" {
+		return
+	}
+	var rep tenant.Report // not running here (any more): not paused here
+	if slot.run != nil {
+		if p := slot.run.consumer.Paused(); p.Paused && p.Cause != nil {
+			rep.Paused = p.Cause.Error()
+		} else if p.Paused {
+			rep.Paused = "paused"
+		}
+	}
+	now := time.Now()
+	if rep.Paused == slot.reported.Paused && now.Sub(slot.reportedAt) < reportRefresh {
+		return
+	}
+	rep.At = now.UTC()
+	if err := fr.reports.Put(fr.ctx, id, f.replica, rep); err != nil {
+		log.Debug().Err(err).Msg("cannot report the tenant's pause")
+		return
+	}
+	slot.reported, slot.reportedAt = rep, now
 }
 
 // reconcile makes what runs for the tenant match the bucket: its pipeline runs, with
@@ -244,7 +298,7 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 		return
 	}
 	runCtx, cancel := context.WithCancel(fr.ctx)
-	r := &tenantRun{revision: revision, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
+	r := &tenantRun{revision: revision, consumer: p.consumer, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
 	slot.run = r
 	go func() {
 		defer close(r.done)

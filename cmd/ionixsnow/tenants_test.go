@@ -316,6 +316,38 @@ func TestTenantIsolation(t *testing.T) {
 		return strings.Contains(consume.logs.String(), `"tenant":"denied"`) && strings.Contains(consume.logs.String(), "403")
 	}, func() string { return consume.logs.String() })
 
+	testkit.WaitForDiag(t, 10*time.Second, "status --all shows the denied tenant paused", func() bool {
+		out, code := runBinary(t, base, "status", "--all", "--json")
+		var st struct {
+			Tenants []struct {
+				Tenant string `json:"tenant"`
+				Active bool   `json:"active"`
+				Paused string `json:"paused"`
+				Budget struct {
+					Limit int `json:"limit"`
+				} `json:"budget"`
+			} `json:"tenants"`
+		}
+		if code != exitOK || json.Unmarshal([]byte(out), &st) != nil || len(st.Tenants) != 4 {
+			return false
+		}
+		for _, ts := range st.Tenants {
+			switch {
+			case !ts.Active:
+				return false
+			case ts.Tenant == "denied" && !strings.Contains(ts.Paused, "403"):
+				return false
+			case ts.Tenant == "steady" && ts.Paused != "":
+				return false
+			case ts.Tenant == "capped" && ts.Budget.Limit != 3:
+				return false
+			}
+		}
+		return true
+	}, func() string { out, _ := runBinary(t, base, "status", "--all", "--json"); return out })
+	if out, code := runBinary(t, base, "status", "--tenant", "capped"); code != exitOK || !strings.Contains(out, "servicenow_capped") {
+		t.Errorf("status --tenant capped: exit %d\n%s", code, out)
+	}
 	var during []time.Duration
 	for i := 0; time.Until(outageEnds) > 3*time.Second; i++ {
 		during = append(during, latency(fmt.Sprintf("s-%d", i+2)))
