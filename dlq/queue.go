@@ -143,7 +143,8 @@ type Letter struct {
 	DLQSeq    uint64    `json:"dlq_seq"` // sequence in the dead-letter stream
 }
 
-// List returns up to limit dead letters, oldest first (limit <= 0: all).
+// List returns up to limit dead letters of the queue's tenant, oldest first (limit
+// <= 0: all).
 func (d *Queue) List(ctx context.Context, limit int) ([]Letter, error) {
 	s, err := d.js.Stream(ctx, d.names.DLQStream)
 	if err != nil {
@@ -164,6 +165,9 @@ func (d *Queue) List(ctx context.Context, limit int) ([]Letter, error) {
 		}
 		if err != nil {
 			return out, fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		if !d.ours(m.Subject) {
+			continue // another tenant's (SPEC §9)
 		}
 		out = append(out, letterOf(m))
 	}

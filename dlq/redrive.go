@@ -61,7 +61,7 @@ func (d *Queue) Redrive(ctx context.Context, dlqSeq uint64) (RedriveResult, erro
 		return RedriveResult{DLQSeq: dlqSeq}, err
 	}
 	raw, err := to.dlq.GetMsg(ctx, dlqSeq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !d.ours(raw.Subject) {
 		return RedriveResult{DLQSeq: dlqSeq}, fmt.Errorf("sequence %d of %s: %w", dlqSeq, d.names.DLQStream, ErrNotFound)
 	}
 	if err != nil {
@@ -86,7 +86,11 @@ func (d *Queue) RedriveAll(ctx context.Context, progress func(done, total int)) 
 	if err != nil {
 		return 0, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
 	}
-	total, last := int(info.State.Msgs), info.State.LastSeq
+	count, err := d.Count(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total, last := int(count), info.State.LastSeq
 	var skipped []error
 	done := 0
 	for seq := info.State.FirstSeq; total > 0 && seq <= last; {
@@ -99,6 +103,9 @@ func (d *Queue) RedriveAll(ctx context.Context, progress func(done, total int)) 
 			return n, errors.Join(append(skipped, fmt.Errorf("read dead letter %d: %w", seq, err))...)
 		}
 		seq = raw.Sequence + 1
+		if !d.ours(raw.Subject) {
+			continue // another tenant's
+		}
 		_, err = d.redrive(ctx, to, raw)
 		switch {
 		case err == nil:
@@ -117,34 +124,67 @@ func (d *Queue) RedriveAll(ctx context.Context, progress func(done, total int)) 
 	return n, errors.Join(skipped...)
 }
 
-// Count returns how many dead letters the dead-letter stream holds.
+// Count returns how many dead letters of the queue's tenant the dead-letter stream
+// holds (SPEC §9: a tenant's are under <dlq prefix>.<tenant>).
 func (d *Queue) Count(ctx context.Context) (uint64, error) {
-	info, err := d.dlqInfo(ctx)
+	counts, err := d.subjectCounts(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Msgs, nil
+	var n uint64
+	for _, c := range counts {
+		n += c
+	}
+	return n, nil
 }
 
-// Purge deletes every dead letter the dead-letter stream holds when it is called and
-// returns how many there were. Dead letters stored while it runs are kept.
+// subjectCounts are the queue's tenant's dead-letter subjects and their counts.
+func (d *Queue) subjectCounts(ctx context.Context) (map[string]uint64, error) {
+	s, err := d.js.Stream(ctx, d.names.DLQStream)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(d.names.DLQSubjectPrefix+".>"))
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
+	}
+	out := map[string]uint64{}
+	for subject, n := range info.State.Subjects {
+		if d.ours(subject) {
+			out[subject] = n
+		}
+	}
+	return out, nil
+}
+
+// ours reports whether a dead-letter subject is the queue's tenant's.
+func (d *Queue) ours(subject string) bool { return topology.DLQSubjectOf(d.names, subject) }
+
+// Purge deletes every dead letter of the queue's tenant the dead-letter stream holds
+// when it is called and returns how many there were. Dead letters stored while it
+// runs are kept, and so are other tenants'.
 func (d *Queue) Purge(ctx context.Context) (uint64, error) {
 	info, err := d.dlqInfo(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if info.State.Msgs == 0 {
-		return 0, nil
+	counts, err := d.subjectCounts(ctx)
+	if err != nil {
+		return 0, err
 	}
 	s, err := d.js.Stream(ctx, d.names.DLQStream)
 	if err != nil {
 		return 0, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
 	}
-	// Up to and including the last sequence seen, not whatever arrives meanwhile.
-	if err := s.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
-		return 0, fmt.Errorf("purge dead-letter stream %s: %w", d.names.DLQStream, err)
+	var n uint64
+	for subject, c := range counts {
+		// Up to and including the last sequence seen, not whatever arrives meanwhile.
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+			return n, fmt.Errorf("purge dead-letter stream %s: %w", d.names.DLQStream, err)
+		}
+		n += c
 	}
-	return info.State.Msgs, nil
+	return n, nil
 }
 
 func (d *Queue) dlqInfo(ctx context.Context) (*jetstream.StreamInfo, error) {

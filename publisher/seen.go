@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,15 +49,34 @@ func next(prev SeenItem, found bool) int {
 // Seen is the poller's state in the KV bucket ionix_seen: action item id -> SeenItem.
 // It is what makes a restarted poller publish nothing twice.
 type Seen struct {
-	kv jetstream.KeyValue
+	kv     jetstream.KeyValue
+	prefix string
 }
 
 // NewSeen returns the poller state over the bucket.
 func NewSeen(kv jetstream.KeyValue) *Seen { return &Seen{kv: kv} }
 
+// NewSeenForTenant returns tenant's poller state (SPEC §9): its keys are prefix (such
+// as "acme.") followed by the item's key token, which never holds a dot. An empty
+// prefix is NewSeen's (the single-tenant form's keys are the ones without a dot).
+func NewSeenForTenant(kv jetstream.KeyValue, prefix string) *Seen {
+	return &Seen{kv: kv, prefix: prefix}
+}
+
+// key is the item's key in this state.
+func (s *Seen) key(id string) string { return s.prefix + ionix.KeyToken(id) }
+
+// ours reports whether a key of the bucket is this state's.
+func (s *Seen) ours(key string) bool {
+	if s.prefix == "" {
+		return !strings.Contains(key, ".")
+	}
+	return strings.HasPrefix(key, s.prefix) && !strings.Contains(key[len(s.prefix):], ".")
+}
+
 // Get returns what the poller remembers of the item; ok is false when nothing.
 func (s *Seen) Get(ctx context.Context, id string) (it SeenItem, ok bool, err error) {
-	e, err := s.kv.Get(ctx, ionix.KeyToken(id))
+	e, err := s.kv.Get(ctx, s.key(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return SeenItem{}, false, nil
 	}
@@ -86,7 +106,7 @@ func encodeSeen(it SeenItem, limit int64) ([]byte, error) {
 
 // put records the value of the item with the given id (see encodeSeen).
 func (s *Seen) put(ctx context.Context, id string, value []byte) error {
-	if _, err := s.kv.Put(ctx, ionix.KeyToken(id), value); err != nil {
+	if _, err := s.kv.Put(ctx, s.key(id), value); err != nil {
 		return fmt.Errorf("seen put %s: %w", ionix.QuoteID(id), err)
 	}
 	return nil
@@ -100,7 +120,9 @@ func (s *Seen) Each(ctx context.Context, fn func(SeenItem) error) error {
 	}
 	var keys []string
 	for k := range lister.Keys() {
-		keys = append(keys, k)
+		if s.ours(k) {
+			keys = append(keys, k)
+		}
 	}
 	for _, k := range keys {
 		e, err := s.kv.Get(ctx, k)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/tenant"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -77,7 +78,12 @@ type dlqSession struct {
 // dlqOpen loads the configuration, connects to NATS and makes sure the
 // dead-letter stream (and, for a re-drive, the action-item stream) exists. The
 // durable consumer is left alone: its filter belongs to the consume processes.
-func (e *env) dlqOpen(ctx context.Context, cmd, cfgPath string, needStream bool) (*dlqSession, int, bool) {
+func (e *env) dlqOpen(ctx context.Context, cmd, cfgPath, tenantArg string, needStream bool) (*dlqSession, int, bool) {
+	tid, err := tenant.ParseID(tenantArg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow %s: --tenant: %v\n", cmd, err)
+		return nil, exitUsage, false
+	}
 	cfg, code, ok := e.loadConfig(cfgPath, config.Needs{})
 	if !ok {
 		return nil, code, false
@@ -88,7 +94,7 @@ func (e *env) dlqOpen(ctx context.Context, cmd, cfgPath string, needStream bool)
 		fmt.Fprintf(e.stderr, "ionixsnow %s: %v\n", cmd, err)
 		return nil, exitFailed, false
 	}
-	topo := topologyOptions(cfg)
+	topo := tenantTopologyOptions(cfg, tid)
 	if err := retryWhileStarting(ctx, func(ctx context.Context) error {
 		_, err := topology.EnsureDLQ(ctx, conn.js, topo)
 		return err
@@ -118,6 +124,7 @@ func dlqSignalContext() (context.Context, context.CancelFunc) {
 func runDLQList(e *env, args []string) int {
 	fs := e.flagSet("dlq list", "[--config FILE] [--json] [--limit N]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
+	tenantFlag := fs.String("tenant", tenant.Default, "the dead letters of tenant `T` (SPEC §9); default: the single-tenant form's")
 	asJSON := fs.Bool("json", false, `print a JSON array of {"stream_seq","subject","id","reason","failed_at","dlq_seq"} with whole reasons`)
 	limit := fs.Int("limit", 0, "list at most `N` dead letters, oldest first (0: all)")
 	if code, ok := parse(fs, args); !ok {
@@ -130,7 +137,7 @@ func runDLQList(e *env, args []string) int {
 	}
 	ctx, stop := dlqSignalContext()
 	defer stop()
-	s, code, ok := e.dlqOpen(ctx, "dlq list", *cfgPath, false)
+	s, code, ok := e.dlqOpen(ctx, "dlq list", *cfgPath, *tenantFlag, false)
 	if !ok {
 		return code
 	}
@@ -284,6 +291,7 @@ func (l *dlqSeqList) Set(v string) error {
 func runDLQRetry(e *env, args []string) int {
 	fs := e.flagSet("dlq retry", "(--all | --seq N [--seq M ...]) [--config FILE]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
+	tenantFlag := fs.String("tenant", tenant.Default, "the dead letters of tenant `T` (SPEC §9); default: the single-tenant form's")
 	all := fs.Bool("all", false, "re-drive every dead letter")
 	var seqs dlqSeqList
 	fs.Var(&seqs, "seq", "re-drive the dead letter whose DLQ SEQ (the first column of 'dlq list', not the STREAM SEQ) is `N`; repeatable, or N,M,...")
@@ -297,7 +305,7 @@ func runDLQRetry(e *env, args []string) int {
 	}
 	ctx, stop := dlqSignalContext()
 	defer stop()
-	s, code, ok := e.dlqOpen(ctx, "dlq retry", *cfgPath, true)
+	s, code, ok := e.dlqOpen(ctx, "dlq retry", *cfgPath, *tenantFlag, true)
 	if !ok {
 		return code
 	}
@@ -376,6 +384,7 @@ func (e *env) dlqRedriveAll(ctx context.Context, s *dlqSession) int {
 func runDLQPurge(e *env, args []string) int {
 	fs := e.flagSet("dlq purge", "[--yes] [--config FILE]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
+	tenantFlag := fs.String("tenant", tenant.Default, "the dead letters of tenant `T` (SPEC §9); default: the single-tenant form's")
 	yes := fs.Bool("yes", false, "purge without asking (required when stdin is not a terminal)")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -387,7 +396,7 @@ func runDLQPurge(e *env, args []string) int {
 	}
 	ctx, stop := dlqSignalContext()
 	defer stop()
-	s, code, ok := e.dlqOpen(ctx, "dlq purge", *cfgPath, false)
+	s, code, ok := e.dlqOpen(ctx, "dlq purge", *cfgPath, *tenantFlag, false)
 	if !ok {
 		return code
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/doctor"
+	"github.com/ionix/ionixsnow/tenant"
 )
 
 // runDoctor runs doctor's checks and prints one line per check, or with --json
@@ -20,8 +21,19 @@ func runDoctor(e *env, args []string) int {
 	cfgPath := fs.String("config", "", "YAML config `file`")
 	sendTest := fs.Bool("send-test", false, "also send a marked test item and read its incident back")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	tenantFlag := fs.String("tenant", tenant.Default, "check tenant `T`'s instance with its settings (SPEC §9; as `tenant test T`); default: the single-tenant form")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *tenantFlag != tenant.Default {
+		targs := []string{*tenantFlag, "--config", *cfgPath}
+		if *sendTest {
+			targs = append(targs, "--send-test")
+		}
+		if *asJSON {
+			targs = append(targs, "--json")
+		}
+		return runTenantTest(e, targs)
 	}
 	cfg, code, ok := e.loadConfigAs(*cfgPath, config.Needs{ServiceNow: true}, *asJSON)
 	if !ok {

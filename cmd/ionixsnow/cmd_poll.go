@@ -16,18 +16,25 @@ import (
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/ionixapi"
 	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/tenant"
 	"github.com/ionix/ionixsnow/topology"
 )
 
 func runPoll(e *env, args []string) int {
-	fs := e.flagSet("poll", "[--config FILE] [--once] [--json]")
+	fs := e.flagSet("poll", "[--config FILE] [--tenant T] [--once] [--json]")
 	cfgPath := fs.String("config", "", "YAML config `file`")
+	tenantFlag := fs.String("tenant", tenant.Default, "poll tenant `T`'s IONIX account with its settings (SPEC §9); default: the single-tenant form")
 	once := fs.Bool("once", false, "poll once and exit (for cron); exit 1 if the poll failed or IONIX returned invalid items")
 	asJSON := fs.Bool("json", false, "print each poll's counts as a JSON line")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{IONIX: true})
+	tid, err := tenant.ParseID(*tenantFlag)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow poll: --tenant: %v\n", err)
+		return exitUsage
+	}
+	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{IONIX: tid == tenant.Default})
 	if !ok {
 		return code
 	}
@@ -35,18 +42,28 @@ func runPoll(e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	api, err := ionixapi.New(ionixapi.Config{BaseURL: cfg.IONIX.APIURL, Token: cfg.IONIX.Token, Account: cfg.IONIX.Account}, log)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "ionixsnow poll: %v\n", err)
-		return exitUsage
-	}
 	conn, err := connectNATS(cfg.NATS, log, true)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot reach NATS")
 		return exitFailed
 	}
 	defer conn.Close()
-	poller, err := newPoller(ctx, conn, cfg, api, log)
+	if tid != tenant.Default {
+		if cfg, err = tenantConfig(ctx, conn, cfg, tid, true, log); err != nil {
+			fmt.Fprintf(e.stderr, "ionixsnow poll: %v\n", err)
+			return exitFailed
+		}
+		if err := cfg.ValidateFor(config.Needs{IONIX: true}); err != nil {
+			fmt.Fprintf(e.stderr, "ionixsnow poll: tenant %s has no IONIX API settings to poll with:\n%s\n", tid, indent(err.Error()))
+			return exitUsage
+		}
+	}
+	api, err := ionixapi.New(ionixapi.Config{BaseURL: cfg.IONIX.APIURL, Token: cfg.IONIX.Token, Account: cfg.IONIX.Account}, log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow poll: %v\n", err)
+		return exitUsage
+	}
+	poller, err := newPoller(ctx, conn, cfg, tid, api, log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot set up the poller")
 		return exitFailed
@@ -67,7 +84,7 @@ func runPoll(e *env, args []string) int {
 	err = runReconnecting(ctx, conn, log,
 		func(ctx context.Context) error { poller.Run(ctx, cfg.IONIX.PollInterval, report); return nil },
 		func(conn *natsConn) (err error) {
-			if poller, err = newPoller(ctx, conn, cfg, api, log); err != nil {
+			if poller, err = newPoller(ctx, conn, cfg, tid, api, log); err != nil {
 				return fmt.Errorf("set up the poller again: %w", err)
 			}
 			return nil
@@ -82,10 +99,10 @@ func runPoll(e *env, args []string) int {
 
 // newPoller sets up the stream and the poller's state bucket over conn and returns
 // the poller.
-func newPoller(ctx context.Context, conn *natsConn, cfg config.Config, api *ionixapi.Client, log zerolog.Logger) (*publisher.Poller, error) {
+func newPoller(ctx context.Context, conn *natsConn, cfg config.Config, t string, api *ionixapi.Client, log zerolog.Logger) (*publisher.Poller, error) {
 	// The poller may start beside consumers setting up the same stream on a forming
 	// cluster: retried as they are (retryWhileStarting).
-	topo := topologyOptions(cfg)
+	topo := tenantTopologyOptions(cfg, t)
 	var seen jetstream.KeyValue
 	err := retryWhileStarting(ctx, func(ctx context.Context) (err error) {
 		if _, err := topology.EnsureStream(ctx, conn.js, topo); err != nil {
@@ -100,7 +117,8 @@ func newPoller(ctx context.Context, conn *natsConn, cfg config.Config, api *ioni
 	if err != nil {
 		return nil, err
 	}
-	return publisher.NewPoller(publisher.APISource(api), publisher.New(conn.js, topo.Names.ItemSubjectPrefix()), publisher.NewSeen(seen), log), nil
+	return publisher.NewPoller(publisher.APISource(api), publisher.ForTenant(conn.js, topo.Names.ItemSubjectPrefix(), t),
+		publisher.NewSeenForTenant(seen, topo.Names.LedgerPrefix()), log), nil
 }
 
 func printPollResult(w io.Writer, log zerolog.Logger, res publisher.PollResult, err error, asJSON bool) {

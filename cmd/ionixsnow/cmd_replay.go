@@ -19,6 +19,7 @@ import (
 	"github.com/ionix/ionixsnow/mapping"
 	"github.com/ionix/ionixsnow/replay"
 	"github.com/ionix/ionixsnow/servicenow"
+	"github.com/ionix/ionixsnow/tenant"
 )
 
 // listFlag collects a repeatable, comma-separated flag.
@@ -45,8 +46,14 @@ func runReplay(e *env, args []string) int {
 	dryRun := fs.Bool("dry-run", false, "show the range and the time it takes at the cap; send nothing")
 	missingOnly := fs.Bool("missing-only", false, "re-send only items whose incident is gone from ServiceNow (Table API read)")
 	asJSON := fs.Bool("json", false, "print the plan and the result as JSON")
+	tenantFlag := fs.String("tenant", tenant.Default, "replay the items of tenant `T` (SPEC §9) to its instance, within its cap; default: the single-tenant form")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	tid, err := tenant.ParseID(*tenantFlag)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow replay: --tenant: %v\n", err)
+		return exitUsage
 	}
 	now := time.Now()
 	r, err := replayRange(*since, *fromSeq, *until, now)
@@ -55,18 +62,10 @@ func runReplay(e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{ServiceNow: !*dryRun})
+	cfg, code, ok := e.loadConfig(*cfgPath, config.Needs{ServiceNow: !*dryRun && tid == tenant.Default})
 	if !ok {
 		return code
 	}
-	filter := filterOf(cfg)
-	if len(categories) > 0 {
-		filter.Categories = categories
-	}
-	topo := topologyOptions(cfg)
-	r.FilterSubjects = filter.FilterSubjects(topo.Names.ItemSubjectPrefix())
-	r.MissingOnly = *missingOnly
-
 	log := newLogger(cfg.Log, e.stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -76,12 +75,29 @@ func runReplay(e *env, args []string) int {
 		return exitFailed
 	}
 	defer conn.Close()
+	if tid != tenant.Default {
+		if cfg, err = tenantConfig(ctx, conn, cfg, tid, !*dryRun, log); err != nil {
+			fmt.Fprintf(e.stderr, "ionixsnow replay: %v\n", err)
+			return exitFailed
+		}
+	}
+	filter := filterOf(cfg)
+	if len(categories) > 0 {
+		filter.Categories = categories
+	}
+	topo := tenantTopologyOptions(cfg, tid)
+	r.FilterSubjects = filter.FilterSubjects(topo.Names.ItemSubjectPrefix())
+	r.MissingOnly = *missingOnly
 	t, err := ensureTopology(ctx, conn.js, topo)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot set up the stream")
 		return exitFailed
 	}
-	budget, err := budget.NewKV(t.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budget.WithLogger(log))
+	bopts := []budget.Option{budget.WithLogger(log)}
+	if key := t.Names.BudgetKey(); key != "" {
+		bopts = append(bopts, budget.WithKey(key))
+	}
+	budget, err := budget.NewKV(t.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, bopts...)
 	if err != nil {
 		log.Error().Err(err).Msg("budget")
 		return exitFailed

@@ -497,6 +497,32 @@ func runTenantTest(e *env, args []string) int {
 	return exitOK
 }
 
+// tenantConfig is the deployment's configuration with tenant t's settings in it, read
+// from the bucket (without creating it); with secrets, they are opened with the
+// keyset of secrets.keyset_file.
+func tenantConfig(ctx context.Context, conn *natsConn, cfg config.Config, t string, withSecrets bool, log zerolog.Logger) (config.Config, error) {
+	kv, err := conn.js.KeyValue(ctx, tenantTopologyOptions(cfg, "").Names.IntegrationsBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return cfg, fmt.Errorf("%w: %s (there are no tenants yet)", tenant.ErrNotFound, t)
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read the tenants' bucket: %w", err)
+	}
+	if !withSecrets {
+		st, err := tenant.NewStore(kv, nil, nil).View(ctx, t)
+		return st.Config(cfg), err
+	}
+	if cfg.Secrets.KeysetFile == "" {
+		return cfg, tenant.ErrNoKeys
+	}
+	keys, err := loadKeyset(cfg.Secrets.KeysetFile, log)
+	if err != nil {
+		return cfg, fmt.Errorf("secrets.keyset_file: %w", err)
+	}
+	st, err := tenant.NewStore(kv, keys, secrets.AssociatedData).Get(ctx, t)
+	return st.Config(cfg), err
+}
+
 // loadKeyset reads the keyset file, warning when others may read it (it is the root
 // secret of every tenant's credentials).
 func loadKeyset(path string, log zerolog.Logger) (*secrets.Keyset, error) {

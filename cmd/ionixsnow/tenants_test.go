@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ionix/ionixsnow/embedded"
+	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
@@ -91,7 +95,7 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 	base := []string{
 		"IONIXSNOW_NATS_URL=" + ns.URL(),
 		"IONIXSNOW_SECRETS_KEYSET_FILE=" + keyset,
-		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=",
+		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=127.0.0.1:0",
 	}
 	singleEnv := append(append([]string{}, base...),
 		"IONIXSNOW_SERVICENOW_INSTANCE_URL="+single.url, "IONIXSNOW_SERVICENOW_CLIENT_ID=single-client",
@@ -188,6 +192,48 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 	}
 	checkOwn()
 
+	// Dead letters: each tenant's apart.
+	bad := func(name, id string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(`{"id":"`+id+`","title":"bad urgency","type":"DNS","urgency":{"urgency":"high"}}`+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// publish refuses what it cannot decode; a message published as is reaches the
+	// consumer, which dead-letters it.
+	nc := natstest.Connect(t, ns.URL())
+	for subject, id := range map[string]string{"ionix.action_items.opened.dns": "bad-single", "ionix.action_items.acme.opened.dns": "bad-acme"} {
+		m := nats.NewMsg(subject)
+		m.Header.Set("Ionix-Event", "opened")
+		m.Data, _ = os.ReadFile(bad(id+".json", id))
+		if _, err := nc.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	letters := func(tenantID string) []map[string]any {
+		t.Helper()
+		var out []map[string]any
+		raw, code := runBinary(t, base, "dlq", "list", "--json", "--tenant", tenantID)
+		if code != exitOK || json.Unmarshal([]byte(raw), &out) != nil {
+			t.Fatalf("dlq list --tenant %s: exit %d\n%s", tenantID, code, raw)
+		}
+		return out
+	}
+	testkit.WaitForDiag(t, 20*time.Second, "a dead letter for acme and one for the single-tenant form", func() bool {
+		return len(letters("acme")) == 1 && len(letters("default")) == 1
+	}, func() string { return consume.logs.String() })
+	if l := letters("acme"); l[0]["id"] != "bad-acme" {
+		t.Errorf("acme's dead letters: %v", l)
+	}
+	if l := letters("globex"); len(l) != 0 {
+		t.Errorf("globex's dead letters: %v", l)
+	}
+	mustRun(base, "dlq", "purge", "--tenant", "acme", "--yes")
+	if la, ld := letters("acme"), letters("default"); len(la) != 0 || len(ld) != 1 || ld[0]["id"] != "bad-single" {
+		t.Errorf("after purging acme's: acme %v, single %v", la, ld)
+	}
+
 	consume.stop(t)
 	logs := consume.logs.String()
 	for _, c := range every {
@@ -251,7 +297,7 @@ func TestTenantIsolation(t *testing.T) {
 	dir := t.TempDir()
 	keyset := filepath.Join(dir, "keyset.json")
 	base := []string{"IONIXSNOW_NATS_URL=" + ns.URL(), "IONIXSNOW_SECRETS_KEYSET_FILE=" + keyset,
-		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=", "IONIXSNOW_CONSUMER_MAX_BACKOFF=2s"}
+		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=127.0.0.1:0", "IONIXSNOW_CONSUMER_MAX_BACKOFF=2s"}
 	mustRun := func(args ...string) {
 		t.Helper()
 		if out, code := runBinary(t, base, args...); code != exitOK {
