@@ -144,8 +144,11 @@ type Consumer struct {
 	instance string
 	// stream identifies the stream instance (ledger.Ticket.Stream, see stream.go); read
 	// again when it may have changed (streamStale) and every streamCheckEvery.
-	stream        atomic.Pointer[string]
-	streamStale   atomic.Bool
+	stream      atomic.Pointer[string]
+	streamStale atomic.Bool
+	// pendingSeen is the durable consumer's pending count in the metadata of the
+	// last message delivered: the backlog not pulled yet (see Backlog).
+	pendingSeen   atomic.Uint64
 	streamReadAt  time.Time // pull loop only
 	pullEndedAt   time.Time // pull loop only
 	lastPullShort bool      // pull loop only
@@ -261,3 +264,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// Backlog is the number of messages the durable consumer had not delivered yet when
+// it delivered the last one to this consumer (its metadata says): the backlog behind
+// what this replica holds, read without a request. Zero before the first delivery.
+func (c *Consumer) Backlog() uint64 { return c.pendingSeen.Load() }

@@ -77,6 +77,7 @@ func (c *Consumer) noteDelivery(ctx context.Context, msg jetstream.Msg, stream s
 	if err != nil {
 		return nil, stream, nil
 	}
+	c.pendingSeen.Store(meta.NumPending)
 	seq := meta.Sequence.Consumer
 	back := seq <= c.lastDelivery
 	c.lastDelivery = seq

@@ -16,17 +16,30 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
 }
 
+const (
+	receivedHelp = "Action-item messages received from the stream (redeliveries included)."
+	sentHelp     = "Items ServiceNow accepted (inserted, updated, unchanged, resolved or reopened)."
+	filteredHelp = "Items acknowledged without a post because a filter left them out."
+	skippedHelp  = "Items acknowledged without a post because nothing needed sending."
+	deadHelp     = "Items moved to the dead-letter stream."
+	failedHelp   = "Posts that failed for a reason not the item's fault; the item stays on the stream."
+	requeuedHelp = "Newest versions copied to the end of the stream because an older one may have overtaken them."
+	budgetHelp   = "Sends the global budget would grant now."
+	pausedHelp   = "1 while a ServiceNow configuration error pauses sending."
+	outageHelp   = "1 while sending is paused because ServiceNow is down."
+)
+
 var (
-	receivedDesc = desc("items_received_total", "Action-item messages received from the stream (redeliveries included).")
-	sentDesc     = desc("items_sent_total", "Items ServiceNow accepted (inserted, updated, unchanged, resolved or reopened).", "status")
-	filteredDesc = desc("items_filtered_total", "Items acknowledged without a post because a filter left them out.", "reason")
-	skippedDesc  = desc("items_skipped_total", "Items acknowledged without a post because nothing needed sending.", "reason")
-	deadDesc     = desc("dead_letters_total", "Items moved to the dead-letter stream.", "reason")
-	failedDesc   = desc("items_failed_total", "Posts that failed for a reason not the item's fault; the item stays on the stream.")
-	requeuedDesc = desc("items_requeued_total", "Newest versions copied to the end of the stream because an older one may have overtaken them.")
-	budgetDesc   = desc("budget_remaining", "Sends the global budget would grant now.")
-	pausedDesc   = desc("consumer_paused", "1 while a ServiceNow configuration error pauses sending.")
-	outageDesc   = desc("consumer_outage", "1 while sending is paused because ServiceNow is down.")
+	receivedDesc = desc("items_received_total", receivedHelp)
+	sentDesc     = desc("items_sent_total", sentHelp, "status")
+	filteredDesc = desc("items_filtered_total", filteredHelp, "reason")
+	skippedDesc  = desc("items_skipped_total", skippedHelp, "reason")
+	deadDesc     = desc("dead_letters_total", deadHelp, "reason")
+	failedDesc   = desc("items_failed_total", failedHelp)
+	requeuedDesc = desc("items_requeued_total", requeuedHelp)
+	budgetDesc   = desc("budget_remaining", budgetHelp)
+	pausedDesc   = desc("consumer_paused", pausedHelp)
+	outageDesc   = desc("consumer_outage", outageHelp)
 )
 
 // consumerCollector reads the consumer's statistics at scrape time.

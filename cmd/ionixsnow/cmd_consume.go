@@ -20,6 +20,7 @@ import (
 	"github.com/ionix/ionixsnow/metrics"
 	"github.com/ionix/ionixsnow/monitoring"
 	"github.com/ionix/ionixsnow/servicenow"
+	"github.com/ionix/ionixsnow/tenant"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -73,7 +74,12 @@ func runConsume(e *env, args []string) int {
 			return exitFailed
 		}
 		cur.set(conn, p)
-		m.Watch(cur, cur)
+		if !serveTenants {
+			m.Watch(cur, cur)
+		}
+	}
+	if serveTenants {
+		m.WatchTenants(servedTenants{cur: cur, fleet: tenants, withDefault: serveDefault})
 	}
 	if cfg.HTTP.Listen != "" {
 		mon := monitoring.New(log, readiness(cur, snow)...)
@@ -118,6 +124,22 @@ func runConsume(e *env, args []string) int {
 	log.Info().Int64("created", s.Created).Int64("updated", s.Updated).Int64("filtered", s.Filtered()).
 		Int64("dead_lettered", s.DeadLettered).Msg("stopped")
 	return exitOK
+}
+
+// servedTenants lists the tenants consume serves now for /metrics: the single-tenant
+// form (as "default") and the bucket's running tenants.
+type servedTenants struct {
+	cur         *live
+	fleet       *tenantFleet
+	withDefault bool
+}
+
+func (s servedTenants) Tenants() []metrics.TenantSource {
+	out := s.fleet.Tenants()
+	if s.withDefault {
+		out = append(out, metrics.TenantSource{Tenant: tenant.Default, Source: s.cur, Budget: s.cur, Backlog: s.cur.Backlog})
+	}
+	return out
 }
 
 // runServed runs the single-tenant pipeline (when serveDefault) and the tenants (when

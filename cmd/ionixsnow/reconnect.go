@@ -144,6 +144,14 @@ func (l *live) State(ctx context.Context) (budget.State, error) {
 	return budget.State{}, errors.New("no budget yet")
 }
 
+// Backlog is the consumer's backlog (consumer.Consumer.Backlog), 0 without one.
+func (l *live) Backlog() uint64 {
+	if p := l.cur.Load(); p != nil && p.consumer != nil {
+		return p.consumer.Backlog()
+	}
+	return 0
+}
+
 // natsStatus is the state of the connection consume runs on now.
 func (l *live) natsStatus() nats.Status {
 	if p := l.cur.Load(); p != nil {

@@ -41,6 +41,18 @@ type tenantFleet struct {
 	mu      sync.Mutex
 	keys    *secrets.Keyset
 	tenants map[string]*tenantSlot
+	served  map[string]metrics.TenantSource // the pipelines running now, for /metrics
+}
+
+// Tenants implements metrics.Tenants: the tenants whose pipelines run now.
+func (f *tenantFleet) Tenants() []metrics.TenantSource {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]metrics.TenantSource, 0, len(f.served))
+	for _, t := range f.served {
+		out = append(out, t)
+	}
+	return out
 }
 
 // How often a tenant's goroutine looks at its pause, and renews its report unchanged
@@ -62,6 +74,7 @@ type tenantSlot struct {
 
 // tenantRun is one tenant's pipeline while it runs.
 type tenantRun struct {
+	tenant   string
 	revision uint64 // of the settings it runs with
 	consumer *consumer.Consumer
 	cancel   context.CancelFunc
@@ -298,8 +311,14 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 		return
 	}
 	runCtx, cancel := context.WithCancel(fr.ctx)
-	r := &tenantRun{revision: revision, consumer: p.consumer, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
+	r := &tenantRun{tenant: id, revision: revision, consumer: p.consumer, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
 	slot.run = r
+	f.mu.Lock()
+	if f.served == nil {
+		f.served = map[string]metrics.TenantSource{}
+	}
+	f.served[id] = metrics.TenantSource{Tenant: id, Source: p.consumer, Budget: p.budget, Backlog: p.consumer.Backlog}
+	f.mu.Unlock()
 	go func() {
 		defer close(r.done)
 		if err := snow.Authenticate(runCtx); err != nil && runCtx.Err() == nil {
@@ -323,6 +342,11 @@ func (f *tenantFleet) stop(slot *tenantSlot, log zerolog.Logger, why string) {
 	slot.run = nil
 	r.cancel()
 	<-r.done
+	f.mu.Lock()
+	if f.served[r.tenant].Source == metrics.Source(r.consumer) {
+		delete(f.served, r.tenant)
+	}
+	f.mu.Unlock()
 	log.Info().Str("why", why).Msg("stopped consuming for the tenant")
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -150,6 +153,23 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 		}
 	}
 	checkOwn()
+
+	// /metrics labels every tenant's series, the single-tenant form's as "default".
+	listen := regexp.MustCompile(`"listen":"(127\.0\.0\.1:\d+)"`).FindStringSubmatch(consume.logs.String())
+	if listen == nil {
+		t.Fatalf("no metrics listener in the output:\n%s", consume.logs.String())
+	}
+	testkit.WaitForDiag(t, 10*time.Second, "per-tenant metrics", func() bool {
+		body := scrape(t, "http://"+listen[1]+"/metrics")
+		for _, want := range []string{`ionixsnow_items_sent_total{status="inserted",tenant="acme"} 3`,
+			`ionixsnow_items_sent_total{status="inserted",tenant="globex"} 3`, `ionixsnow_items_sent_total{status="inserted",tenant="default"} 3`,
+			`ionixsnow_backlog{tenant="acme"} 0`, `ionixsnow_consumer_paused{tenant="globex"} 0`, `ionixsnow_budget_remaining{tenant="acme"}`} {
+			if !strings.Contains(body, want) {
+				return false
+			}
+		}
+		return true
+	}, func() string { return scrape(t, "http://"+listen[1]+"/metrics") })
 
 	// Deactivated while consume runs: globex's new items wait; acme's go on.
 	mustRun(base, "tenant", "deactivate", "globex")
@@ -428,4 +448,15 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	consume.stop(t)
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
