@@ -56,13 +56,15 @@ func (f Filter) allowsCategory(typ string) bool {
 }
 
 // FilterSubjects returns the JetStream consumer FilterSubjects for the
-// category filter: no categories -> []string{prefix + ".>"}; otherwise
+// category filter: no categories -> []string{prefix + ".*.*"} (exactly <event>.<category>
+// below the prefix: the stream also holds tenants' items, <prefix>.<tenant>.<event>.<category>,
+// SPEC §9); otherwise
 // prefix + ".*." + ionix.CategoryToken(c) for each category, deduplicated by
 // token in the order given. An empty prefix means ionix.DefaultSubjectPrefix.
 func (f Filter) FilterSubjects(prefix string) []string {
 	prefix = ionix.SubjectPrefix(prefix)
 	if len(f.Categories) == 0 {
-		return []string{prefix + ".>"}
+		return []string{prefix + ".*.*"}
 	}
 	seen := make(map[string]bool, len(f.Categories))
 	var subjects []string

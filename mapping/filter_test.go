@@ -53,8 +53,9 @@ func TestFilterSubjects(t *testing.T) {
 		prefix     string
 		want       []string
 	}{
-		{"all", nil, "ionix.action_items", []string{"ionix.action_items.>"}},
-		{"all, default prefix", []string{}, "", []string{"ionix.action_items.>"}},
+		{"all", nil, "ionix.action_items", []string{"ionix.action_items.*.*"}},
+		{"all, default prefix", []string{}, "", []string{"ionix.action_items.*.*"}},
+		{"all of a tenant", nil, "ionix.action_items.acme", []string{"ionix.action_items.acme.*.*"}},
 		{"some", []string{"Vulnerability", "Email Security"}, "ionix.action_items",
 			[]string{"ionix.action_items.*.vulnerability", "ionix.action_items.*.email_security"}},
 		{"deduplicated by token", []string{"PKI", "pki", "Email Security", "email_security", "EMAIL SECURITY"}, "acme",

@@ -17,14 +17,15 @@ type Publisher struct {
 	js     jetstream.JetStream
 	prefix string
 	// tenant, for a tenant's publisher (SPEC §9), starts every message id
-	// ("<tenant>:<id>:<event>:<fingerprint>"): the stream's duplicate window is
-	// shared, and two customers' items with one id are not duplicates.
+	// ("%t<tenant>:<id>:<event>:<fingerprint>"): the stream's duplicate window is
+	// shared, and two customers' items with one id are not duplicates. "%t" never
+	// starts an id of the single-tenant form (an escaped id has a hex digit after %).
 	tenant string
 }
 
 // ForTenant returns a publisher of tenant t's items: under prefix (the tenant's
 // topology.Names.ItemSubjectPrefix), with message ids that start with "<t>:". For ""
-// or "default" it is New's.
+// or "default" it is New's; message ids start with "%t<t>:".
 func ForTenant(js jetstream.JetStream, prefix, t string) *Publisher {
 	p := New(js, prefix)
 	if t != topology.DefaultTenant {
@@ -104,7 +105,7 @@ func (p *Publisher) msgID(id string) string {
 	if p.tenant == "" {
 		return id
 	}
-	return p.tenant + ":" + id
+	return "%t" + p.tenant + ":" + id
 }
 
 // DefaultMaxPayload is the largest message a NATS server takes unless configured

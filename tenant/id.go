@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -20,12 +21,19 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 // ErrInvalidID is the error of an id outside IDRule.
 var ErrInvalidID = errors.New("invalid tenant id")
 
+// Reserved are ids IDRule allows that no tenant may take: the single-tenant form's
+// budget key ("window", budget.DefaultKey) and the event tokens of its subjects.
+var Reserved = []string{"window", "opened", "closed"}
+
 // ParseID returns the tenant id of an IONIX account name: lower-cased, then checked
 // against IDRule. The error names the rule and quotes the input.
 func ParseID(account string) (string, error) {
 	id := strings.ToLower(account)
 	if !idPattern.MatchString(id) {
 		return "", fmt.Errorf("%w %q: must be %s", ErrInvalidID, shorten(account), IDRule)
+	}
+	if slices.Contains(Reserved, id) {
+		return "", fmt.Errorf("%w %q: reserved (the single-tenant form's budget key and event names: %s)", ErrInvalidID, id, strings.Join(Reserved, ", "))
 	}
 	return id, nil
 }

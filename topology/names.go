@@ -92,15 +92,11 @@ func (n Names) DLQItemPrefix() string {
 }
 
 // DLQSubjectOf reports whether a dead-letter subject is the names' tenant's: below
-// its DLQItemPrefix for a tenant; for the single-tenant form, below the prefix with at
-// most <event>.<category> after it (a tenant's have its id first).
+// its DLQItemPrefix with at most <event>.<category> after it (a tenant's have its id
+// first; a letter of a message on no known subject is "unknown", one token).
 func DLQSubjectOf(n Names, subject string) bool {
-	n = n.WithDefaults()
 	rest, ok := strings.CutPrefix(subject, n.DLQItemPrefix()+".")
-	if !ok {
-		return false
-	}
-	return n.IsTenant() || strings.Count(rest, ".") < 2
+	return ok && rest != "" && strings.Count(rest, ".") < 2
 }
 
 // BudgetKey is the tenant's key in the budget bucket: "" (the budget's default key,

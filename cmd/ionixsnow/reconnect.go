@@ -80,6 +80,10 @@ func runReconnecting(ctx context.Context, conn *natsConn, log zerolog.Logger, ru
 		conn.watchLost(func(err error) { lost(err) })
 		err := run(runCtx)
 		cause := context.Cause(runCtx)
+		if errors.Is(err, errConnectionLost) {
+			// What ran noticed the loss before watchLost did.
+			cause, err = err, nil
+		}
 		lost(nil)
 		if err != nil || ctx.Err() != nil || !errors.Is(cause, errConnectionLost) {
 			return err

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +45,25 @@ type tenantFleet struct {
 	keys    *secrets.Keyset
 	tenants map[string]*tenantSlot
 	served  map[string]metrics.TenantSource // the pipelines running now, for /metrics
+	// halts outlive each tenant's pipelines (a restart, a new connection): a tenant
+	// whose instance proved not to coalesce sends again only from a new process, as
+	// the single-tenant form.
+	halts map[string]*consumer.Halt
+}
+
+// halt is the tenant's halt, the same for every pipeline of it this process runs.
+func (f *tenantFleet) halt(id string) *consumer.Halt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.halts == nil {
+		f.halts = map[string]*consumer.Halt{}
+	}
+	h := f.halts[id]
+	if h == nil {
+		h = &consumer.Halt{}
+		f.halts[id] = h
+	}
+	return h
 }
 
 // Tenants implements metrics.Tenants: the tenants whose pipelines run now.
@@ -70,12 +92,14 @@ type tenantSlot struct {
 
 	reported   tenant.Report // the last report written
 	reportedAt time.Time
+	retrying   atomic.Bool // a retry is scheduled: no second one
 }
 
 // tenantRun is one tenant's pipeline while it runs.
 type tenantRun struct {
 	tenant   string
-	revision uint64 // of the settings it runs with
+	revision uint64          // of the settings it runs with
+	settings tenant.Settings // opened, as it runs with them
 	consumer *consumer.Consumer
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -141,6 +165,12 @@ func (f *tenantFleet) Run(ctx context.Context, conn *natsConn) error {
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
+				switch {
+				case ctx.Err() != nil:
+					return nil // stopping: the watch ended with the context
+				case conn.nc.IsClosed():
+					return fmt.Errorf("the watch of the tenants' bucket ended: %w", errConnectionLost)
+				}
 				return errors.New("the watch of the tenants' bucket ended")
 			}
 			if e == nil {
@@ -194,7 +224,7 @@ func (f *tenantFleet) follow(fr fleetRun, id string, slot *tenantSlot) {
 			f.reconcile(fr, id, slot, log)
 		case <-failed:
 			f.stop(slot, log, "its consumer stopped")
-			f.retryLater(fr, id)
+			f.retryLater(fr, id, slot)
 		case <-check.C:
 			f.report(fr, id, slot, log)
 		}
@@ -238,11 +268,24 @@ func (f *tenantFleet) reconcile(fr fleetRun, id string, slot *tenantSlot, log ze
 	case err != nil:
 		if fr.ctx.Err() == nil {
 			log.Warn().Err(err).Dur("retry_in", tenantRetry).Msg("cannot read the tenant's settings")
-			f.retryLater(fr, id)
+			f.retryLater(fr, id, slot)
 		}
 		return
 	}
 	if slot.run != nil && slot.run.revision == e.Revision() {
+		return
+	}
+	// Whether it is active needs no secret: a deactivated tenant is stopped even
+	// when its secrets do not open.
+	view, err := tenant.NewStore(fr.bucket, nil, nil).View(fr.ctx, id)
+	switch {
+	case errors.Is(err, tenant.ErrInvalidID):
+		// Written past `tenant put` (which refuses it): no retry makes it valid.
+		f.stop(slot, log, "invalid id")
+		log.Error().Err(err).Msg("a key of the tenants' bucket is no tenant id; it is not served")
+		return
+	case err == nil && !view.Active:
+		f.stop(slot, log, "deactivated")
 		return
 	}
 	st, err := f.settings(fr.ctx, fr.bucket, id)
@@ -252,15 +295,28 @@ func (f *tenantFleet) reconcile(fr fleetRun, id string, slot *tenantSlot, log ze
 		// after a rotation: it is tried again.
 		f.stop(slot, log, "unreadable")
 		log.Error().Err(err).Dur("retry_in", tenantRetry).Msg("the tenant's settings cannot be used; it does not run until they can")
-		f.retryLater(fr, id)
+		f.retryLater(fr, id, slot)
 		return
 	}
 	if !st.Active {
 		f.stop(slot, log, "deactivated")
 		return
 	}
+	if r := slot.run; r != nil && sameSettings(r.settings, st) {
+		// A new revision with the same settings (a keys rotate, a put of the same
+		// file): the pipeline runs on; nothing to restart.
+		r.revision = e.Revision()
+		return
+	}
 	f.stop(slot, log, "settings changed")
 	f.start(fr, id, e.Revision(), st, slot, log)
+}
+
+// sameSettings reports whether two settings run a tenant alike: the same, but for
+// when they were written.
+func sameSettings(a, b tenant.Settings) bool {
+	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+	return reflect.DeepEqual(a, b)
 }
 
 // settings reads the tenant's settings with their secrets opened. When they do not
@@ -302,16 +358,16 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 	}
 	stats := &consumer.Stats{}
 	p, err := newTenantPipeline(fr.ctx, fr.conn, cfg, id, f.metrics.Importer(snow),
-		consumer.Deps{Incidents: snow, RateLimit: snow, Stats: stats, Halt: &consumer.Halt{}}, log)
+		consumer.Deps{Incidents: snow, RateLimit: snow, Stats: stats, Halt: f.halt(id)}, log)
 	if err != nil {
 		if fr.ctx.Err() == nil {
 			log.Warn().Err(err).Dur("retry_in", tenantRetry).Msg("cannot set up the tenant's consumer")
-			f.retryLater(fr, id)
+			f.retryLater(fr, id, slot)
 		}
 		return
 	}
 	runCtx, cancel := context.WithCancel(fr.ctx)
-	r := &tenantRun{tenant: id, revision: revision, consumer: p.consumer, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
+	r := &tenantRun{tenant: id, revision: revision, settings: st, consumer: p.consumer, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
 	slot.run = r
 	f.mu.Lock()
 	if f.served == nil {
@@ -350,7 +406,14 @@ func (f *tenantFleet) stop(slot *tenantSlot, log zerolog.Logger, why string) {
 	log.Info().Str("why", why).Msg("stopped consuming for the tenant")
 }
 
-// retryLater kicks the tenant again after tenantRetry.
-func (f *tenantFleet) retryLater(fr fleetRun, id string) {
-	time.AfterFunc(tenantRetry, func() { f.kick(fr, id) })
+// retryLater kicks the tenant again after tenantRetry, once however often it is asked
+// meanwhile.
+func (f *tenantFleet) retryLater(fr fleetRun, id string, slot *tenantSlot) {
+	if !slot.retrying.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(tenantRetry, func() {
+		slot.retrying.Store(false)
+		f.kick(fr, id)
+	})
 }
