@@ -58,6 +58,16 @@ type Options struct {
 	// <event>.<category> after it is another tenant's (SPEC §9) and is acknowledged
 	// unsent. Empty: no such check.
 	ItemPrefix string
+	// Doorbell, when set, is rung (without blocking) when a message may have reached
+	// this consumer's subjects. After a pull that brought nothing the loop then waits
+	// for it — or for IdleRecheck, or for a message it returned with a delay to come
+	// back — instead of pulling again at once, so an idle consumer makes no request
+	// and takes no grant (a process serving many tenants, SPEC §9). Nil: pull again
+	// at once, each pull waiting FetchWait at the server.
+	Doorbell <-chan struct{}
+	// IdleRecheck bounds that wait (default AckWait): messages another replica held
+	// when it died come back after AckWait without a ring.
+	IdleRecheck time.Duration
 	// Replay, when set, makes this consumer re-send a range of the stream.
 	Replay *Replay
 	// DrainTimeout bounds how long Run waits for in-flight posts after its context
@@ -87,6 +97,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 2 * time.Minute
+	}
+	if o.IdleRecheck <= 0 {
+		o.IdleRecheck = o.AckWait
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 30 * time.Second
@@ -148,7 +161,11 @@ type Consumer struct {
 	streamStale atomic.Bool
 	// pendingSeen is the durable consumer's pending count in the metadata of the
 	// last message delivered: the backlog not pulled yet (see Backlog).
-	pendingSeen   atomic.Uint64
+	pendingSeen atomic.Uint64
+	// redeliverAt is when the earliest message this consumer returned with a delay
+	// comes back (unix nanoseconds; 0: none expected), for the idle wait.
+	redeliverAt   atomic.Int64
+	lastPullEmpty bool      // pull loop only: the last pull brought no message
 	streamReadAt  time.Time // pull loop only
 	pullEndedAt   time.Time // pull loop only
 	lastPullShort bool      // pull loop only
@@ -227,6 +244,7 @@ const confirmTimeout = 2 * time.Second
 // processed it, as a double ack is): a process that exits, or an embedded server
 // that stops, right after cannot lose it and leave the message waiting out AckWait.
 func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) error {
+	c.expectRedelivery(delay)
 	if !c.stopping.Load() || msg.Reply() == "" {
 		return msg.NakWithDelay(delay)
 	}
@@ -239,6 +257,18 @@ func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) error {
 		return fmt.Errorf("nak not confirmed: %w", err)
 	}
 	return nil
+}
+
+// expectRedelivery notes that a message returned now comes back after delay, for the
+// idle wait (see Options.Doorbell): the earliest such time is kept.
+func (c *Consumer) expectRedelivery(delay time.Duration) {
+	at := c.now().Add(delay).UnixNano()
+	for {
+		cur := c.redeliverAt.Load()
+		if cur != 0 && cur <= at || c.redeliverAt.CompareAndSwap(cur, at) {
+			return
+		}
+	}
 }
 
 // isFetchEnd tells the normal ends of a pull (expiry, our own deadline) from failures.

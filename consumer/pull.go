@@ -74,6 +74,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		backoff.WithMaxInterval(min(c.o.MaxBackoff, 30*time.Second)),
 		backoff.WithMaxElapsedTime(0))
 	for ctx.Err() == nil {
+		c.waitIdle(ctx)
 		err := c.pullOnce(ctx, room, queue, c.lowWater())
 		if err == nil {
 			retry.Reset()
@@ -248,6 +249,13 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 	// message the server sends in the last tenth is lost to the client and waits out
 	// AckWait. The pull ends by itself within FetchWait; messages that arrive after
 	// ctx ended are returned unstarted by the workers.
+	// A ring before this pull is answered by it: the next idle wait waits for a new one.
+	if c.o.Doorbell != nil {
+		select {
+		case <-c.o.Doorbell:
+		default:
+		}
+	}
 	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchMaxWait(c.o.FetchWait))
 	if err != nil {
 		c.giveBack(room, grant, granted)
@@ -282,10 +290,37 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 	}
 	c.giveBack(room, grant, granted-got)
 	c.lastPullShort = got < granted
+	c.lastPullEmpty = got == 0
 	if err := batch.Error(); err != nil && !isFetchEnd(err) {
 		return fmt.Errorf("fetch: %w", err)
 	}
 	return unknown
+}
+
+// waitIdle is the idle wait of a consumer with a doorbell (Options.Doorbell): after a
+// pull that brought nothing, and while sending is not paused (the probe keeps its own
+// schedule), it waits for a ring, for a message returned with a delay to come back, or
+// for IdleRecheck.
+func (c *Consumer) waitIdle(ctx context.Context) {
+	if c.o.Doorbell == nil || !c.lastPullEmpty || c.brk.isOpen() {
+		return
+	}
+	wait := c.o.IdleRecheck
+	if at := c.redeliverAt.Load(); at != 0 {
+		due := time.Unix(0, at).Sub(c.now())
+		if due <= 0 {
+			c.redeliverAt.CompareAndSwap(at, 0)
+			return // it is back: pull
+		}
+		wait = min(wait, due)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-c.o.Doorbell:
+	case <-t.C:
+	}
 }
 
 // pullSize is how many messages the next pull asks for, with free places: all of

@@ -177,12 +177,13 @@ type pipeline struct {
 // carry holds the consumer's parts that outlive one connection: the incident
 // reader (optional), the counters and a halt (nil: the consumer's own).
 func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
-	return newTenantPipeline(ctx, conn, cfg, "", imp, carry, log)
+	return newTenantPipeline(ctx, conn, cfg, "", nil, imp, carry, log)
 }
 
 // newTenantPipeline is newPipeline for tenant t (SPEC §9): cfg is the deployment's
 // configuration with the tenant's settings in it; t "" is the single-tenant form.
-func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t string, imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
+// bell, when not nil, is the tenant's doorbell (consumer.Options.Doorbell).
+func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t string, bell <-chan struct{}, imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
 	topo, err := ensureTopology(ctx, conn.js, tenantTopologyOptions(cfg, t))
 	if err != nil {
 		return pipeline{}, err
@@ -198,7 +199,9 @@ func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t
 	d := pipelineDeps(conn, topo, imp, budget, log)
 	d.Consumer = topo.Consumer
 	d.Incidents, d.RateLimit, d.Stats, d.Halt = carry.Incidents, carry.RateLimit, carry.Stats, carry.Halt
-	c, err := consumer.New(d, consumerOptions(cfg, topo.Names))
+	o := consumerOptions(cfg, topo.Names)
+	o.Doorbell = bell
+	c, err := consumer.New(d, o)
 	return pipeline{consumer: c, budget: budget}, err
 }
 

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -93,6 +95,9 @@ type tenantSlot struct {
 	reported   tenant.Report // the last report written
 	reportedAt time.Time
 	retrying   atomic.Bool // a retry is scheduled: no second one
+	// bell is rung when a message reaches the tenant's subjects; its pipelines
+	// pull only then (consumer.Options.Doorbell), so an idle tenant costs no request.
+	bell chan struct{}
 }
 
 // tenantRun is one tenant's pipeline while it runs.
@@ -154,6 +159,15 @@ func (f *tenantFleet) Run(ctx context.Context, conn *natsConn) error {
 		f.mu.Unlock()
 		wg.Wait()
 	}()
+	// One subscription rings every tenant's doorbell: <prefix>.<tenant>.<event>.<category>.
+	names := topologyOptions(f.cfg).Names.WithDefaults()
+	sub, err := conn.nc.Subscribe(names.SubjectPrefix+".*.*.*", func(m *nats.Msg) {
+		f.ring(strings.TrimPrefix(m.Subject, names.SubjectPrefix+"."))
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to the tenants' subjects: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	w, err := bucket.WatchAll(ctx)
 	if err != nil {
 		return err
@@ -185,6 +199,22 @@ func (f *tenantFleet) Run(ctx context.Context, conn *natsConn) error {
 	}
 }
 
+// ring rings the doorbell of the tenant of a subject below the prefix
+// (<tenant>.<event>.<category>), if this process serves it.
+func (f *tenantFleet) ring(rest string) {
+	id, _, _ := strings.Cut(rest, ".")
+	f.mu.Lock()
+	slot := f.tenants[id]
+	f.mu.Unlock()
+	if slot == nil {
+		return
+	}
+	select {
+	case slot.bell <- struct{}{}:
+	default:
+	}
+}
+
 // kick asks the tenant's goroutine (started on its first kick) to reconcile it.
 func (f *tenantFleet) kick(fr fleetRun, id string) {
 	f.mu.Lock()
@@ -194,7 +224,7 @@ func (f *tenantFleet) kick(fr fleetRun, id string) {
 	}
 	slot := f.tenants[id]
 	if slot == nil {
-		slot = &tenantSlot{kick: make(chan struct{}, 1)}
+		slot = &tenantSlot{kick: make(chan struct{}, 1), bell: make(chan struct{}, 1)}
 		f.tenants[id] = slot
 		fr.wg.Go(func() { f.follow(fr, id, slot) })
 	}
@@ -357,7 +387,7 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 		return
 	}
 	stats := &consumer.Stats{}
-	p, err := newTenantPipeline(fr.ctx, fr.conn, cfg, id, f.metrics.Importer(snow),
+	p, err := newTenantPipeline(fr.ctx, fr.conn, cfg, id, slot.bell, f.metrics.Importer(snow),
 		consumer.Deps{Incidents: snow, RateLimit: snow, Stats: stats, Halt: f.halt(id)}, log)
 	if err != nil {
 		if fr.ctx.Err() == nil {
