@@ -65,9 +65,18 @@ type Options struct {
 	// and takes no grant (a process serving many tenants, SPEC §9). Nil: pull again
 	// at once, each pull waiting FetchWait at the server.
 	Doorbell <-chan struct{}
-	// IdleRecheck bounds that wait (default AckWait): messages another replica held
-	// when it died come back after AckWait without a ring.
+	// IdleRecheck bounds that wait (default AckWait, spread by up to a quarter):
+	// messages another replica held when it died come back after AckWait without a
+	// ring.
 	IdleRecheck time.Duration
+	// GaveBack, when set, is called when Run, stopping, has given the messages it
+	// held but had not started back to the stream (before it waits for the posts in
+	// flight): a tenant's pipeline rings the other replicas' doorbells with it.
+	GaveBack func()
+	// Returns, when set, is the schedule of the messages given back with a delay that
+	// this consumer shares with the consumers before and after it (a tenant's
+	// pipelines one after the other); nil: its own.
+	Returns *Returns
 	// Replay, when set, makes this consumer re-send a range of the stream.
 	Replay *Replay
 	// DrainTimeout bounds how long Run waits for in-flight posts after its context
@@ -162,9 +171,9 @@ type Consumer struct {
 	// pendingSeen is the durable consumer's pending count in the metadata of the
 	// last message delivered: the backlog not pulled yet (see Backlog).
 	pendingSeen atomic.Uint64
-	// redeliverAt is when the earliest message this consumer returned with a delay
-	// comes back (unix nanoseconds; 0: none expected), for the idle wait.
-	redeliverAt   atomic.Int64
+	// returns is when the messages this consumer gave back with a delay come back,
+	// for the idle wait (idle.go): Options.Returns, or its own.
+	returns       *Returns
 	lastPullEmpty bool      // pull loop only: the last pull brought no message
 	streamReadAt  time.Time // pull loop only
 	pullEndedAt   time.Time // pull loop only
@@ -209,6 +218,10 @@ func New(d Deps, o Options) (*Consumer, error) {
 	c.setStream(streamInstance(d.Stream))
 	c.streamReadAt = c.now()
 	c.lastPullShort = true // the first pull asks for one message
+	c.returns = c.o.Returns
+	if c.returns == nil {
+		c.returns = NewReturns()
+	}
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	c.brk.shared = d.Halt
 	if cause := d.Halt.Cause(); cause != nil {
@@ -257,18 +270,6 @@ func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) error {
 		return fmt.Errorf("nak not confirmed: %w", err)
 	}
 	return nil
-}
-
-// expectRedelivery notes that a message returned now comes back after delay, for the
-// idle wait (see Options.Doorbell): the earliest such time is kept.
-func (c *Consumer) expectRedelivery(delay time.Duration) {
-	at := c.now().Add(delay).UnixNano()
-	for {
-		cur := c.redeliverAt.Load()
-		if cur != 0 && cur <= at || c.redeliverAt.CompareAndSwap(cur, at) {
-			return
-		}
-	}
 }
 
 // isFetchEnd tells the normal ends of a pull (expiry, our own deadline) from failures.

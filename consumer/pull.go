@@ -83,6 +83,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
+		// A ring answered by a pull that failed is answered by the next one.
+		c.lastPullEmpty = false
 		// The stream may have been deleted (and its durable consumer with it): read
 		// its instance again before the next pull.
 		c.streamStale.Store(true)
@@ -95,6 +97,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// What no worker has started goes back to the stream now, not when a worker
 	// is free (that could take the whole drain timeout).
 	c.work(ctx, work, queue, room)
+	if c.o.GaveBack != nil {
+		c.o.GaveBack()
+	}
 	c.drain(&wg, cancelWork)
 	// The plain acks of the last posts may still sit in the client's buffer.
 	if err := c.conn().FlushTimeout(confirmTimeout); err != nil {
@@ -295,32 +300,6 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		return fmt.Errorf("fetch: %w", err)
 	}
 	return unknown
-}
-
-// waitIdle is the idle wait of a consumer with a doorbell (Options.Doorbell): after a
-// pull that brought nothing, and while sending is not paused (the probe keeps its own
-// schedule), it waits for a ring, for a message returned with a delay to come back, or
-// for IdleRecheck.
-func (c *Consumer) waitIdle(ctx context.Context) {
-	if c.o.Doorbell == nil || !c.lastPullEmpty || c.brk.isOpen() {
-		return
-	}
-	wait := c.o.IdleRecheck
-	if at := c.redeliverAt.Load(); at != 0 {
-		due := time.Unix(0, at).Sub(c.now())
-		if due <= 0 {
-			c.redeliverAt.CompareAndSwap(at, 0)
-			return // it is back: pull
-		}
-		wait = min(wait, due)
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-c.o.Doorbell:
-	case <-t.C:
-	}
 }
 
 // pullSize is how many messages the next pull asks for, with free places: all of

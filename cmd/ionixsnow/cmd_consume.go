@@ -182,8 +182,8 @@ func newPipeline(ctx context.Context, conn *natsConn, cfg config.Config, imp con
 
 // newTenantPipeline is newPipeline for tenant t (SPEC §9): cfg is the deployment's
 // configuration with the tenant's settings in it; t "" is the single-tenant form.
-// bell, when not nil, is the tenant's doorbell (consumer.Options.Doorbell).
-func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t string, bell <-chan struct{}, imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
+// tune, when not nil, adjusts the consumer's options (a tenant's doorbell).
+func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t string, tune func(*consumer.Options), imp consumer.Importer, carry consumer.Deps, log zerolog.Logger) (pipeline, error) {
 	topo, err := ensureTopology(ctx, conn.js, tenantTopologyOptions(cfg, t))
 	if err != nil {
 		return pipeline{}, err
@@ -200,7 +200,9 @@ func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t
 	d.Consumer = topo.Consumer
 	d.Incidents, d.RateLimit, d.Stats, d.Halt = carry.Incidents, carry.RateLimit, carry.Stats, carry.Halt
 	o := consumerOptions(cfg, topo.Names)
-	o.Doorbell = bell
+	if tune != nil {
+		tune(&o)
+	}
 	c, err := consumer.New(d, o)
 	return pipeline{consumer: c, budget: budget}, err
 }

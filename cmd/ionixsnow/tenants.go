@@ -98,11 +98,20 @@ type tenantSlot struct {
 	// bell is rung when a message reaches the tenant's subjects; its pipelines
 	// pull only then (consumer.Options.Doorbell), so an idle tenant costs no request.
 	bell chan struct{}
+	// returns is the schedule of the messages its pipelines gave back with a
+	// delay, carried from one pipeline to the next (consumer.Options.Returns).
+	returns *consumer.Returns
 }
+
+// ringSubject is where a process that gave a tenant's messages back (its pipeline
+// stopped) rings the other replicas' doorbells: <ringPrefix>.<tenant>, outside the
+// stream.
+const ringPrefix = "ionixsnow.doorbell"
 
 // tenantRun is one tenant's pipeline while it runs.
 type tenantRun struct {
 	tenant   string
+	conn     *natsConn
 	revision uint64          // of the settings it runs with
 	settings tenant.Settings // opened, as it runs with them
 	consumer *consumer.Consumer
@@ -168,6 +177,23 @@ func (f *tenantFleet) Run(ctx context.Context, conn *natsConn) error {
 		return fmt.Errorf("subscribe to the tenants' subjects: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	// Another replica gave a tenant's messages back (its pipeline stopped): they are
+	// there without a publish.
+	rings, err := conn.nc.Subscribe(ringPrefix+".*", func(m *nats.Msg) {
+		f.ring(strings.TrimPrefix(m.Subject, ringPrefix+"."))
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", ringPrefix, err)
+	}
+	defer func() { _ = rings.Unsubscribe() }()
+	// Publishes made while the connection was down rang no bell: ring them all.
+	reconnected := conn.nc.StatusChanged(nats.CONNECTED)
+	defer conn.nc.RemoveStatusListener(reconnected)
+	go func() {
+		for range reconnected {
+			f.ringAll()
+		}
+	}()
 	w, err := bucket.WatchAll(ctx)
 	if err != nil {
 		return err
@@ -215,6 +241,18 @@ func (f *tenantFleet) ring(rest string) {
 	}
 }
 
+// ringAll rings every tenant's doorbell.
+func (f *tenantFleet) ringAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, slot := range f.tenants {
+		select {
+		case slot.bell <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // kick asks the tenant's goroutine (started on its first kick) to reconcile it.
 func (f *tenantFleet) kick(fr fleetRun, id string) {
 	f.mu.Lock()
@@ -224,7 +262,7 @@ func (f *tenantFleet) kick(fr fleetRun, id string) {
 	}
 	slot := f.tenants[id]
 	if slot == nil {
-		slot = &tenantSlot{kick: make(chan struct{}, 1), bell: make(chan struct{}, 1)}
+		slot = &tenantSlot{kick: make(chan struct{}, 1), bell: make(chan struct{}, 1), returns: consumer.NewReturns()}
 		f.tenants[id] = slot
 		fr.wg.Go(func() { f.follow(fr, id, slot) })
 	}
@@ -387,7 +425,13 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 		return
 	}
 	stats := &consumer.Stats{}
-	p, err := newTenantPipeline(fr.ctx, fr.conn, cfg, id, slot.bell, f.metrics.Importer(snow),
+	tune := func(o *consumer.Options) {
+		o.Doorbell, o.Returns = slot.bell, slot.returns
+		// What it held unstarted went back to the stream: the other replicas'
+		// consumers of the tenant may be waiting idle.
+		o.GaveBack = func() { _ = fr.conn.nc.Publish(ringPrefix+"."+id, nil) }
+	}
+	p, err := newTenantPipeline(fr.ctx, fr.conn, cfg, id, tune, f.metrics.Importer(snow),
 		consumer.Deps{Incidents: snow, RateLimit: snow, Stats: stats, Halt: f.halt(id)}, log)
 	if err != nil {
 		if fr.ctx.Err() == nil {
@@ -397,7 +441,7 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 		return
 	}
 	runCtx, cancel := context.WithCancel(fr.ctx)
-	r := &tenantRun{tenant: id, revision: revision, settings: st, consumer: p.consumer, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
+	r := &tenantRun{tenant: id, conn: fr.conn, revision: revision, settings: st, consumer: p.consumer, cancel: cancel, done: make(chan struct{}), failed: make(chan struct{})}
 	slot.run = r
 	f.mu.Lock()
 	if f.served == nil {
