@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/internal/testkit"
@@ -178,5 +183,95 @@ func TestPollToResolvedIncident(t *testing.T) {
 	}
 	if in := incident("chain-2"); !strings.Contains(in.CloseNotes, "Reopened in IONIX at 2026-11-23 09:00:00") {
 		t.Errorf("close notes %q do not name the reopening", in.CloseNotes)
+	}
+}
+
+// TestPollEveryActiveTenant: `poll --once` with a keyset polls the single-tenant form's
+// account and every active tenant's with its own token, each into its own subjects and
+// poller state; an inactive tenant, and one without IONIX settings, are not polled.
+func TestPollEveryActiveTenant(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t)
+	dir := t.TempDir()
+	keyset := filepath.Join(dir, "keyset.json")
+	accounts := map[string]*ionixsim.Server{}
+	urls := map[string]string{}
+	for i, id := range []string{"single", "acme", "globex", "sleepy"} {
+		api := ionixsim.New(ionixsim.Options{Token: "tok-" + id + "-77a1", Account: id})
+		api.SetOpen(ionixsim.Sample(2+i, int64(i))...)
+		srv := httptest.NewServer(api)
+		t.Cleanup(srv.Close)
+		accounts[id], urls[id] = api, srv.URL
+	}
+	vars := map[string]string{
+		"IONIXSNOW_NATS_URL": ns.URL(), "IONIXSNOW_LOG_FORMAT": "json", "IONIXSNOW_SECRETS_KEYSET_FILE": keyset,
+		"IONIXSNOW_IONIX_API_URL": urls["single"], "IONIXSNOW_IONIX_TOKEN": "tok-single-77a1", "IONIXSNOW_IONIX_ACCOUNT": "single",
+	}
+	run := func(vars map[string]string, args ...string) string {
+		t.Helper()
+		code, out, errs := runInProcess(t, vars, "", args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errs)
+		}
+		return out
+	}
+	run(vars, "keys", "init", "--out", keyset)
+	putVars := map[string]string{"IONIXSNOW_NATS_URL": ns.URL(), "IONIXSNOW_LOG_FORMAT": "json", "IONIXSNOW_SECRETS_KEYSET_FILE": keyset}
+	for _, id := range []string{"acme", "globex", "sleepy", "noionix"} {
+		body := "servicenow: {instance_url: https://" + id + ".service-now.com, client_id: c, client_secret: s, username: u, password: p}\n"
+		if id != "noionix" {
+			body += "ionix: {api_url: " + urls[id] + ", account: " + id + ", token: tok-" + id + "-77a1}\n"
+		}
+		f := filepath.Join(dir, id+".yaml")
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run(putVars, "tenant", "put", id, "--file", f)
+		if id != "sleepy" {
+			run(putVars, "tenant", "activate", id)
+		}
+	}
+	out := run(vars, "poll", "--once", "--json")
+	published := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r struct {
+			Tenant    string `json:"tenant"`
+			Published int    `json:"published"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		published[r.Tenant] = r.Published
+	}
+	if len(published) != 3 || published["default"] != 2 || published["acme"] != 3 || published["globex"] != 4 {
+		t.Fatalf("published by tenant = %v; want default 2, acme 3, globex 4 (sleepy inactive, noionix without IONIX settings)\n%s", published, out)
+	}
+	js := natstest.Connect(t, ns.URL())
+	st, err := js.Stream(context.Background(), "IONIX_ACTION_ITEMS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for prefix, want := range map[string]uint64{"ionix.action_items.acme.>": 3, "ionix.action_items.globex.>": 4, "ionix.action_items.*.*": 2, "ionix.action_items.sleepy.>": 0} {
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		if n != want {
+			t.Errorf("%d messages on %s, want %d", n, prefix, want)
+		}
+	}
+	// A second round publishes nothing: each tenant's poller state is its own.
+	out = run(vars, "poll", "--once", "--json")
+	if strings.Contains(out, `"published":1`) || strings.Contains(out, `"published":2`) || strings.Contains(out, `"published":3`) {
+		t.Errorf("second poll published again:\n%s", out)
+	}
+	for id := range accounts {
+		if strings.Contains(out, "tok-"+id) {
+			t.Errorf("a token is shown:\n%s", out)
+		}
 	}
 }
