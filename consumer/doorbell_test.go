@@ -275,7 +275,7 @@ func TestDoorbellRingsRacingPullsLeaveNoMessageWaiting(t *testing.T) {
 	o.FetchWait = 50 * time.Millisecond
 	r.run(t, d, o)
 	published := map[string]time.Time{}
-	const n = 150
+	const n = 60
 	for i := range n {
 		x := item(fmt.Sprintf("rv-stress-%d", i), fmt.Sprintf("stress %d", i), "Vulnerability", 8, "2026-10-01T08:00:00Z")
 		published[x.Title] = time.Now()
