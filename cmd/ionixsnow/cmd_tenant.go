@@ -484,6 +484,7 @@ func runTenantTest(e *env, args []string) int {
 		return exitFailed
 	}
 	cfg := st.Config(s.cfg)
+	cfg.NATS.Consumer = tenantTopologyOptions(cfg, id).Names.Consumer // its own durable consumer
 	log := newLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
 	results := doctor.Run(ctx, doctor.Options{Config: cfg, SendTest: *sendTest, Log: log, JS: s.conn.js})
 	if *asJSON {

@@ -153,6 +153,9 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 		}
 	}
 	checkOwn()
+	if out, code := runBinary(t, base, "tenant", "test", "acme"); code != exitOK || !strings.Contains(out, "servicenow_acme:") {
+		t.Errorf("tenant test acme checks its own durable consumer servicenow_acme: exit %d\n%s", code, out)
+	}
 
 	// /metrics labels every tenant's series, the single-tenant form's as "default".
 	listen := regexp.MustCompile(`"listen":"(127\.0\.0\.1:\d+)"`).FindStringSubmatch(consume.logs.String())
