@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -79,9 +80,16 @@ func runServiceNowSim(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "ionixsnow servicenow-sim: %v\n", err)
 		return exitUsage
 	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow servicenow-sim: %v\n", err)
+		return exitFailed
+	}
+	// The address listened on: with port 0, the one the system chose.
 	fmt.Fprintf(e.stderr, "ServiceNow emulator on http://%s (client %q, user %q); requests at /sim/requests, "+
-		"incidents at /sim/incidents, switches at /sim/config\n", *listen, o.ClientID, o.Username)
-	if err := emulator.ListenAndServe(ctx, *listen, sim, log); err != nil {
+		"incidents at /sim/incidents, switches at /sim/config\n", ln.Addr(), o.ClientID, o.Username)
+	if err := emulator.Serve(ctx, ln, sim, log); err != nil {
 		fmt.Fprintf(e.stderr, "ionixsnow servicenow-sim: %v\n", err)
 		return exitFailed
 	}
