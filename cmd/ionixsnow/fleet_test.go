@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
@@ -310,10 +311,20 @@ func TestASlowTenantsStopHoldsUpNoOtherTenant(t *testing.T) {
 	}
 }
 
-// When the server closes the connection for good, the bucket's watch ends with it: the
-// fleet reports the lost connection, consume connects again and the tenants go on.
-func TestTenantsSurviveAConnectionClosedByTheServer(t *testing.T) {
-	t.Parallel()
+// proxiedFleet is the tenant fleet run as consume runs it (runReconnecting) over a
+// connection through a poisonProxy, serving tenant acme on its instance.
+type proxiedFleet struct {
+	srv   *embedded.Server
+	proxy *poisonProxy
+	cfg   config.Config
+	logs  *testkit.Buffer
+	fleet *tenantFleet
+	done  chan error // runReconnecting's end
+	ctx   context.Context
+}
+
+func startProxiedFleet(t *testing.T, acme *rvInstance) *proxiedFleet {
+	t.Helper()
 	srv := natstest.Start(t)
 	proxy := startPoisonProxy(t, srv.URL()[len("nats://"):])
 	dir := t.TempDir()
@@ -333,12 +344,11 @@ func TestTenantsSurviveAConnectionClosedByTheServer(t *testing.T) {
 	}
 	t.Cleanup(conn.Close)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	bucket, err := topology.EnsureIntegrations(ctx, conn.js, topologyOptions(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	acme := rvNewInstance(t, "acme")
 	store := tenant.NewStore(bucket, keys, secrets.AssociatedData)
 	if _, err := store.Put(ctx, "acme", acme.settings(), nil); err != nil {
 		t.Fatal(err)
@@ -350,13 +360,23 @@ func TestTenantsSurviveAConnectionClosedByTheServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pf := &proxiedFleet{srv: srv, proxy: proxy, cfg: cfg, logs: logs, fleet: fleet, done: make(chan error, 1), ctx: ctx}
 	now := conn
-	done := make(chan error, 1)
 	go func() {
-		done <- runReconnecting(ctx, conn, log,
+		pf.done <- runReconnecting(ctx, conn, log,
 			func(ctx context.Context) error { return runServed(ctx, now, pipeline{}, false, fleet) },
 			func(c *natsConn) error { now = c; return nil })
 	}()
+	return pf
+}
+
+// When the server closes the connection for good, the bucket's watch ends with it: the
+// fleet reports the lost connection, consume connects again and the tenants go on.
+func TestTenantsSurviveAConnectionClosedByTheServer(t *testing.T) {
+	t.Parallel()
+	acme := rvNewInstance(t, "acme")
+	pf := startProxiedFleet(t, acme)
+	srv, proxy, cfg, logs, done, ctx := pf.srv, pf.proxy, pf.cfg, pf.logs, pf.done, pf.ctx
 	testkit.WaitForDiag(t, 20*time.Second, "acme consuming", func() bool {
 		return strings.Contains(logs.String(), "consuming for the tenant")
 	}, func() string { return logs.String() })
@@ -452,41 +472,11 @@ func TestMessageIDsOfTheSingleTenantFormAndATenantDoNotCollide(t *testing.T) {
 // pipeline built over a new connection starts halted, as the single-tenant form's does.
 func TestATenantsHaltOutlivesAReconnection(t *testing.T) {
 	t.Parallel()
-	srv := natstest.Start(t)
-	proxy := startPoisonProxy(t, srv.URL()[len("nats://"):])
-	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "keyset.json")
-	keys, err := secrets.Init(keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.NATS.URL = proxy.url()
-	cfg.Secrets.KeysetFile = keyPath
-	logs := &testkit.Buffer{}
-	log := zerolog.New(logs)
-	conn, err := connectNATS(cfg.NATS, log, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	bucket, err := topology.EnsureIntegrations(ctx, conn.js, topologyOptions(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
 	sim := emulator.New(emulator.Options{ClientID: "acme-client", ClientSecret: "cs-acme", Username: "svc.acme", Password: "pw-acme", NoCoalesce: true})
 	hs := httptest.NewServer(sim)
 	t.Cleanup(hs.Close)
-	acme := &rvInstance{id: "acme", sim: sim, url: hs.URL}
-	store := tenant.NewStore(bucket, keys, secrets.AssociatedData)
-	if _, err := store.Put(ctx, "acme", acme.settings(), nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.SetActive(ctx, "acme", true); err != nil {
-		t.Fatal(err)
-	}
+	pf := startProxiedFleet(t, &rvInstance{id: "acme", sim: sim, url: hs.URL})
+	srv, proxy, cfg, logs, fleet, ctx := pf.srv, pf.proxy, pf.cfg, pf.logs, pf.fleet, pf.ctx
 	pc, err := connectNATS(config.NATS{URL: srv.URL()}, zerolog.Nop(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -504,16 +494,6 @@ func TestATenantsHaltOutlivesAReconnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fleet, err := newTenantFleet(cfg, metrics.New(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := conn
-	go func() {
-		_ = runReconnecting(ctx, conn, log,
-			func(ctx context.Context) error { return runServed(ctx, now, pipeline{}, false, fleet) },
-			func(c *natsConn) error { now = c; return nil })
-	}()
 	version("v1")
 	testkit.WaitForDiag(t, 20*time.Second, "v1", func() bool { return len(sim.Incidents()) == 1 }, logs.String)
 	version("v2")

@@ -18,13 +18,17 @@ import (
 	"github.com/ionix/ionixsnow/embedded/natstest"
 )
 
-// poisonProxy forwards loopback TCP to a NATS server; poison makes every open
-// connection look closed for good by the server: a protocol error the client does
-// not reconnect after (the over-long control line an oversized id once caused).
+// poisonProxy forwards loopback TCP to a NATS server, with two faults: poison makes
+// every open connection look closed for good by the server (a protocol error the
+// client does not reconnect after: the over-long control line an oversized id once
+// caused); cut drops every connection and refuses new ones until heal (a network
+// blip the client reconnects after).
 type poisonProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	ln      net.Listener
+	mu      sync.Mutex
+	clients []net.Conn // the client's side of each connection
+	servers []net.Conn // the server's side
+	refused bool
 }
 
 func startPoisonProxy(t *testing.T, target string) *poisonProxy {
@@ -41,13 +45,20 @@ func startPoisonProxy(t *testing.T, target string) *poisonProxy {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			refused := p.refused
+			p.mu.Unlock()
+			if refused {
+				_ = c.Close()
+				continue
+			}
 			s, err := net.Dial("tcp", target)
 			if err != nil {
 				_ = c.Close()
 				continue
 			}
 			p.mu.Lock()
-			p.conns = append(p.conns, c)
+			p.clients, p.servers = append(p.clients, c), append(p.servers, s)
 			p.mu.Unlock()
 			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
 			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
@@ -61,11 +72,27 @@ func (p *poisonProxy) url() string { return "nats://" + p.ln.Addr().String() }
 func (p *poisonProxy) poison() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range p.conns {
+	for _, c := range p.clients {
 		_, _ = c.Write([]byte("-ERR 'Maximum Control Line Exceeded'\r\n"))
 		_ = c.Close()
 	}
-	p.conns = nil
+	p.clients, p.servers = nil, nil
+}
+
+func (p *poisonProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refused = true
+	for _, c := range append(p.clients, p.servers...) {
+		_ = c.Close()
+	}
+	p.clients, p.servers = nil, nil
+}
+
+func (p *poisonProxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refused = false
 }
 
 // TestConnectionClosedByTheServerIsEstablishedAgain: nats.go does not reconnect

@@ -41,11 +41,11 @@ func newCustomer(t *testing.T, id string) *customer {
 
 // settingsFile writes the tenant's settings (its secrets only in the environment of
 // the put, as an operator would pass them).
-func (c *customer) settingsFile(t *testing.T, dir string, threshold float64) string {
+func (c *customer) settingsFile(t *testing.T, dir string, threshold float64, more ...string) string {
 	t.Helper()
 	p := filepath.Join(dir, c.id+".yaml")
 	body := fmt.Sprintf("servicenow: {instance_url: %q, client_id: %q, username: %q}\nfilter: {urgency_threshold: %g}\n",
-		c.url, c.id+"-client", "svc."+c.id, threshold)
+		c.url, c.id+"-client", "svc."+c.id, threshold) + strings.Join(more, "")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +80,55 @@ func titlesOf(sim *emulator.Server) []string {
 	return out
 }
 
+// deployment is what the process-level tenant tests share: a NATS server, a keyset
+// made with `keys init`, and the environment every command runs with.
+type deployment struct {
+	t       *testing.T
+	dir     string
+	keyset  string
+	natsURL string
+	env     []string
+}
+
+func newDeployment(t *testing.T, env ...string) *deployment {
+	t.Helper()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Stop)
+	d := &deployment{t: t, dir: t.TempDir(), natsURL: ns.URL()}
+	d.keyset = filepath.Join(d.dir, "keyset.json")
+	d.env = append([]string{"IONIXSNOW_NATS_URL=" + ns.URL(), "IONIXSNOW_SECRETS_KEYSET_FILE=" + d.keyset,
+		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=127.0.0.1:0"}, env...)
+	d.mustRun(d.env, "keys", "init", "--out", d.keyset)
+	return d
+}
+
+// mustRun runs the binary with env and fails the test unless it exits 0.
+func (d *deployment) mustRun(env []string, args ...string) string {
+	d.t.Helper()
+	out, code := runBinary(d.t, env, args...)
+	if code != exitOK {
+		d.t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// with is the deployment's environment and more.
+func (d *deployment) with(more ...string) []string {
+	return append(append([]string{}, d.env...), more...)
+}
+
+// addTenant puts the customer's settings file (its secrets given as an operator
+// would, in the environment of the put) and activates it.
+func (d *deployment) addTenant(c *customer, settings string) {
+	d.t.Helper()
+	d.mustRun(d.with("IONIXSNOW_SERVICENOW_CLIENT_SECRET="+c.secret, "IONIXSNOW_SERVICENOW_PASSWORD="+c.password),
+		"tenant", "put", c.id, "--file", settings)
+	d.mustRun(d.env, "tenant", "activate", c.id)
+}
+
 // TestTenantsServedByOneConsume: one consume serves the single-tenant form and two
 // tenants of the bucket, each on its own instance; items with the same ids reach only
 // their own tenant's instance; a tenant deactivated while consume runs stops sending
@@ -87,36 +136,15 @@ func titlesOf(sim *emulator.Server) []string {
 // take effect without a restart; a deleted tenant sends no more.
 func TestTenantsServedByOneConsume(t *testing.T) {
 	t.Parallel()
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Stop)
-	dir := t.TempDir()
-	keyset := filepath.Join(dir, "keyset.json")
+	dep := newDeployment(t)
+	dir, base, mustRun := dep.dir, dep.env, dep.mustRun
 	single, acme, globex := newCustomer(t, "single"), newCustomer(t, "acme"), newCustomer(t, "globex")
-	base := []string{
-		"IONIXSNOW_NATS_URL=" + ns.URL(),
-		"IONIXSNOW_SECRETS_KEYSET_FILE=" + keyset,
-		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=127.0.0.1:0",
-	}
-	singleEnv := append(append([]string{}, base...),
+	singleEnv := dep.with(
 		"IONIXSNOW_SERVICENOW_INSTANCE_URL="+single.url, "IONIXSNOW_SERVICENOW_CLIENT_ID=single-client",
 		"IONIXSNOW_SERVICENOW_CLIENT_SECRET="+single.secret, "IONIXSNOW_SERVICENOW_USERNAME=svc.single",
 		"IONIXSNOW_SERVICENOW_PASSWORD="+single.password)
-	mustRun := func(env []string, args ...string) string {
-		t.Helper()
-		out, code := runBinary(t, env, args...)
-		if code != exitOK {
-			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-		return out
-	}
-	mustRun(base, "keys", "init", "--out", keyset)
 	for _, c := range []*customer{acme, globex} {
-		putEnv := append(append([]string{}, base...), "IONIXSNOW_SERVICENOW_CLIENT_SECRET="+c.secret, "IONIXSNOW_SERVICENOW_PASSWORD="+c.password)
-		mustRun(putEnv, "tenant", "put", c.id, "--file", c.settingsFile(t, dir, 1))
-		mustRun(base, "tenant", "activate", c.id)
+		dep.addTenant(c, c.settingsFile(t, dir, 1))
 	}
 	if out, code := runBinary(t, base, "tenant", "test", "acme"); code != exitOK {
 		t.Fatalf("tenant test acme: exit %d\n%s", code, out)
@@ -225,7 +253,7 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 	}
 	// publish refuses what it cannot decode; a message published as is reaches the
 	// consumer, which dead-letters it.
-	nc := natstest.Connect(t, ns.URL())
+	nc := natstest.Connect(t, dep.natsURL)
 	for subject, id := range map[string]string{"ionix.action_items.opened.dns": "bad-single", "ionix.action_items.acme.opened.dns": "bad-acme"} {
 		m := nats.NewMsg(subject)
 		m.Header.Set("Ionix-Event", "opened")
@@ -312,40 +340,14 @@ func maxInWindow(sim *emulator.Server, window time.Duration) int {
 // ends, the first tenant's items arrive.
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Stop)
-	dir := t.TempDir()
-	keyset := filepath.Join(dir, "keyset.json")
-	base := []string{"IONIXSNOW_NATS_URL=" + ns.URL(), "IONIXSNOW_SECRETS_KEYSET_FILE=" + keyset,
-		"IONIXSNOW_LOG_FORMAT=json", "IONIXSNOW_HTTP_LISTEN=127.0.0.1:0", "IONIXSNOW_CONSUMER_MAX_BACKOFF=2s"}
-	mustRun := func(args ...string) {
-		t.Helper()
-		if out, code := runBinary(t, base, args...); code != exitOK {
-			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-	}
-	mustRun("keys", "init", "--out", keyset)
+	dep := newDeployment(t, "IONIXSNOW_CONSUMER_MAX_BACKOFF=2s")
+	dir, base := dep.dir, dep.env
+	mustRun := func(args ...string) { t.Helper(); dep.mustRun(base, args...) }
 	down, denied, steady, capped := newCustomer(t, "down"), newCustomer(t, "denied"), newCustomer(t, "steady"), newCustomer(t, "capped")
-	caps := map[string]string{"capped": "{max_per_window: 3, window: 2s}"}
-	for _, c := range []*customer{down, denied, steady, capped} {
-		p := filepath.Join(dir, c.id+".yaml")
-		body := fmt.Sprintf("servicenow: {instance_url: %q, client_id: %q, username: %q}\n", c.url, c.id+"-client", "svc."+c.id)
-		if cp, ok := caps[c.id]; ok {
-			body += "cap: " + cp + "\n"
-		}
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, code := runBinary(t, append(append([]string{}, base...), "IONIXSNOW_SERVICENOW_CLIENT_SECRET="+c.secret, "IONIXSNOW_SERVICENOW_PASSWORD="+c.password),
-			"tenant", "put", c.id, "--file", p)
-		if code != exitOK {
-			t.Fatalf("put %s: %d\n%s", c.id, code, out)
-		}
-		mustRun("tenant", "activate", c.id)
+	for _, c := range []*customer{down, denied, steady} {
+		dep.addTenant(c, c.settingsFile(t, dir, 1))
 	}
+	dep.addTenant(capped, capped.settingsFile(t, dir, 1, "cap: {max_per_window: 3, window: 2s}\n"))
 	consume := startConsume(t, "", base)
 
 	// The steady tenant's latency before anything goes wrong: publish to import.
