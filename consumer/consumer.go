@@ -174,6 +174,7 @@ type Consumer struct {
 	// returns is when the messages this consumer gave back with a delay come back,
 	// for the idle wait (idle.go): Options.Returns, or its own.
 	returns       *Returns
+	itemPrefix    string    // Options.ItemPrefix and its dot, made once ("": none)
 	lastPullEmpty bool      // pull loop only: the last pull brought no message
 	streamReadAt  time.Time // pull loop only
 	pullEndedAt   time.Time // pull loop only
@@ -218,6 +219,9 @@ func New(d Deps, o Options) (*Consumer, error) {
 	c.setStream(streamInstance(d.Stream))
 	c.streamReadAt = c.now()
 	c.lastPullShort = true // the first pull asks for one message
+	if c.o.ItemPrefix != "" {
+		c.itemPrefix = c.o.ItemPrefix + "."
+	}
 	c.returns = c.o.Returns
 	if c.returns == nil {
 		c.returns = NewReturns()

@@ -25,7 +25,7 @@ import (
 // its ledger entry, in a missing-only replay whether its incident exists), then does
 // what decide answers. Posts of one item wait for their turn (the caller ends it).
 func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
-	if otherTenants(c.o.ItemPrefix, d.msg.Subject()) {
+	if otherTenants(c.itemPrefix, d.msg.Subject()) {
 		// Routing, not a decision about the item: it is not this tenant's.
 		c.stats.otherTenant.Add(1)
 		c.d.Log.Debug().Str("subject", d.msg.Subject()).Msg("another tenant's item; not this consumer's to send")
@@ -45,14 +45,14 @@ func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
 	return c.settle(ctx, &d, a)
 }
 
-// otherTenants reports whether subject is another tenant's item: below prefix, with
-// more than the two tokens <event>.<category> after it (a tenant's items are
-// <prefix>.<tenant>.<event>.<category>, SPEC §9).
+// otherTenants reports whether subject is another tenant's item: below prefix (with
+// its dot; "": no check), with more than the two tokens <event>.<category> after it
+// (a tenant's items are <prefix>.<tenant>.<event>.<category>, SPEC §9).
 func otherTenants(prefix, subject string) bool {
 	if prefix == "" {
 		return false
 	}
-	rest, ok := strings.CutPrefix(subject, prefix+".")
+	rest, ok := strings.CutPrefix(subject, prefix)
 	return ok && strings.Count(rest, ".") >= 2
 }
 

@@ -127,34 +127,12 @@ func (d *Queue) RedriveAll(ctx context.Context, progress func(done, total int)) 
 // Count returns how many dead letters of the queue's tenant the dead-letter stream
 // holds (SPEC §9: a tenant's are under <dlq prefix>.<tenant>).
 func (d *Queue) Count(ctx context.Context) (uint64, error) {
-	counts, err := d.subjectCounts(ctx)
-	if err != nil {
-		return 0, err
-	}
+	counts, _, err := topology.DLQCounts(ctx, d.js, d.names)
 	var n uint64
 	for _, c := range counts {
 		n += c
 	}
-	return n, nil
-}
-
-// subjectCounts are the queue's tenant's dead-letter subjects and their counts.
-func (d *Queue) subjectCounts(ctx context.Context) (map[string]uint64, error) {
-	s, err := d.js.Stream(ctx, d.names.DLQStream)
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(d.names.DLQSubjectPrefix+".>"))
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
-	}
-	out := map[string]uint64{}
-	for subject, n := range info.State.Subjects {
-		if d.ours(subject) {
-			out[subject] = n
-		}
-	}
-	return out, nil
+	return n, err
 }
 
 // ours reports whether a dead-letter subject is the queue's tenant's.
@@ -164,11 +142,7 @@ func (d *Queue) ours(subject string) bool { return topology.DLQSubjectOf(d.names
 // when it is called and returns how many there were. Dead letters stored while it
 // runs are kept, and so are other tenants'.
 func (d *Queue) Purge(ctx context.Context) (uint64, error) {
-	info, err := d.dlqInfo(ctx)
-	if err != nil {
-		return 0, err
-	}
-	counts, err := d.subjectCounts(ctx)
+	counts, lastSeq, err := topology.DLQCounts(ctx, d.js, d.names)
 	if err != nil {
 		return 0, err
 	}
@@ -179,24 +153,12 @@ func (d *Queue) Purge(ctx context.Context) (uint64, error) {
 	var n uint64
 	for subject, c := range counts {
 		// Up to and including the last sequence seen, not whatever arrives meanwhile.
-		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(lastSeq+1)); err != nil {
 			return n, fmt.Errorf("purge dead-letter stream %s: %w", d.names.DLQStream, err)
 		}
 		n += c
 	}
 	return n, nil
-}
-
-func (d *Queue) dlqInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
-	s, err := d.js.Stream(ctx, d.names.DLQStream)
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter stream %s: %w", d.names.DLQStream, err)
-	}
-	return info, nil
 }
 
 // redriveTarget is where dead letters go back to.

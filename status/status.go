@@ -227,22 +227,16 @@ func consumerStatus(ctx context.Context, js jetstream.JetStream, names topology.
 // stream (SPEC §9: a tenant's are under <dlq prefix>.<tenant>, the single-tenant
 // form's are the rest), 0 when the stream does not exist yet (consume creates it).
 func deadLetters(ctx context.Context, js jetstream.JetStream, names topology.Names) (uint64, error) {
-	s, err := js.Stream(ctx, names.DLQStream)
+	counts, _, err := topology.DLQCounts(ctx, js, names)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read dead-letter stream %s: %w", names.DLQStream, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(names.DLQSubjectPrefix+".>"))
-	if err != nil {
-		return 0, fmt.Errorf("read dead-letter stream %s: %w", names.DLQStream, err)
+		return 0, err
 	}
 	var n uint64
-	for subject, count := range info.State.Subjects {
-		if topology.DLQSubjectOf(names, subject) {
-			n += count
-		}
+	for _, c := range counts {
+		n += c
 	}
 	return n, nil
 }

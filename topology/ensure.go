@@ -213,13 +213,18 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, name, description
 }
 
 func ensureBucket(ctx context.Context, js jetstream.JetStream, name, description string, replicas int, timeout time.Duration) (jetstream.KeyValue, error) {
-	cfg := jetstream.KeyValueConfig{
+	return ensureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: description,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 		History:     1,
-	}
+	}, timeout)
+}
+
+// ensureKV creates the bucket of cfg, or updates it when it exists with another
+// configuration, each request with its own timeout.
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, timeout time.Duration) (jetstream.KeyValue, error) {
 	kv, err := request(ctx, timeout, "create", func(ctx context.Context) (jetstream.KeyValue, error) {
 		return js.CreateKeyValue(ctx, cfg)
 	})
@@ -229,7 +234,7 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, name, description
 		})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ensure bucket %s: %w", name, err)
+		return nil, fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
 }
@@ -244,24 +249,34 @@ func EnsureIntegrations(ctx context.Context, js jetstream.JetStream, o Options) 
 // EnsureTenantReports creates (or updates) the bucket of the replicas' reports of
 // each tenant's sending: memory storage, entries expire after ttl.
 func EnsureTenantReports(ctx context.Context, js jetstream.JetStream, o Options, ttl time.Duration) (jetstream.KeyValue, error) {
-	cfg := jetstream.KeyValueConfig{
+	return ensureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      o.Names.WithDefaults().TenantReportsBucket,
 		Description: "ionixsnow: each consume replica's report of each tenant's sending",
 		Storage:     jetstream.MemoryStorage,
 		Replicas:    o.replicas(),
 		History:     1,
 		TTL:         ttl,
-	}
-	kv, err := request(ctx, o.requestTimeout(), "create", func(ctx context.Context) (jetstream.KeyValue, error) {
-		return js.CreateKeyValue(ctx, cfg)
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = request(ctx, o.requestTimeout(), "update", func(ctx context.Context) (jetstream.KeyValue, error) {
-			return js.UpdateKeyValue(ctx, cfg)
-		})
-	}
+	}, o.requestTimeout())
+}
+
+// DLQCounts reads how many dead letters of the names' tenant each subject of the
+// dead-letter stream holds (DLQSubjectOf), and the stream's last sequence. A missing
+// stream is jetstream.ErrStreamNotFound, wrapped.
+func DLQCounts(ctx context.Context, js jetstream.JetStream, n Names) (counts map[string]uint64, lastSeq uint64, err error) {
+	n = n.WithDefaults()
+	s, err := js.Stream(ctx, n.DLQStream)
 	if err != nil {
-		return nil, fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
+		return nil, 0, fmt.Errorf("dead-letter stream %s: %w", n.DLQStream, err)
 	}
-	return kv, nil
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(n.DLQFilter()))
+	if err != nil {
+		return nil, 0, fmt.Errorf("dead-letter stream %s: %w", n.DLQStream, err)
+	}
+	counts = map[string]uint64{}
+	for subject, c := range info.State.Subjects {
+		if DLQSubjectOf(n, subject) {
+			counts[subject] = c
+		}
+	}
+	return counts, info.State.LastSeq, nil
 }

@@ -99,6 +99,15 @@ func DLQSubjectOf(n Names, subject string) bool {
 	return ok && rest != "" && strings.Count(rest, ".") < 2
 }
 
+// DLQFilter is the subject filter that reads the names' tenant's dead letters (with
+// others' for the single-tenant form: keep those DLQSubjectOf accepts).
+func (n Names) DLQFilter() string {
+	if n.IsTenant() {
+		return n.DLQItemPrefix() + ".>"
+	}
+	return n.WithDefaults().DLQSubjectPrefix + ".>"
+}
+
 // BudgetKey is the tenant's key in the budget bucket: "" (the budget's default key,
 // "window") for the single-tenant form, the tenant id otherwise.
 func (n Names) BudgetKey() string {

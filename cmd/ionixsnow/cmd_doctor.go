@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/signal"
 	"syscall"
@@ -51,11 +50,14 @@ func runDoctor(e *env, args []string) int {
 		defer conn.Close()
 		o.JS = conn.js
 	}
-	results := doctor.Run(ctx, o)
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(results)
+	return e.reportDoctor(doctor.Run(ctx, o), *asJSON)
+}
+
+// reportDoctor prints doctor's results (a JSON array with asJSON, else a line a
+// check) and returns the exit code: 0 when no check failed, else 1.
+func (e *env) reportDoctor(results []doctor.Result, asJSON bool) int {
+	if asJSON {
+		_ = e.printJSON(results)
 	} else {
 		doctor.Print(e.stdout, results)
 	}

@@ -240,7 +240,7 @@ func pollTargets(ctx context.Context, conn *natsConn, cfg config.Config, log zer
 	if cfg.ValidateFor(config.Needs{IONIX: true}) == nil {
 		out = append(out, pollTarget{tenant: tenant.Default, cfg: cfg})
 	}
-	store, err := readOnlyTenants(ctx, conn, cfg)
+	store, err := readOnlyTenants(ctx, conn, cfg, nil)
 	if errors.Is(err, tenant.ErrNotFound) {
 		return out, nil
 	}

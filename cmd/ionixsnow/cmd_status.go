@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/secrets"
 	"github.com/ionix/ionixsnow/status"
 	"github.com/ionix/ionixsnow/tenant"
 )
@@ -84,11 +84,10 @@ func runStatus(e *env, args []string) int {
 	if *all {
 		return e.statusAll(ctx, conn, cfg, *asJSON, fail, log)
 	}
-	tcfg, active, code, ok := e.tenantStatusConfig(ctx, conn, cfg, tid, fail)
+	tcfg, code, ok := e.tenantStatusConfig(ctx, conn, cfg, tid, fail)
 	if !ok {
 		return code
 	}
-	_ = active
 	rep, err := collectStatus(ctx, conn, tcfg, tid, log)
 	switch {
 	case errors.Is(err, status.ErrNoStream):
@@ -99,13 +98,7 @@ func runStatus(e *env, args []string) int {
 			Fix: "check that JetStream is enabled and the NATS server answers, then run status again"})
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(e.stderr, "ionixsnow status: %v\n", err)
-			return exitFailed
-		}
-		return exitOK
+		return e.printJSON(rep)
 	}
 	status.Print(e.stdout, rep)
 	return exitOK
@@ -126,22 +119,20 @@ func collectStatus(ctx context.Context, conn *natsConn, cfg config.Config, t str
 // tenantStatusConfig is the configuration status reads tenant t with: the config
 // file's for the single-tenant form, the deployment's with t's settings (read from
 // the bucket, no secret needed) otherwise.
-func (e *env) tenantStatusConfig(ctx context.Context, conn *natsConn, cfg config.Config, t string, fail func(jsonFailure) int) (config.Config, bool, int, bool) {
+func (e *env) tenantStatusConfig(ctx context.Context, conn *natsConn, cfg config.Config, t string, fail func(jsonFailure) int) (config.Config, int, bool) {
 	if t == tenant.Default {
-		return cfg, true, 0, true
+		return cfg, 0, true
 	}
-	store, err := readOnlyTenants(ctx, conn, cfg)
-	if err == nil {
-		var st tenant.Settings
-		if st, err = store.View(ctx, t); err == nil {
-			return st.Config(cfg), st.Active, 0, true
-		}
+	tcfg, err := tenantConfig(ctx, conn, cfg, t, false, zerolog.Nop())
+	if err != nil {
+		return cfg, fail(jsonFailure{Error: err.Error(), Fix: "list the tenants with `ionixsnow tenant list`"}), false
 	}
-	return cfg, false, fail(jsonFailure{Error: err.Error(), Fix: "list the tenants with `ionixsnow tenant list`"}), false
+	return tcfg, 0, true
 }
 
-// readOnlyTenants is the tenants' store for reading, without creating the bucket.
-func readOnlyTenants(ctx context.Context, conn *natsConn, cfg config.Config) (*tenant.Store, error) {
+// readOnlyTenants is the tenants' store for reading, without creating the bucket;
+// keys (nil: none) open their secrets.
+func readOnlyTenants(ctx context.Context, conn *natsConn, cfg config.Config, keys *secrets.Keyset) (*tenant.Store, error) {
 	kv, err := conn.js.KeyValue(ctx, tenantTopologyOptions(cfg, "").Names.IntegrationsBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("%w: there are no tenants yet (`ionixsnow tenant put` adds one)", tenant.ErrNotFound)
@@ -149,7 +140,10 @@ func readOnlyTenants(ctx context.Context, conn *natsConn, cfg config.Config) (*t
 	if err != nil {
 		return nil, fmt.Errorf("read the tenants' bucket: %w", err)
 	}
-	return tenant.NewStore(kv, nil, nil), nil
+	if keys == nil {
+		return tenant.NewStore(kv, nil, nil), nil // a nil *Keyset is no Keys
+	}
+	return tenant.NewStore(kv, keys, secrets.AssociatedData), nil
 }
 
 // tenantStatus is one tenant's line of status --all: the one-tenant report, with the
@@ -180,7 +174,7 @@ func (e *env) statusAll(ctx context.Context, conn *natsConn, cfg config.Config, 
 			return fail(jsonFailure{Error: fmt.Sprintf("read the status from NATS: %v", err)})
 		}
 	}
-	store, err := readOnlyTenants(ctx, conn, cfg)
+	store, err := readOnlyTenants(ctx, conn, cfg, nil)
 	if err == nil {
 		entries, lerr := store.List(ctx)
 		if lerr != nil {

@@ -281,17 +281,6 @@ func runTenantGet(e *env, args []string) int {
 	return exitOK
 }
 
-// printJSON prints v indented on stdout.
-func (e *env) printJSON(v any) int {
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(e.stderr, "ionixsnow: %v\n", err)
-		return exitFailed
-	}
-	return exitOK
-}
-
 // tenantJSON is one tenant as get and list print it: its id, then its settings (or
 // why they cannot be read).
 type tenantJSON struct {
@@ -486,31 +475,19 @@ func runTenantTest(e *env, args []string) int {
 	cfg := st.Config(s.cfg)
 	cfg.NATS.Consumer = tenantTopologyOptions(cfg, id).Names.Consumer // its own durable consumer
 	log := newLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
-	results := doctor.Run(ctx, doctor.Options{Config: cfg, SendTest: *sendTest, Log: log, JS: s.conn.js})
-	if *asJSON {
-		_ = e.printJSON(results)
-	} else {
-		doctor.Print(e.stdout, results)
-	}
-	if !doctor.Passed(results) {
-		return exitFailed
-	}
-	return exitOK
+	return e.reportDoctor(doctor.Run(ctx, doctor.Options{Config: cfg, SendTest: *sendTest, Log: log, JS: s.conn.js}), *asJSON)
 }
 
 // tenantConfig is the deployment's configuration with tenant t's settings in it, read
 // from the bucket (without creating it); with secrets, they are opened with the
 // keyset of secrets.keyset_file.
 func tenantConfig(ctx context.Context, conn *natsConn, cfg config.Config, t string, withSecrets bool, log zerolog.Logger) (config.Config, error) {
-	kv, err := conn.js.KeyValue(ctx, tenantTopologyOptions(cfg, "").Names.IntegrationsBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return cfg, fmt.Errorf("%w: %s (there are no tenants yet)", tenant.ErrNotFound, t)
-	}
-	if err != nil {
-		return cfg, fmt.Errorf("read the tenants' bucket: %w", err)
-	}
 	if !withSecrets {
-		st, err := tenant.NewStore(kv, nil, nil).View(ctx, t)
+		store, err := readOnlyTenants(ctx, conn, cfg, nil)
+		if err != nil {
+			return cfg, err
+		}
+		st, err := store.View(ctx, t)
 		return st.Config(cfg), err
 	}
 	if cfg.Secrets.KeysetFile == "" {
@@ -520,7 +497,11 @@ func tenantConfig(ctx context.Context, conn *natsConn, cfg config.Config, t stri
 	if err != nil {
 		return cfg, fmt.Errorf("secrets.keyset_file: %w", err)
 	}
-	st, err := tenant.NewStore(kv, keys, secrets.AssociatedData).Get(ctx, t)
+	store, err := readOnlyTenants(ctx, conn, cfg, keys)
+	if err != nil {
+		return cfg, err
+	}
+	st, err := store.Get(ctx, t)
 	return st.Config(cfg), err
 }
 

@@ -171,8 +171,15 @@ type jsonProblem struct {
 }
 
 // printJSONFailure writes f to stdout, indented as the commands' other JSON.
-func (e *env) printJSONFailure(f jsonFailure) {
+func (e *env) printJSONFailure(f jsonFailure) { _ = e.printJSON(f) }
+
+// printJSON prints v indented on stdout.
+func (e *env) printJSON(v any) int {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(f)
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(e.stderr, "ionixsnow: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
 }
