@@ -29,18 +29,71 @@ const (
 	outageHelp   = "1 while sending is paused because ServiceNow is down."
 )
 
-var (
-	receivedDesc = desc("items_received_total", receivedHelp)
-	sentDesc     = desc("items_sent_total", sentHelp, "status")
-	filteredDesc = desc("items_filtered_total", filteredHelp, "reason")
-	skippedDesc  = desc("items_skipped_total", skippedHelp, "reason")
-	deadDesc     = desc("dead_letters_total", deadHelp, "reason")
-	failedDesc   = desc("items_failed_total", failedHelp)
-	requeuedDesc = desc("items_requeued_total", requeuedHelp)
-	budgetDesc   = desc("budget_remaining", budgetHelp)
-	pausedDesc   = desc("consumer_paused", pausedHelp)
-	outageDesc   = desc("consumer_outage", outageHelp)
-)
+// descs are the consumer's metric descriptions, with labels before their own (none,
+// or "tenant").
+type descs struct {
+	received, sent, filtered, skipped, dead, failed, requeued, budget, paused, outage *prometheus.Desc
+}
+
+func newDescs(labels ...string) descs {
+	with := func(own ...string) []string { return append(append([]string{}, labels...), own...) }
+	return descs{
+		received: desc("items_received_total", receivedHelp, with()...),
+		sent:     desc("items_sent_total", sentHelp, with("status")...),
+		filtered: desc("items_filtered_total", filteredHelp, with("reason")...),
+		skipped:  desc("items_skipped_total", skippedHelp, with("reason")...),
+		dead:     desc("dead_letters_total", deadHelp, with("reason")...),
+		failed:   desc("items_failed_total", failedHelp, with()...),
+		requeued: desc("items_requeued_total", requeuedHelp, with()...),
+		budget:   desc("budget_remaining", budgetHelp, with()...),
+		paused:   desc("consumer_paused", pausedHelp, with()...),
+		outage:   desc("consumer_outage", outageHelp, with()...),
+	}
+}
+
+func (d descs) all() []*prometheus.Desc {
+	return []*prometheus.Desc{d.received, d.sent, d.filtered, d.skipped, d.dead, d.failed, d.requeued, d.budget, d.paused, d.outage}
+}
+
+var plain = newDescs()
+
+// collect sends one consumer's figures: its counters, its pause, and (budget not nil)
+// its budget, each series with labels first.
+func (d descs) collect(ch chan<- prometheus.Metric, s consumer.Snapshot, p consumer.PauseState, budget BudgetReader, labels ...string) {
+	counter := func(desc *prometheus.Desc, v int64, own ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), append(append([]string{}, labels...), own...)...)
+	}
+	counter(d.received, s.Received)
+	counter(d.sent, s.Created, "inserted")
+	counter(d.sent, s.Updated, "updated")
+	counter(d.sent, s.Unchanged, "unchanged")
+	counter(d.sent, s.Resolved, "resolved")
+	counter(d.sent, s.Reopened, "reopened")
+	counter(d.filtered, s.FilteredCategory, "category")
+	counter(d.filtered, s.FilteredUrgency, "urgency")
+	counter(d.filtered, s.FilteredClosed, "closed")
+	counter(d.skipped, s.Duplicates, "duplicate")
+	counter(d.skipped, s.Superseded, "superseded")
+	counter(d.skipped, s.Present, "present")
+	counter(d.dead, s.DeadInvalid, string(consumer.DeadInvalid))
+	counter(d.dead, s.DeadRejected, string(consumer.DeadRejected))
+	counter(d.dead, s.DeadMaxDeliver, string(consumer.DeadMaxDeliver))
+	counter(d.failed, s.Failed)
+	counter(d.requeued, s.Requeued)
+	ch <- prometheus.MustNewConstMetric(d.paused, prometheus.GaugeValue, flag(p.Paused && p.Configuration), labels...)
+	ch <- prometheus.MustNewConstMetric(d.outage, prometheus.GaugeValue, flag(p.Paused && !p.Configuration), labels...)
+	if budget == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budgetReadTimeout)
+	defer cancel()
+	st, err := budget.State(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(d.budget, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(d.budget, prometheus.GaugeValue, float64(st.Remaining()), labels...)
+}
 
 // consumerCollector reads the consumer's statistics at scrape time.
 type consumerCollector struct {
@@ -49,51 +102,15 @@ type consumerCollector struct {
 }
 
 func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{receivedDesc, sentDesc, filteredDesc, skippedDesc, deadDesc, failedDesc, requeuedDesc, pausedDesc, outageDesc} {
-		ch <- d
-	}
-	if c.budget != nil {
-		ch <- budgetDesc
+	for _, d := range plain.all() {
+		if d != plain.budget || c.budget != nil {
+			ch <- d
+		}
 	}
 }
 
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.src.Stats()
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	counter(receivedDesc, s.Received)
-	counter(sentDesc, s.Created, "inserted")
-	counter(sentDesc, s.Updated, "updated")
-	counter(sentDesc, s.Unchanged, "unchanged")
-	counter(sentDesc, s.Resolved, "resolved")
-	counter(sentDesc, s.Reopened, "reopened")
-	counter(filteredDesc, s.FilteredCategory, "category")
-	counter(filteredDesc, s.FilteredUrgency, "urgency")
-	counter(filteredDesc, s.FilteredClosed, "closed")
-	counter(skippedDesc, s.Duplicates, "duplicate")
-	counter(skippedDesc, s.Superseded, "superseded")
-	counter(skippedDesc, s.Present, "present")
-	counter(deadDesc, s.DeadInvalid, string(consumer.DeadInvalid))
-	counter(deadDesc, s.DeadRejected, string(consumer.DeadRejected))
-	counter(deadDesc, s.DeadMaxDeliver, string(consumer.DeadMaxDeliver))
-	counter(failedDesc, s.Failed)
-	counter(requeuedDesc, s.Requeued)
-
-	p := c.src.Paused()
-	ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, flag(p.Paused && p.Configuration))
-	ch <- prometheus.MustNewConstMetric(outageDesc, prometheus.GaugeValue, flag(p.Paused && !p.Configuration))
-	if c.budget == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), budgetReadTimeout)
-	defer cancel()
-	st, err := c.budget.State(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(budgetDesc, err)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(budgetDesc, prometheus.GaugeValue, float64(st.Remaining()))
+	plain.collect(ch, c.src.Stats(), c.src.Paused(), c.budget)
 }
 
 func flag(b bool) float64 {
