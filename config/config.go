@@ -93,6 +93,10 @@ type Consumer struct {
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// DrainTimeout bounds the wait for posts in flight at shutdown (SIGTERM).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// ProcessConcurrency bounds the posts in flight at once over every tenant one
+	// consume process serves (SPEC §9); tenants waiting for one take turns. Each
+	// tenant posts at most Concurrency at once. Unused in the single-tenant form.
+	ProcessConcurrency int `yaml:"process_concurrency"`
 }
 
 // IONIX is the IONIX API the poller reads.
@@ -152,11 +156,12 @@ func Default() Config {
 		Filter: Filter{UrgencyThreshold: 1},
 		Cap:    Cap{MaxPerWindow: 1000, Window: time.Hour},
 		Consumer: Consumer{
-			Concurrency:   4,
-			MaxBackoff:    5 * time.Minute,
-			AckWait:       2 * time.Minute,
-			MaxAckPending: 1000,
-			DrainTimeout:  30 * time.Second,
+			Concurrency:        4,
+			MaxBackoff:         5 * time.Minute,
+			AckWait:            2 * time.Minute,
+			MaxAckPending:      1000,
+			ProcessConcurrency: 64,
+			DrainTimeout:       30 * time.Second,
 		},
 		IONIX: IONIX{
 			APIURL:       "https://api.portal.ionix.io",

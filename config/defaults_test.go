@@ -24,7 +24,7 @@ func TestDefaultMatchesSpec(t *testing.T) {
 		Filter: config.Filter{Categories: nil, UrgencyThreshold: 1},
 		Cap:    config.Cap{MaxPerWindow: 1000, Window: time.Hour},
 		Consumer: config.Consumer{Concurrency: 4, ResolveOnClose: false, MaxBackoff: 5 * time.Minute,
-			AckWait: 2 * time.Minute, MaxDeliver: 0, MaxAckPending: 1000, DrainTimeout: 30 * time.Second},
+			AckWait: 2 * time.Minute, MaxDeliver: 0, MaxAckPending: 1000, DrainTimeout: 30 * time.Second, ProcessConcurrency: 64},
 		IONIX:   config.IONIX{APIURL: "https://api.portal.ionix.io", PollInterval: 15 * time.Minute},
 		HTTP:    config.HTTP{Listen: "127.0.0.1:9090"},
 		Log:     config.Log{Level: "info", Format: "auto"},

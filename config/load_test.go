@@ -46,6 +46,7 @@ consumer:
   max_deliver: 20
   max_ack_pending: 64
   drain_timeout: 10s
+  process_concurrency: 200
 ionix:
   api_url: https://ionix.example.com/proxy/
   token: tok
@@ -74,7 +75,7 @@ var fullConfig = config.Config{
 	Filter: config.Filter{Categories: []string{"Vulnerability", "PKI"}, UrgencyThreshold: 7.5},
 	Cap:    config.Cap{MaxPerWindow: 500, Window: 30 * time.Minute},
 	Consumer: config.Consumer{Concurrency: 16, ResolveOnClose: true, MaxBackoff: 10 * time.Minute,
-		AckWait: 90 * time.Second, MaxDeliver: 20, MaxAckPending: 64, DrainTimeout: 10 * time.Second},
+		AckWait: 90 * time.Second, MaxDeliver: 20, MaxAckPending: 64, DrainTimeout: 10 * time.Second, ProcessConcurrency: 200},
 	IONIX: config.IONIX{APIURL: "https://ionix.example.com/proxy", Token: "tok", Account: "acme", PollInterval: time.Hour},
 	HTTP:  config.HTTP{Listen: ":9191"},
 	Log:   config.Log{Level: "debug", Format: "json"},

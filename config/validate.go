@@ -16,16 +16,17 @@ import (
 
 // Limits checked by Validate.
 const (
-	MaxConcurrency      = 256
-	MinCapWindow        = time.Second
-	MinMaxBackoff       = time.Second
-	MinAckWait          = time.Second
-	MinDrainTimeout     = time.Second
-	MinPollInterval     = 10 * time.Second
-	MinUrgencyThreshold = 1.0
-	MaxUrgencyThreshold = 10.0
-	MinEmbeddedTokenLen = 16
-	maxJetStreamName    = 255
+	MaxConcurrency        = 256
+	MaxProcessConcurrency = 4096
+	MinCapWindow          = time.Second
+	MinMaxBackoff         = time.Second
+	MinAckWait            = time.Second
+	MinDrainTimeout       = time.Second
+	MinPollInterval       = 10 * time.Second
+	MinUrgencyThreshold   = 1.0
+	MaxUrgencyThreshold   = 10.0
+	MinEmbeddedTokenLen   = 16
+	maxJetStreamName      = 255
 )
 
 // LogLevels and LogFormats are the accepted values of log.level and log.format.
@@ -168,6 +169,9 @@ func (c Config) problems(n Needs) Problems {
 	}
 	if c.Consumer.MaxAckPending < c.Consumer.Concurrency {
 		ps.add("consumer.max_ack_pending", fmt.Sprintf("must be at least consumer.concurrency (%d) times the replicas you run, got %d", c.Consumer.Concurrency, c.Consumer.MaxAckPending))
+	}
+	if c.Consumer.ProcessConcurrency < 1 || c.Consumer.ProcessConcurrency > MaxProcessConcurrency {
+		ps.add("consumer.process_concurrency", fmt.Sprintf("must be from 1 to %d, got %d", MaxProcessConcurrency, c.Consumer.ProcessConcurrency))
 	}
 	if c.Consumer.DrainTimeout < MinDrainTimeout {
 		ps.add("consumer.drain_timeout", fmt.Sprintf("must be at least 1s, got %s", c.Consumer.DrainTimeout))

@@ -31,6 +31,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	c.Consumer.MaxDeliver = -1
 	c.Consumer.MaxAckPending = 100 // below concurrency 257
 	c.Consumer.DrainTimeout = 0
+	c.Consumer.ProcessConcurrency = 0
 	c.IONIX.APIURL = "http://api.portal.ionix.io"
 	c.IONIX.PollInterval = 5 * time.Second
 	c.HTTP.Listen = "localhost"
@@ -43,7 +44,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		"servicenow.impact_overrides", "servicenow.category_overrides",
 		"filter.categories", "filter.urgency_threshold",
 		"cap.max_per_window", "cap.window", "consumer.concurrency", "consumer.max_backoff",
-		"consumer.ack_wait", "consumer.max_deliver", "consumer.max_ack_pending", "consumer.drain_timeout",
+		"consumer.ack_wait", "consumer.max_deliver", "consumer.max_ack_pending", "consumer.drain_timeout", "consumer.process_concurrency",
 		"ionix.api_url", "ionix.poll_interval", "http.listen", "log.level", "log.format",
 	)
 	wantText(t, err,

@@ -145,6 +145,9 @@ type Deps struct {
 	// (*servicenow.Client): a post waits it out before it renews a stale grant, so
 	// that the send is counted when it is made.
 	RateLimit RateLimited
+	// Slots, optional, bounds the posts in flight over every consumer that shares
+	// it (see SendSlots); nil: only Options.Concurrency bounds them.
+	Slots SendSlots
 	// Stats, optional, are the counters to count in: a consumer built again over a
 	// new connection keeps counting where the one before stopped.
 	Stats *Stats

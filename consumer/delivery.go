@@ -24,7 +24,7 @@ type delivery struct {
 	probe     bool             // the one message sent while sending is paused
 	stream    string           // the stream instance it was fetched from (see streamID)
 	// grant is the budget grant its send counts against, renewed before the send
-	// when it went stale (see Consumer.freshGrant); nil: none (the cap is off).
+	// when it went stale (see Consumer.readyToSend); nil: none (the cap is off).
 	grant *budget.Grant
 
 	meta  *jetstream.MsgMetadata

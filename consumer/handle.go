@@ -136,19 +136,27 @@ func (c *Consumer) postAs(ctx context.Context, d *delivery, k postKind) (posted 
 // The ledger records the post, as t, for the delivery's event.
 func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]string, t ledger.Ticket) (sent bool) {
 	log, msg, meta := d.log, d.msg, d.meta
-	// The grant is renewed (after a 429 pause) before the breaker is asked: a
-	// renewal can wait for the window, and sending may pause or halt meanwhile.
-	if err := c.freshGrant(ctx, d); err != nil {
-		c.nakLater(log, msg, meta, fmt.Errorf("renewing the send grant: %w", err))
+	// The breaker is asked once the send may go (after a 429 pause, a shared slot,
+	// a grant renewed): each of those can wait, and sending may pause or halt
+	// meanwhile.
+	stopKeepAlive := c.keepAlive(msg) // waiting to send and the request can both be long
+	release, err := c.readyToSend(ctx, d)
+	if err != nil {
+		stopKeepAlive()
+		c.nakLater(log, msg, meta, fmt.Errorf("waiting to send: %w", err))
 		return false
 	}
 	if !c.brk.sends(d.probe) {
+		release()
+		stopKeepAlive()
 		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
 		c.nakLater(log, msg, meta, nil)
 		return false
 	}
 	started := c.now()
-	res, err := c.importKeepingAlive(ctx, msg, record)
+	res, err := c.d.Importer.Import(ctx, record)
+	release()
+	stopKeepAlive()
 	if Unchanged(res) {
 		// A coalesced re-post that changes nothing: the incident already holds
 		// exactly what we sent.
@@ -232,10 +240,15 @@ func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, rq req
 	log.Info().Uint64("newest_seq", rq.seq).Str("why", rq.why).Msg("requeued the newest version so that it is posted last")
 }
 
-// importKeepingAlive posts the record, resetting the message's ack timer while the
-// request takes long (rate limit pauses, slow instances).
+// importKeepingAlive posts the record in a shared send slot, resetting the message's
+// ack timer while the wait for the slot or the request takes long.
 func (c *Consumer) importKeepingAlive(ctx context.Context, msg jetstream.Msg, record map[string]string) (servicenow.Result, error) {
 	defer c.keepAlive(msg)()
+	release, err := c.sendSlot(ctx)
+	if err != nil {
+		return servicenow.Result{}, err
+	}
+	defer release()
 	return c.d.Importer.Import(ctx, record)
 }
 

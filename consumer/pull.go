@@ -154,38 +154,6 @@ func (c *Consumer) returnUnstarted(p pulled, release bool) {
 	}
 }
 
-// freshGrant renews, right before its send, the grant of a message that waited (in
-// the reserve, for its turn) longer than the budget allows between a grant and its
-// request: it gives the stale send back and takes a fresh one, waiting for it if the
-// window is full (the message kept in progress meanwhile). On an error (ctx ended)
-// the message holds no grant.
-func (c *Consumer) freshGrant(ctx context.Context, d *delivery) error {
-	if d.grant == nil {
-		return nil
-	}
-	// A send ServiceNow asked to hold back (429) waits here, not inside the client,
-	// so that its grant is judged when it goes out.
-	var paused time.Duration
-	if c.d.RateLimit != nil {
-		paused = time.Until(c.d.RateLimit.PausedUntil())
-	}
-	if paused <= 0 && c.d.Budget.Fresh(*d.grant) {
-		return nil
-	}
-	stop := c.keepAlive(d.msg)
-	defer stop()
-	if paused > 0 && !sleep(ctx, paused) {
-		return ctx.Err()
-	}
-	if c.d.Budget.Fresh(*d.grant) {
-		return nil
-	}
-	c.releaseGrant(context.Background(), *d.grant, 1)
-	g, err := c.d.Budget.AcquireGrant(ctx, 1)
-	*d.grant = g
-	return err
-}
-
 // reconnectWait bounds how long a worker waits for NATS to come back before it
 // returns the message in hand unstarted.
 const reconnectWait = 2 * time.Second

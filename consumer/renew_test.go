@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,24 +18,25 @@ import (
 )
 
 // renewingBudget grants everything. Once armed, the first grant asked about is fresh
-// and every later one stale; the renewal of a stale grant (its send given back, then
-// one asked for) waits until release is closed.
+// and every later one stale but for the renewals; the renewal of a stale grant (its
+// send given back, then one asked for) waits until release is closed.
 type renewingBudget struct {
 	budget.Unlimited
 	mu       sync.Mutex
 	armed    bool
 	asked    int
 	renewing bool
+	renewed  []budget.Grant
 	blocked  chan struct{} // closed when a renewal waits
 	release  chan struct{}
 }
 
 func (b *renewingBudget) arm() { b.mu.Lock(); b.armed = true; b.mu.Unlock() }
 
-func (b *renewingBudget) Fresh(budget.Grant) bool {
+func (b *renewingBudget) Fresh(g budget.Grant) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.armed {
+	if !b.armed || slices.Contains(b.renewed, g) {
 		return true
 	}
 	b.asked++
@@ -62,6 +64,11 @@ func (b *renewingBudget) AcquireGrant(ctx context.Context, want int) (budget.Gra
 		case <-ctx.Done():
 			return budget.Grant{}, ctx.Err()
 		}
+		g, err := b.Unlimited.AcquireGrant(ctx, want)
+		b.mu.Lock()
+		b.renewed = append(b.renewed, g)
+		b.mu.Unlock()
+		return g, err
 	}
 	return b.Unlimited.AcquireGrant(ctx, want)
 }

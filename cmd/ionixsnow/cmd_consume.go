@@ -16,6 +16,7 @@ import (
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/consumer"
 	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/fairshare"
 	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/metrics"
 	"github.com/ionix/ionixsnow/monitoring"
@@ -46,8 +47,12 @@ func runConsume(e *env, args []string) int {
 
 	m := metrics.New()
 	var tenants *tenantFleet
+	// Serving tenants, the process's posts are shared among them in turn (the
+	// single-tenant form's too).
+	var slots *fairshare.Pool
 	if serveTenants {
-		f, err := newTenantFleet(cfg, m, log)
+		slots = fairshare.New(cfg.Consumer.ProcessConcurrency)
+		f, err := newTenantFleet(cfg, m, slots, log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "ionixsnow consume: secrets.keyset_file: %v\n", err)
 			return exitUsage
@@ -64,12 +69,19 @@ func runConsume(e *env, args []string) int {
 	cur.set(conn, pipeline{})
 	var snow *servicenow.Client
 	var p pipeline
+	carried := func() consumer.Deps {
+		d := cur.carried(snow)
+		if slots != nil {
+			d.Slots = slots.For(tenant.Default)
+		}
+		return d
+	}
 	if serveDefault {
 		if snow, err = servicenow.New(cfg.ServiceNow.Client(), log); err != nil {
 			fmt.Fprintf(e.stderr, "ionixsnow consume: %v\n", err)
 			return exitUsage
 		}
-		if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log); err != nil {
+		if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), carried(), log); err != nil {
 			log.Error().Err(err).Msg("cannot set up the consumer")
 			return exitFailed
 		}
@@ -110,7 +122,7 @@ func runConsume(e *env, args []string) int {
 				cur.set(conn, pipeline{})
 				return nil
 			}
-			if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), cur.carried(snow), log); err != nil {
+			if p, err = newPipeline(ctx, conn, cfg, m.Importer(snow), carried(), log); err != nil {
 				return fmt.Errorf("set up the consumer again: %w", err)
 			}
 			cur.set(conn, p)
@@ -198,7 +210,7 @@ func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t
 	}
 	d := pipelineDeps(conn, topo, imp, budget, log)
 	d.Consumer = topo.Consumer
-	d.Incidents, d.RateLimit, d.Stats, d.Halt = carry.Incidents, carry.RateLimit, carry.Stats, carry.Halt
+	d.Incidents, d.RateLimit, d.Stats, d.Halt, d.Slots = carry.Incidents, carry.RateLimit, carry.Stats, carry.Halt, carry.Slots
 	o := consumerOptions(cfg, topo.Names)
 	if tune != nil {
 		tune(&o)

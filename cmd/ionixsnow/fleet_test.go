@@ -12,7 +12,9 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/embedded"
 	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/fairshare"
 	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/metrics"
@@ -42,7 +45,38 @@ type rvInstance struct {
 	// hold, when set, makes imports wait until it is closed.
 	hold    atomic.Pointer[chan struct{}]
 	imports atomic.Int64
+	// delay, when set, is how long each import takes at least; inFlight, when
+	// set, counts the imports being answered (shared by instances to count a
+	// process's posts).
+	delay    atomic.Int64
+	inFlight atomic.Pointer[inFlight]
 }
+
+// inFlight counts requests being answered, the most at once, and which instance
+// each one reached, in the order they came.
+type inFlight struct {
+	now, most atomic.Int64
+	mu        sync.Mutex
+	order     []string
+}
+
+func (f *inFlight) enter(instance string) {
+	n := f.now.Add(1)
+	for m := f.most.Load(); n > m && !f.most.CompareAndSwap(m, n); m = f.most.Load() {
+	}
+	f.mu.Lock()
+	f.order = append(f.order, instance)
+	f.mu.Unlock()
+}
+
+// arrivals is the instances the requests reached, in order.
+func (f *inFlight) arrivals() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.order)
+}
+
+func (f *inFlight) leave() { f.now.Add(-1) }
 
 func rvNewInstance(t *testing.T, id string) *rvInstance {
 	t.Helper()
@@ -51,11 +85,18 @@ func rvNewInstance(t *testing.T, id string) *rvInstance {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/api/now/import/") {
 			in.imports.Add(1)
+			if f := in.inFlight.Load(); f != nil {
+				f.enter(id)
+				defer f.leave()
+			}
 			if h := in.hold.Load(); h != nil {
 				select {
 				case <-*h:
 				case <-r.Context().Done():
 				}
+			}
+			if d := time.Duration(in.delay.Load()); d > 0 {
+				time.Sleep(d) // the instance's own latency
 			}
 		}
 		in.sim.ServeHTTP(w, r)
@@ -168,6 +209,7 @@ func (h *rvHarness) serve(single *rvInstance) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := h.cfg
 	m := metrics.New()
+	slots := fairshare.New(cfg.Consumer.ProcessConcurrency)
 	var p pipeline
 	if single != nil {
 		cfg.ServiceNow = single.snowConfig()
@@ -175,12 +217,13 @@ func (h *rvHarness) serve(single *rvInstance) (stop func() error) {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		cur := newLive()
-		if p, err = newPipeline(ctx, h.conn, cfg, m.Importer(snow), cur.carried(snow), h.log); err != nil {
+		carried := newLive().carried(snow)
+		carried.Slots = slots.For(tenant.Default)
+		if p, err = newPipeline(ctx, h.conn, cfg, m.Importer(snow), carried, h.log); err != nil {
 			h.t.Fatal(err)
 		}
 	}
-	fleet, err := newTenantFleet(cfg, m, h.log)
+	fleet, err := newTenantFleet(cfg, m, slots, h.log)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -259,6 +302,9 @@ func rvRevision(t *testing.T, kv jetstream.KeyValue, key string) uint64 {
 func (h *rvHarness) publishAsync(tid, idPrefix string, n int) {
 	h.t.Helper()
 	names := topologyOptions(h.cfg).Names.ForTenant(tid)
+	if _, err := topology.EnsureStream(context.Background(), h.conn.js, topology.Options{Names: topology.DefaultNames()}); err != nil {
+		h.t.Fatal(err)
+	}
 	for i := range n {
 		id := fmt.Sprintf("%s-%d", idPrefix, i)
 		body, _ := json.Marshal(map[string]any{"id": id, "title": "item of " + tid + ": " + id, "type": "Vulnerability", "urgency": 8.0,
@@ -356,7 +402,7 @@ func startProxiedFleet(t *testing.T, acme *rvInstance) *proxiedFleet {
 	if _, err := store.SetActive(ctx, "acme", true); err != nil {
 		t.Fatal(err)
 	}
-	fleet, err := newTenantFleet(cfg, metrics.New(), log)
+	fleet, err := newTenantFleet(cfg, metrics.New(), nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ionix/ionixsnow/config"
 	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/fairshare"
 	"github.com/ionix/ionixsnow/metrics"
 	"github.com/ionix/ionixsnow/secrets"
 	"github.com/ionix/ionixsnow/servicenow"
@@ -35,10 +36,13 @@ const tenantRetry = 10 * time.Second
 // durable consumer, budget key, ledger keys, dead letters, ServiceNow client (its own
 // OAuth token), breaker and workers, and its own goroutine that starts and stops its
 // pipeline, so one tenant's outage, pause, backlog or slow drain holds up no other.
+// Their posts share the process's consumer.process_concurrency slots: a tenant posts
+// at most consumer.concurrency at once, and tenants waiting for a slot take turns.
 type tenantFleet struct {
 	cfg     config.Config // the deployment's
 	keyPath string
 	metrics *metrics.Metrics
+	slots   *fairshare.Pool // the process's posts, shared among the tenants in turn
 	log     zerolog.Logger
 
 	replica string // this process, in its reports
@@ -120,14 +124,17 @@ type tenantRun struct {
 	failed   chan struct{} // closed when Run ended by itself
 }
 
-func newTenantFleet(cfg config.Config, m *metrics.Metrics, log zerolog.Logger) (*tenantFleet, error) {
+func newTenantFleet(cfg config.Config, m *metrics.Metrics, slots *fairshare.Pool, log zerolog.Logger) (*tenantFleet, error) {
 	keys, err := loadKeyset(cfg.Secrets.KeysetFile, log)
 	if err != nil {
 		return nil, err
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	return &tenantFleet{cfg: cfg, keyPath: cfg.Secrets.KeysetFile, metrics: m, log: log, keys: keys, replica: hex.EncodeToString(id[:])}, nil
+	if slots == nil {
+		slots = fairshare.New(cfg.Consumer.ProcessConcurrency)
+	}
+	return &tenantFleet{cfg: cfg, keyPath: cfg.Secrets.KeysetFile, metrics: m, slots: slots, log: log, keys: keys, replica: hex.EncodeToString(id[:])}, nil
 }
 
 // fleetRun is what the tenants' goroutines of one Run share.
@@ -432,7 +439,7 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 		o.GaveBack = func() { _ = fr.conn.nc.Publish(ringPrefix+"."+id, nil) }
 	}
 	p, err := newTenantPipeline(fr.ctx, fr.conn, cfg, id, tune, f.metrics.Importer(snow),
-		consumer.Deps{Incidents: snow, RateLimit: snow, Stats: stats, Halt: f.halt(id)}, log)
+		consumer.Deps{Incidents: snow, RateLimit: snow, Stats: stats, Halt: f.halt(id), Slots: f.slots.For(id)}, log)
 	if err != nil {
 		if fr.ctx.Err() == nil {
 			log.Warn().Err(err).Dur("retry_in", tenantRetry).Msg("cannot set up the tenant's consumer")
