@@ -18,6 +18,9 @@ type fleet struct {
 	procs []*proc // running
 	all   []*proc // every process started, for the logs
 	kills int
+	// tenants is how many tenants of the bucket each process serves besides the
+	// single-tenant form.
+	tenants int
 }
 
 // newFleet starts n consume processes one after the other, each once the one before
@@ -25,7 +28,13 @@ type fleet struct {
 // reads fs.cfg unlocked while fileStore.UpdateConfig writes it) that -race reports
 // when one process updates the stream while another creates the consumer.
 func newFleet(t *testing.T, env []string, n int) *fleet {
-	f := &fleet{t: t, env: env}
+	return newFleetServing(t, env, n, 0)
+}
+
+// newFleetServing is newFleet for processes that also serve that many tenants of the
+// bucket; each is started once it consumes for all of them.
+func newFleetServing(t *testing.T, env []string, n, tenants int) *fleet {
+	f := &fleet{t: t, env: env, tenants: tenants}
 	for range n {
 		f.procs = append(f.procs, f.start())
 		f.waitConsuming()
@@ -62,7 +71,9 @@ func (f *fleet) kill9(i int) {
 func (f *fleet) waitConsuming() {
 	f.t.Helper()
 	for _, p := range f.procs {
-		testkit.WaitForDiag(f.t, 20*time.Second, "consume to start", func() bool { return len(logLines(p, "consuming")) > 0 },
+		testkit.WaitForDiag(f.t, 20*time.Second, "consume to start", func() bool {
+			return len(logLines(p, "consuming")) > 0 && len(logLines(p, "consuming for the tenant")) >= f.tenants
+		},
 			func() string { return tailLines(p.logs.String(), 20) })
 	}
 }

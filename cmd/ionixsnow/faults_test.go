@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +40,46 @@ type faultRig struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	env      []string
+	// tenantSims are the instances of the tenants withTenants added.
+	tenantSims map[string]*emulator.Server
+}
+
+// withTenants adds tenants of the integrations bucket to the rig, each on an emulator
+// of its own with simOpts' latency and faults, put and activated with the binary as
+// an operator would. It returns the environment of consume processes that serve them
+// besides the single-tenant form.
+func (r *faultRig) withTenants(t *testing.T, simOpts emulator.Options, ids ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	keyset := filepath.Join(dir, "keyset.json")
+	base := []string{"IONIXSNOW_NATS_URL=nats://" + r.listen, "IONIXSNOW_SECRETS_KEYSET_FILE=" + keyset}
+	mustRunBinary(t, base, "keys", "init", "--out", keyset)
+	r.tenantSims = map[string]*emulator.Server{}
+	for _, id := range ids {
+		o := simOpts
+		o.ClientID, o.ClientSecret, o.Username, o.Password = id+"-client", "cs-"+id, "svc."+id, "pw-"+id
+		sim := emulator.New(o)
+		srv := httptest.NewServer(sim)
+		t.Cleanup(srv.Close)
+		r.tenantSims[id] = sim
+		file := filepath.Join(dir, id+".yaml")
+		settings := fmt.Sprintf("servicenow: {instance_url: %q, client_id: %q, username: %q}\n", srv.URL, id+"-client", "svc."+id)
+		if err := os.WriteFile(file, []byte(settings), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustRunBinary(t, append(slices.Clone(base), "IONIXSNOW_SERVICENOW_CLIENT_SECRET="+o.ClientSecret, "IONIXSNOW_SERVICENOW_PASSWORD="+o.Password),
+			"tenant", "put", id, "--file", file)
+		mustRunBinary(t, base, "tenant", "activate", id)
+	}
+	return append(slices.Clone(r.env), "IONIXSNOW_SECRETS_KEYSET_FILE="+keyset)
+}
+
+// mustRunBinary runs the binary and fails the test unless it exits 0.
+func mustRunBinary(t *testing.T, env []string, args ...string) {
+	t.Helper()
+	if out, code := runBinary(t, env, args...); code != exitOK {
+		t.Fatalf("ionixsnow %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
 }
 
 // newFaultRig starts the servers and creates the stream and the dead-letter stream (the
@@ -117,10 +159,13 @@ const (
 
 // consumerIdle reports whether the durable consumer has nothing pending and nothing
 // awaiting an ack: every message was settled (acked or terminated).
-func (r *faultRig) consumerIdle() bool {
+func (r *faultRig) consumerIdle() bool { return r.consumerIdleOf(topology.DefaultConsumer) }
+
+// consumerIdleOf is consumerIdle for the durable consumer name (a tenant's).
+func (r *faultRig) consumerIdleOf(name string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c, err := r.js.Consumer(ctx, topology.DefaultStream, topology.DefaultConsumer)
+	c, err := r.js.Consumer(ctx, topology.DefaultStream, name)
 	if err != nil {
 		return false
 	}
@@ -128,10 +173,13 @@ func (r *faultRig) consumerIdle() bool {
 	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 }
 
-func (r *faultRig) consumerState() string {
+func (r *faultRig) consumerState() string { return r.consumerStateOf(topology.DefaultConsumer) }
+
+// consumerStateOf is consumerState for the durable consumer name (a tenant's).
+func (r *faultRig) consumerStateOf(name string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c, err := r.js.Consumer(ctx, topology.DefaultStream, topology.DefaultConsumer)
+	c, err := r.js.Consumer(ctx, topology.DefaultStream, name)
 	if err != nil {
 		return "consumer: " + err.Error()
 	}
