@@ -41,8 +41,9 @@ func runKeys(e *env, args []string) int {
 }
 
 func runKeysInit(e *env, args []string) int {
-	fs := e.flagSet("keys init", "--out FILE")
+	fs := e.flagSet("keys init", "--out FILE [--keep]")
 	out := fs.String("out", "", "the keyset `file` to create (mode 0600); name it in secrets.keyset_file")
+	keep := fs.Bool("keep", false, "when the file exists and is a keyset, keep it and exit 0 (an init container run at every start)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -50,6 +51,17 @@ func runKeysInit(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "ionixsnow keys init: --out is required")
 		fs.Usage()
 		return exitUsage
+	}
+	if *keep {
+		if _, err := os.Stat(*out); err == nil {
+			k, err := secrets.Load(*out)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "ionixsnow keys init: --keep: %s exists but is no usable keyset: %v\n", *out, err)
+				return exitUsage
+			}
+			fmt.Fprintf(e.stdout, "kept keyset %s (primary key %d)\n", *out, k.PrimaryKeyID())
+			return exitOK
+		}
 	}
 	k, err := secrets.Init(*out)
 	if err != nil {

@@ -186,11 +186,12 @@ func (e *env) loadDeploymentConfig(cmd, path string) (config.Config, int, bool) 
 }
 
 func runTenantPut(e *env, args []string) int {
-	fs := e.flagSet("tenant put", "T --file F [--clear KEY ...] [--config FILE]")
+	fs := e.flagSet("tenant put", "T --file F [--clear KEY ...] [--activate] [--config FILE]")
 	cfgPath := fs.String("config", "", "the deployment's YAML config `file` (NATS, secrets.keyset_file)")
 	file := fs.String("file", "", "the tenant's settings: a YAML or JSON `file` with the sections servicenow, filter, cap, consumer, ionix")
 	var clear multiFlag
 	fs.Var(&clear, "clear", "drop a stored secret the file does not give (servicenow.password, servicenow.refresh_token, servicenow.client_secret, ionix.token); repeatable")
+	activate := fs.Bool("activate", false, "activate the tenant once its settings are stored (the put and tenant activate in one step)")
 	id, code, ok := parseTenantArgs(e, fs, args)
 	if !ok {
 		return code
@@ -237,12 +238,20 @@ func runTenantPut(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "ionixsnow tenant put: %v\n", err)
 		return exitFailed
 	}
+	if *activate {
+		if _, err := s.store.SetActive(ctx, id, true); err != nil {
+			fmt.Fprintf(e.stderr, "ionixsnow tenant put: stored, but activating it failed (run `ionixsnow tenant activate %s`): %v\n", id, err)
+			return exitFailed
+		}
+	}
 	view, err := s.store.View(ctx, id)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ionixsnow tenant put: stored, but reading it back failed: %v\n", err)
 		return exitFailed
 	}
 	switch {
+	case res.Created && view.Active:
+		fmt.Fprintf(e.stdout, "tenant %s created, active\n", id)
 	case res.Created:
 		fmt.Fprintf(e.stdout, "tenant %s created, inactive: check it with `ionixsnow tenant test %s --send-test`, then `ionixsnow tenant activate %s`\n", id, id, id)
 	default:

@@ -98,10 +98,18 @@ func loadConfigOf(t *testing.T, inv deployInvocation) (config.Config, error) {
 		}
 		env[name] = local
 	}
-	return config.LoadFor(cfgPath, func(k string) (string, bool) {
+	lookup := func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
-	}, needsOf(inv.args))
+	}
+	needs := needsOf(inv.args)
+	if inv.subcommand() == "consume" {
+		// As consume decides: the single-tenant form is needed unless the
+		// configuration names a keyset (tenants) and no instance.
+		peek, _ := config.LoadFor(cfgPath, lookup, config.Needs{})
+		needs.ServiceNow = peek.ServiceNow.InstanceURL != "" || peek.Secrets.KeysetFile == ""
+	}
+	return config.LoadFor(cfgPath, lookup, needs)
 }
 
 // checkLoadConfig loads the configuration of an invocation (loadConfigOf) and

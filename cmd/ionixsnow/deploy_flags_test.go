@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ionix/ionixsnow/config"
+	"github.com/ionix/ionixsnow/tenant"
 )
 
 // The binary's own description of its commands and flags (`ionixsnow <command> -h`),
@@ -103,12 +104,18 @@ func commandPath(args []string) []string {
 		}
 		path = append(path, a)
 	}
-	// Only dlq has subcommands; a second word elsewhere is a stray argument,
-	// which checkArgs reports.
-	if len(path) == 2 && path[0] != "dlq" {
+	// Only dlq, tenant and keys have subcommands; a second word elsewhere is a stray
+	// argument, which checkArgs reports.
+	if len(path) == 2 && !slices.Contains([]string{"dlq", "tenant", "keys"}, path[0]) {
 		path = path[:1]
 	}
 	return path
+}
+
+// takesTenant reports whether the command takes a tenant id as its one argument
+// (`tenant put T`; not `tenant list`).
+func takesTenant(path []string) bool {
+	return len(path) == 2 && path[0] == "tenant" && path[1] != "list"
 }
 
 // checkArgs returns what is wrong with an argument list: an unknown command, a flag
@@ -127,8 +134,16 @@ func checkArgs(args []string) []string {
 	}
 	var probs []string
 	rest := args[len(path):]
+	tenantGiven := false
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
+		if takesTenant(path) && !tenantGiven && !strings.HasPrefix(a, "-") {
+			tenantGiven = true
+			if _, err := tenant.ParseID(a); err != nil {
+				probs = append(probs, fmt.Sprintf("tenant %q: %v", a, err))
+			}
+			continue
+		}
 		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
 			probs = append(probs, fmt.Sprintf("unexpected argument %q (`ionixsnow %s` takes flags only)", a, strings.Join(path, " ")))
 			continue
@@ -148,6 +163,9 @@ func checkArgs(args []string) []string {
 			}
 			i++
 		}
+	}
+	if takesTenant(path) && !tenantGiven {
+		probs = append(probs, fmt.Sprintf("`ionixsnow %s` needs a tenant id", strings.Join(path, " ")))
 	}
 	return probs
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -106,6 +107,16 @@ cap: {max_per_window: 200, window: 1h}
 	if code, out, _ = f.run(t, "tenant", "activate", "acme"); code != exitOK || !strings.Contains(out, "already active") {
 		t.Errorf("second activate: exit %d\n%s", code, out)
 	}
+	// put --activate: the put and the activation button in one step.
+	if code, out, errs = f.run(t, "tenant", "put", "beta", "--file", settings, "--activate"); code != exitOK || !strings.Contains(out, "tenant beta created, active") {
+		t.Errorf("tenant put --activate: exit %d\n%s%s", code, out, errs)
+	}
+	if v, err := f.store(t).View(context.Background(), "beta"); err != nil || !v.Active {
+		t.Errorf("after put --activate: active %v (%v)", v.Active, err)
+	}
+	if code, out, errs = f.run(t, "tenant", "delete", "beta", "--yes"); code != exitOK {
+		t.Fatalf("tenant delete: exit %d\n%s%s", code, out, errs)
+	}
 
 	// A put without the secrets keeps them, and keeps the tenant active.
 	delete(f.vars, "IONIXSNOW_SERVICENOW_CLIENT_SECRET")
@@ -174,6 +185,24 @@ func TestTenantPutRefusals(t *testing.T) {
 	}
 	if code, _, errs := f.run(t, "keys", "init", "--out", f.keyset); code != exitUsage || !strings.Contains(errs, "already exists") {
 		t.Errorf("second keys init: exit %d\n%s", code, errs)
+	}
+	before, err := os.ReadFile(f.keyset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := f.run(t, "keys", "init", "--out", f.keyset, "--keep"); code != exitOK || !strings.Contains(out, "kept keyset") {
+		t.Errorf("keys init --keep of a keyset: exit %d\n%s%s", code, out, errs)
+	}
+	if after, _ := os.ReadFile(f.keyset); !bytes.Equal(before, after) {
+		t.Error("keys init --keep changed the keyset file")
+	}
+	notKeys := f.file(t, "not-a-keyset.json", `{"hello": "world"}`)
+	if code, _, errs := f.run(t, "keys", "init", "--out", notKeys, "--keep"); code != exitUsage || !strings.Contains(errs, "no usable keyset") {
+		t.Errorf("keys init --keep of another file: exit %d\n%s", code, errs)
+	}
+	fresh := filepath.Join(f.dir, "fresh-keyset.json")
+	if code, out, errs := f.run(t, "keys", "init", "--out", fresh, "--keep"); code != exitOK || !strings.Contains(out, "created keyset") {
+		t.Errorf("keys init --keep of no file: exit %d\n%s%s", code, out, errs)
 	}
 	good := f.file(t, "good.yaml", "servicenow: {instance_url: https://acme.service-now.com, client_id: c, username: u, password: p}\n")
 	for _, tc := range []struct {
