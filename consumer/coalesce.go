@@ -122,16 +122,23 @@ func (c *Consumer) verifyCoalesce(ctx context.Context, msg jetstream.Msg, id str
 		}
 	}
 	stop := c.keepAlive(msg) // the wait for a send can be long at the cap
+	defer stop()
 	grant, err := c.d.Budget.AcquireGrant(ctx, 1)
-	stop()
 	if err != nil || grant.N < 1 {
 		return coalesceUnknown, false, fmt.Sprintf("no send to post the item again (%v)", err)
 	}
+	release, err := c.readyToSend(ctx, &delivery{msg: msg, grant: &grant})
+	if err != nil {
+		c.releaseGrant(context.WithoutCancel(ctx), grant, grant.N)
+		return coalesceUnknown, false, fmt.Sprintf("no send to post the item again (%v)", err)
+	}
 	if c.brk.isHalted() { // another post found it meanwhile
+		release()
 		c.releaseGrant(context.WithoutCancel(ctx), grant, grant.N)
 		return coalesceBroken, false, "sending has halted already"
 	}
-	again, err := c.importKeepingAlive(ctx, msg, record)
+	again, err := c.d.Importer.Import(ctx, record)
+	release()
 	if Unchanged(again) {
 		err = nil
 	}

@@ -26,6 +26,9 @@ type delivery struct {
 	// grant is the budget grant its send counts against, renewed before the send
 	// when it went stale (see Consumer.readyToSend); nil: none (the cap is off).
 	grant *budget.Grant
+	// stop is Run's context: the waits before a send end with it (the send's own
+	// context lasts through the drain). Nil: none but the send's.
+	stop context.Context
 
 	meta  *jetstream.MsgMetadata
 	log   zerolog.Logger
@@ -36,6 +39,17 @@ type delivery struct {
 	// could not be read (the message is retried later).
 	invalid string
 	cause   error
+}
+
+// waitCtx is the context of the waits before the send: ctx, ended too when Run's
+// context ends. Call done when the waits are over.
+func (d *delivery) waitCtx(ctx context.Context) (wctx context.Context, done func()) {
+	if d.stop == nil {
+		return ctx, func() {}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(d.stop, cancel)
+	return wctx, func() { stop(); cancel() }
 }
 
 // mode is how the consumer runs (see modeOf).

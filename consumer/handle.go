@@ -139,10 +139,26 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 	// The breaker is asked once the send may go (after a 429 pause, a shared slot,
 	// a grant renewed): each of those can wait, and sending may pause or halt
 	// meanwhile.
+	if !c.brk.sends(d.probe) { // asked before the waits too: a paused tenant waits for nothing
+		log.Debug().Msg("sending is paused; returning the item to the stream unsent")
+		c.nakLater(log, msg, meta, nil)
+		return false
+	}
 	stopKeepAlive := c.keepAlive(msg) // waiting to send and the request can both be long
-	release, err := c.readyToSend(ctx, d)
+	// The waits end with Run's context (SIGTERM, a tenant deactivated): a post not
+	// started by then is not made.
+	wctx, waited := d.waitCtx(ctx)
+	release, err := c.readyToSend(wctx, d)
+	waited()
 	if err != nil {
 		stopKeepAlive()
+		if d.stop != nil && d.stop.Err() != nil {
+			c.stopping.Store(true) // the nak is confirmed (see nak)
+			if err := c.nak(msg, 0); err != nil {
+				log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
+			}
+			return false
+		}
 		c.nakLater(log, msg, meta, fmt.Errorf("waiting to send: %w", err))
 		return false
 	}
@@ -238,18 +254,6 @@ func (c *Consumer) requeueNewest(ctx context.Context, log zerolog.Logger, rq req
 		return
 	}
 	log.Info().Uint64("newest_seq", rq.seq).Str("why", rq.why).Msg("requeued the newest version so that it is posted last")
-}
-
-// importKeepingAlive posts the record in a shared send slot, resetting the message's
-// ack timer while the wait for the slot or the request takes long.
-func (c *Consumer) importKeepingAlive(ctx context.Context, msg jetstream.Msg, record map[string]string) (servicenow.Result, error) {
-	defer c.keepAlive(msg)()
-	release, err := c.sendSlot(ctx)
-	if err != nil {
-		return servicenow.Result{}, err
-	}
-	defer release()
-	return c.d.Importer.Import(ctx, record)
 }
 
 // keepAlive marks msg in progress every third of AckWait until the returned stop is

@@ -135,7 +135,7 @@ func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
 		c.returnUnstarted(p, false)
 		return
 	}
-	p.d.grant = &p.grant
+	p.d.grant, p.d.stop = &p.grant, ctx
 	if !c.handle(work, p.d) {
 		// Not with work: cancelled at shutdown, it would keep the grant held until
 		// the window passes.

@@ -13,40 +13,72 @@ type SendSlots interface {
 	Acquire(ctx context.Context) (release func(), err error)
 }
 
+// renewNow bounds a renewal made while holding a send slot: one the window has room
+// for is granted at once (a round trip or two); one that would wait for the window
+// gives the slot back first.
+const renewNow = 50 * time.Millisecond
+
 // readyToSend waits until the delivery may be posted, and returns what frees its
 // send slot (call it when ServiceNow answered):
 //   - the pause ServiceNow imposed with a 429 is over (waited here, not inside the
 //     client, so that a grant is judged when its request goes out, and no shared
-//     slot is held through the pause);
+//     slot is held through the pause — one that began during the wait for the slot
+//     too);
 //   - a slot of the shared posts is held (Deps.Slots);
 //   - its grant is fresh: a message that waited (in the reserve, for its turn, for a
 //     slot) longer than the budget allows between a grant and its request gives the
-//     stale send back and takes a new one, waiting for it if the window is full, its
-//     slot given back meanwhile.
+//     stale send back and takes a new one — in the slot when the window has room at
+//     once, so that the send goes then; otherwise it gives the slot back, waits for
+//     the window and queues again.
 //
-// The caller keeps the message in progress while it waits. On an error (ctx ended) it holds
-// no slot, and its grant (a renewed one too) is the caller's to give back.
+// The caller keeps the message in progress while it waits. On an error (ctx ended)
+// it holds no slot, and its grant (a renewed one too) is the caller's to give back.
 func (c *Consumer) readyToSend(ctx context.Context, d *delivery) (release func(), err error) {
 	for {
-		if c.d.RateLimit != nil {
-			if paused := time.Until(c.d.RateLimit.PausedUntil()); paused > 0 && !sleep(ctx, paused) {
-				return nil, ctx.Err()
-			}
+		if err := c.waitOutRateLimit(ctx); err != nil {
+			return nil, err
 		}
 		if release, err = c.sendSlot(ctx); err != nil {
 			return nil, err
 		}
+		if c.rateLimited() {
+			release() // a 429 came while it waited for the slot: wait it out without one
+			continue
+		}
 		if d.grant == nil || c.d.Budget.Fresh(*d.grant) {
 			return release, nil
 		}
-		release()
 		c.releaseGrant(context.Background(), *d.grant, 1)
-		g, err := c.d.Budget.AcquireGrant(ctx, 1)
+		now, cancel := context.WithTimeout(ctx, renewNow)
+		g, err := c.d.Budget.AcquireGrant(now, 1)
+		cancel()
+		*d.grant = g
+		if err == nil && g.N > 0 {
+			return release, nil
+		}
+		release()
+		g, err = c.d.Budget.AcquireGrant(ctx, 1)
 		*d.grant = g
 		if err != nil {
 			return nil, err
 		}
 	}
+}
+
+// rateLimited reports whether ServiceNow's 429 pause is on.
+func (c *Consumer) rateLimited() bool {
+	return c.d.RateLimit != nil && time.Until(c.d.RateLimit.PausedUntil()) > 0
+}
+
+// waitOutRateLimit sleeps until ServiceNow's 429 pause is over.
+func (c *Consumer) waitOutRateLimit(ctx context.Context) error {
+	if c.d.RateLimit == nil {
+		return nil
+	}
+	if paused := time.Until(c.d.RateLimit.PausedUntil()); paused > 0 && !sleep(ctx, paused) {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // sendSlot waits for a slot of the shared posts (Deps.Slots), when there are any.

@@ -1,9 +1,10 @@
 // Package fairshare shares a fixed number of slots among named parties round-robin:
 // when the slots are all taken, each one freed goes to the next party in turn that is
-// waiting, not to whichever asked first. consume uses it for the process's posts to
-// ServiceNow when it serves many tenants (SPEC §9): a tenant with a backlog of
-// thousands gets one slot in turn, like a tenant with one item, so the one's backlog
-// does not queue the other.
+// waiting, not to whichever asked first. Turns count slots handed out, not slots
+// held. consume uses it for the process's posts to ServiceNow when it serves many
+// tenants (SPEC §9): each tenant has consumer.concurrency workers asking, and a
+// tenant that starts asking gets the next slot but one or two, instead of queueing
+// behind every worker of the tenants already draining backlogs.
 package fairshare
 
 import (
@@ -34,15 +35,20 @@ type Share struct {
 	held    int
 }
 
-// For returns a new share of the pool for the party name (used in reports only).
+// For returns a new share of the pool for the party name. Each share takes its own
+// turns: make one per party (two shares of one name are two parties).
 func (p *Pool) For(name string) *Share { return &Share{pool: p, name: name} }
 
 // Name is the party's name.
 func (s *Share) Name() string { return s.name }
 
-// Acquire waits for a slot and returns the function that frees it (call it once).
-// It fails only when ctx ends first; then no slot is held.
+// Acquire waits for a slot and returns the function that frees it (a second call
+// frees nothing). It fails only when ctx ends first (or has ended); then no slot is
+// held.
 func (s *Share) Acquire(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	p := s.pool
 	p.mu.Lock()
 	if p.free > 0 && len(p.ring) == 0 {

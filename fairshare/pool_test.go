@@ -140,9 +140,10 @@ func TestAWaiterThatGivesUpHoldsNothing(t *testing.T) {
 	}
 }
 
-// TestNeverMoreThanTheSlotsAreHeld: many parties taking and freeing slots at once,
-// some giving up while they wait, never hold more than the pool has, and at the end
-// every slot is free again.
+// TestNeverMoreThanTheSlotsAreHeld: many parties taking and freeing slots at once
+// (each release called twice), some giving up before or while they wait — their
+// contexts ended by another goroutine, racing the grant — never hold more than the
+// pool has, and at the end every slot is free again.
 func TestNeverMoreThanTheSlotsAreHeld(t *testing.T) {
 	const slots = 3
 	p := fairshare.New(slots)
@@ -154,8 +155,11 @@ func TestNeverMoreThanTheSlotsAreHeld(t *testing.T) {
 			wg.Go(func() {
 				for i := range 200 {
 					ctx, cancel := context.WithCancel(context.Background())
-					if (i+w)%7 == 0 {
-						cancel() // gives up at once or while waiting
+					switch (i + w) % 7 {
+					case 0:
+						cancel() // gives up before asking
+					case 1:
+						go cancel() // gives up while waiting, or as it is granted
 					}
 					release, err := s.Acquire(ctx)
 					if err == nil {
@@ -167,6 +171,7 @@ func TestNeverMoreThanTheSlotsAreHeld(t *testing.T) {
 							}
 						}
 						inUse.Add(-1)
+						release()
 						release()
 					}
 					cancel()
@@ -180,5 +185,17 @@ func TestNeverMoreThanTheSlotsAreHeld(t *testing.T) {
 	}
 	if p.Free() != slots || p.Waiting() != 0 {
 		t.Errorf("%d free, %d waiting at the end; want %d and 0", p.Free(), p.Waiting(), slots)
+	}
+}
+
+func TestAnEndedContextGetsNoSlot(t *testing.T) {
+	p := fairshare.New(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.For("a").Acquire(ctx); err == nil {
+		t.Error("Acquire with an ended context took a slot")
+	}
+	if p.Free() != 1 {
+		t.Errorf("%d free, want 1", p.Free())
 	}
 }
