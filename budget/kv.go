@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"strings"
@@ -104,6 +105,10 @@ type KV struct {
 	now    func() time.Time
 	log    zerolog.Logger
 	w      slidingWindow
+	// pace spreads ordinary grants at the cap's rate (WithPacing); reserve is
+	// how many of the window's slots only urgent grants may take (WithReserve).
+	pace    pacing
+	reserve int64
 
 	warned atomic.Int64 // Unix ms of the last warning about a clock ahead
 
@@ -148,6 +153,21 @@ func WithMargin(d time.Duration) Option {
 // 20ms and 1s).
 func WithPoll(d time.Duration) Option {
 	return func(b *KV) { b.poll = d }
+}
+
+// WithPacing spreads grants evenly at the cap's rate, one every window/limit, with
+// burst grants at once after enough idleness (SPEC §10, cap.pacing: even). Without
+// it (or with burst ≥ limit) grants go as fast as the window allows: the whole cap
+// in a burst. Urgent grants are not paced (their sends still pace the others).
+func WithPacing(burst int) Option {
+	return func(b *KV) { b.pace.burst = int64(burst) }
+}
+
+// WithReserve holds n of the window's slots for urgent grants (AcquireUrgentGrant):
+// ordinary ones stop at limit − n, so that a High item finds a slot even when a
+// backlog has spent the rest of the window. At most limit − 1.
+func WithReserve(n int) Option {
+	return func(b *KV) { b.reserve = int64(n) }
 }
 
 // maxWindow bounds the window, far above any real one, so that the window plus its
@@ -197,6 +217,10 @@ func NewKV(kv jetstream.KeyValue, limit int, window time.Duration, opts ...Optio
 	// another replica's slices moves a grant at most once, never further each time.
 	q := min(max(b.slice.Milliseconds(), 1), maxSliceMs)
 	b.slice = time.Duration(int64(1)<<(bits.Len64(uint64(q))-1)) * time.Millisecond
+	if b.pace.burst > 0 {
+		b.pace.interval = float64(window.Milliseconds()) / float64(limit)
+	}
+	b.reserve = min(max(b.reserve, 0), int64(limit)-1)
 	span := (window + b.margin + time.Millisecond - 1).Milliseconds() + 1
 	b.w = slidingWindow{max: int64(limit), span: span, q: b.slice.Milliseconds(), future: max(b.margin.Milliseconds(), 1)}
 	return b, nil
@@ -215,6 +239,30 @@ const storeTimeout = 5 * time.Second
 // AcquireGrant is Acquire returning the grant, for ReleaseGrant: N sends counted in
 // the slice that holds At.
 func (b *KV) AcquireGrant(ctx context.Context, want int) (Grant, error) {
+	return b.acquire(ctx, want, false)
+}
+
+// AcquireUrgentGrant is AcquireGrant for a High item (SPEC §10): it may take the
+// slots WithReserve holds, and is not paced. The cap holds all the same.
+func (b *KV) AcquireUrgentGrant(ctx context.Context, want int) (Grant, error) {
+	return b.acquire(ctx, want, true)
+}
+
+// rule is what a grant may take at now from the live ledger l: the window's slots up
+// to limit, and (for an ordinary grant) what pacing allows; next is when one more
+// may be granted if none can now.
+func (b *KV) rule(l ledger, now int64, urgent bool) (want func(int) int64, limit int64, next int64) {
+	limit = b.w.max
+	paced, pacedNext := int64(math.MaxInt64), now
+	if !urgent {
+		limit -= b.reserve
+		paced, pacedNext = b.pace.allowed(l, b.w.q, now)
+	}
+	next = max(b.w.nextFreeWithin(l, now, limit), pacedNext)
+	return func(n int) int64 { return min(int64(n), paced) }, limit, next
+}
+
+func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) {
 	if want <= 0 {
 		return Grant{}, ctx.Err()
 	}
@@ -228,9 +276,10 @@ func (b *KV) AcquireGrant(ctx context.Context, want int) (Grant, error) {
 		}
 		now := b.now().UnixMilli()
 		l, folds = b.live(l, now, folds)
-		out, n, k := b.w.grant(l, now, want)
+		allow, limit, next := b.rule(l, now, urgent)
+		out, n, k := b.w.grantWithin(l, now, allow(want), limit)
 		if n == 0 {
-			wait := time.Duration(b.w.nextFree(l, now)-now) * time.Millisecond
+			wait := time.Duration(next-now) * time.Millisecond
 			if !sleepCtx(ctx, min(max(wait, time.Millisecond), b.poll)) {
 				return Grant{}, ctx.Err()
 			}
@@ -423,7 +472,7 @@ func (b *KV) State(ctx context.Context) (State, error) {
 			}
 		}
 	}
-	if next := b.w.nextFree(l, now); next > now {
+	if _, _, next := b.rule(l, now, false); next > now {
 		st.NextFreeAt = time.UnixMilli(next)
 	}
 	return st, nil

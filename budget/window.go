@@ -152,7 +152,12 @@ func (w slidingWindow) expire(l ledger, now int64) ledger {
 // new ledger (l's array, modified), how many were granted and the slice they went
 // to.
 func (w slidingWindow) grant(l ledger, now int64, want int) (out ledger, granted int, k int64) {
-	free := w.max - l.total()
+	return w.grantWithin(l, now, int64(want), w.max)
+}
+
+// grantWithin is grant with at most limit (≤ max) slots held once it is done.
+func (w slidingWindow) grantWithin(l ledger, now int64, want, limit int64) (out ledger, granted int, k int64) {
+	free := limit - l.total()
 	if free <= 0 || want <= 0 {
 		return l, 0, 0
 	}
@@ -167,7 +172,12 @@ func (w slidingWindow) grant(l ledger, now int64, want int) (out ledger, granted
 // nextFree is when the live ledger next has a free slot: now if one is free,
 // otherwise when enough of the oldest slices have expired.
 func (w slidingWindow) nextFree(l ledger, now int64) int64 {
-	excess := l.total() - w.max // slots to free before one is free
+	return w.nextFreeWithin(l, now, w.max)
+}
+
+// nextFreeWithin is nextFree with limit (≤ max) slots in all.
+func (w slidingWindow) nextFreeWithin(l ledger, now, limit int64) int64 {
+	excess := l.total() - limit // slots to free before one is free
 	if excess < 0 {
 		return now
 	}
