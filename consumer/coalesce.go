@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ionix/ionixsnow/ionix"
@@ -72,11 +71,14 @@ const (
 // checkCoalesce halts sending when an accepted import of record made a second
 // incident for the item (secondIncident) and verifyCoalesce finds that coalesce does
 // not work. It reports whether it posted the item again to tell.
-func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg jetstream.Msg, id string, record map[string]string, prev ledger.Ticket, found bool, res servicenow.Result) (reposted bool) {
+// The post's delivery d gives the message, the item and Run's context (its waits end
+// with it); log names the incident.
+func (c *Consumer) checkCoalesce(ctx context.Context, d *delivery, log zerolog.Logger, record map[string]string, prev ledger.Ticket, found bool, res servicenow.Result) (reposted bool) {
+	id := d.item.ID
 	if !secondIncident(prev, found, res, c.mode().replay) {
 		return false
 	}
-	verdict, reposted, why := c.verifyCoalesce(ctx, msg, id, record, res)
+	verdict, reposted, why := c.verifyCoalesce(ctx, d, record, res)
 	switch verdict {
 	case coalesceWorks:
 		log.Info().Str("was", prev.Number).Str("incident", res.Number).Str("why", why).
@@ -108,7 +110,8 @@ func (c *Consumer) checkCoalesce(ctx context.Context, log zerolog.Logger, msg je
 // field not mapped), leaves it to posting the record once more, with a send of the
 // budget like any other: coalesce makes that an update of the new incident, its
 // absence a third one. Nothing is checked, nor posted, once sending has halted.
-func (c *Consumer) verifyCoalesce(ctx context.Context, msg jetstream.Msg, id string, record map[string]string, res servicenow.Result) (verdict coalesceVerdict, reposted bool, why string) {
+func (c *Consumer) verifyCoalesce(ctx context.Context, d *delivery, record map[string]string, res servicenow.Result) (verdict coalesceVerdict, reposted bool, why string) {
+	msg, id := d.msg, d.item.ID
 	if c.brk.isHalted() {
 		return coalesceBroken, false, "sending has halted already"
 	}
@@ -123,11 +126,15 @@ func (c *Consumer) verifyCoalesce(ctx context.Context, msg jetstream.Msg, id str
 	}
 	stop := c.keepAlive(msg) // the wait for a send can be long at the cap
 	defer stop()
-	grant, err := c.d.Budget.AcquireGrant(ctx, 1)
+	// The waits end with Run's context: a stopping tenant does not post again (the
+	// next second incident is checked again).
+	wctx, waited := d.waitCtx(ctx)
+	defer waited()
+	grant, err := c.d.Budget.AcquireGrant(wctx, 1)
 	if err != nil || grant.N < 1 {
 		return coalesceUnknown, false, fmt.Sprintf("no send to post the item again (%v)", err)
 	}
-	release, err := c.readyToSend(ctx, &delivery{msg: msg, grant: &grant})
+	release, err := c.readyToSend(wctx, &delivery{msg: msg, grant: &grant})
 	if err != nil {
 		c.releaseGrant(context.WithoutCancel(ctx), grant, grant.N)
 		return coalesceUnknown, false, fmt.Sprintf("no send to post the item again (%v)", err)

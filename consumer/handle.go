@@ -206,7 +206,7 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 	log.Info().Str("status", res.Status).Msg("sent to ServiceNow")
 	// A second incident for the item: the post is in ServiceNow (acked below), but
 	// no further post may go out until coalesce is fixed.
-	if c.checkCoalesce(ctx, log, msg, d.item.ID, record, prev, found, res) {
+	if c.checkCoalesce(ctx, d, log, record, prev, found, res) {
 		// The item was posted again to tell: if another replica posted a newer
 		// version meanwhile, ours may have overwritten it.
 		c.requeueIfOvertaken(ctx, log, d.item.ID, t, at, meta.Sequence.Stream)

@@ -48,13 +48,21 @@ func (c *Consumer) readyToSend(ctx context.Context, d *delivery) (release func()
 		if d.grant == nil || c.d.Budget.Fresh(*d.grant) {
 			return release, nil
 		}
-		c.releaseGrant(context.Background(), *d.grant, 1)
+		// In the slot, both bounded: a busy budget key holds up no other tenant's
+		// posts. A give-back cut short leaves the send counted: conservative.
+		gaveBack, cancel := context.WithTimeout(context.Background(), renewNow)
+		c.releaseGrant(gaveBack, *d.grant, 1)
+		cancel()
 		now, cancel := context.WithTimeout(ctx, renewNow)
 		g, err := c.d.Budget.AcquireGrant(now, 1)
 		cancel()
 		*d.grant = g
 		if err == nil && g.N > 0 {
-			return release, nil
+			if c.d.Budget.Fresh(g) && !c.rateLimited() {
+				return release, nil
+			}
+			release() // its write outlasted the freshness, or a 429 came meanwhile
+			continue  // judged again
 		}
 		release()
 		g, err = c.d.Budget.AcquireGrant(ctx, 1)
