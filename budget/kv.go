@@ -427,6 +427,10 @@ type State struct {
 	// FreesAt is when each used slot frees, oldest first; nil when more than
 	// MaxFreesAt slots are used (the caller then estimates from NextFreeAt).
 	FreesAt []time.Time
+	// Interval is the time between two paced sends (window/limit), zero without
+	// pacing; PacedNow is how many sends pacing lets go at once now.
+	Interval time.Duration
+	PacedNow int
 }
 
 // MaxFreesAt bounds State.FreesAt, one time per used slot, so that reading
@@ -474,6 +478,11 @@ func (b *KV) State(ctx context.Context) (State, error) {
 	}
 	if _, _, next := b.rule(l, now, false); next > now {
 		st.NextFreeAt = time.UnixMilli(next)
+	}
+	if !b.pace.off() {
+		n, _ := b.pace.allowed(l, b.w.q, now)
+		st.Interval = time.Duration(b.pace.interval * float64(time.Millisecond))
+		st.PacedNow = int(n)
 	}
 	return st, nil
 }

@@ -74,6 +74,30 @@ type Filter struct {
 type Cap struct {
 	MaxPerWindow int           `yaml:"max_per_window"`
 	Window       time.Duration `yaml:"window"`
+	// Pacing is how the window is spent (SPEC §10): PacingEven spreads the sends at
+	// the cap's rate, one every Window/MaxPerWindow, after a burst of Burst for an
+	// idle budget; PacingBurst sends as fast as the window allows.
+	Pacing string `yaml:"pacing"`
+	// Burst is how many sends go at once after idleness with even pacing; 0 is
+	// MaxPerWindow/20 (at least 1): 50 at the default cap.
+	Burst int `yaml:"burst"`
+}
+
+// Pacing modes of Cap.Pacing.
+const (
+	PacingEven  = "even"
+	PacingBurst = "burst"
+)
+
+// PacedBurst is the burst of even pacing, 0 when sends are not paced.
+func (c Cap) PacedBurst() int {
+	switch {
+	case c.Pacing == PacingBurst:
+		return 0
+	case c.Burst > 0:
+		return c.Burst
+	}
+	return max(1, c.MaxPerWindow/20)
 }
 
 // Consumer tunes the pull consumer.
@@ -154,7 +178,7 @@ func Default() Config {
 			Timeout:     30 * time.Second,
 		},
 		Filter: Filter{UrgencyThreshold: 1},
-		Cap:    Cap{MaxPerWindow: 1000, Window: time.Hour},
+		Cap:    Cap{MaxPerWindow: 1000, Window: time.Hour, Pacing: PacingEven},
 		Consumer: Consumer{
 			Concurrency:        4,
 			MaxBackoff:         5 * time.Minute,

@@ -22,7 +22,7 @@ func TestDefaultMatchesSpec(t *testing.T) {
 			ImportTable: "u_ionix_action_item", FieldPrefix: "u_", Timeout: 30 * time.Second,
 		},
 		Filter: config.Filter{Categories: nil, UrgencyThreshold: 1},
-		Cap:    config.Cap{MaxPerWindow: 1000, Window: time.Hour},
+		Cap:    config.Cap{MaxPerWindow: 1000, Window: time.Hour, Pacing: config.PacingEven},
 		Consumer: config.Consumer{Concurrency: 4, ResolveOnClose: false, MaxBackoff: 5 * time.Minute,
 			AckWait: 2 * time.Minute, MaxDeliver: 0, MaxAckPending: 1000, DrainTimeout: 30 * time.Second, ProcessConcurrency: 64},
 		IONIX:   config.IONIX{APIURL: "https://api.portal.ionix.io", PollInterval: 15 * time.Minute},

@@ -38,6 +38,8 @@ filter:
 cap:
   max_per_window: 500
   window: 30m
+  pacing: burst
+  burst: 7
 consumer:
   concurrency: 16
   resolve_on_close: true
@@ -73,7 +75,7 @@ var fullConfig = config.Config{
 		ImpactOverrides:   map[string]string{"DNS": "3", "PKI": "1"},
 	},
 	Filter: config.Filter{Categories: []string{"Vulnerability", "PKI"}, UrgencyThreshold: 7.5},
-	Cap:    config.Cap{MaxPerWindow: 500, Window: 30 * time.Minute},
+	Cap:    config.Cap{MaxPerWindow: 500, Window: 30 * time.Minute, Pacing: config.PacingBurst, Burst: 7},
 	Consumer: config.Consumer{Concurrency: 16, ResolveOnClose: true, MaxBackoff: 10 * time.Minute,
 		AckWait: 90 * time.Second, MaxDeliver: 20, MaxAckPending: 64, DrainTimeout: 10 * time.Second, ProcessConcurrency: 200},
 	IONIX: config.IONIX{APIURL: "https://ionix.example.com/proxy", Token: "tok", Account: "acme", PollInterval: time.Hour},

@@ -153,6 +153,12 @@ func (c Config) problems(n Needs) Problems {
 	if c.Cap.Window < MinCapWindow {
 		ps.add("cap.window", fmt.Sprintf("must be at least 1s, got %s", c.Cap.Window))
 	}
+	if c.Cap.Pacing != PacingEven && c.Cap.Pacing != PacingBurst {
+		ps.add("cap.pacing", fmt.Sprintf("must be %s or %s, got %q", PacingEven, PacingBurst, c.Cap.Pacing))
+	}
+	if c.Cap.Burst < 0 {
+		ps.add("cap.burst", fmt.Sprintf("must be 0 (max_per_window/20) or more, got %d", c.Cap.Burst))
+	}
 
 	// consumer
 	if c.Consumer.Concurrency < 1 || c.Consumer.Concurrency > MaxConcurrency {

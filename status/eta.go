@@ -21,6 +21,10 @@ type Ledger struct {
 	// ascending, one per used slot. Nil: estimated from Used and NextFreeAt (see
 	// DrainETA).
 	FreesAt []time.Time
+	// Interval is the time between two paced sends (cap.pacing: even), zero
+	// without pacing; PacedNow is how many pacing lets go at once now.
+	Interval time.Duration
+	PacedNow int
 }
 
 // LedgerOf is the Ledger of a budget state read from budget.KV, whose
@@ -31,6 +35,8 @@ func LedgerOf(s budget.State, margin time.Duration) Ledger {
 		Limit:      s.Limit,
 		Hold:       time.Duration(s.WindowSeconds*float64(time.Second)) + margin,
 		NextFreeAt: s.NextFreeAt,
+		Interval:   s.Interval,
+		PacedNow:   s.PacedNow,
 	}
 	if s.Hold > 0 && len(s.FreesAt) == s.Used {
 		l.Hold, l.FreesAt = s.Hold, s.FreesAt // from the ledger's own slices: exact
@@ -99,6 +105,10 @@ func DrainETA(backlog uint64, l Ledger, now time.Time) ETA {
 	free := max(l.Limit-used, 0)
 	e.FreeNow = free
 	if backlog <= uint64(free) {
+		// The window has room for all; pacing may still spread them.
+		e.Duration = l.pacedETA(backlog)
+		e.LimitedByCap = e.Duration > 0
+		e.At = now.Add(e.Duration)
 		return e
 	}
 	e.LimitedByCap = true
@@ -118,9 +128,22 @@ func DrainETA(backlog uint64, l Ledger, now time.Time) ETA {
 	} else {
 		d += time.Duration(rounds) * l.Hold
 	}
-	e.Duration = d
-	e.At = now.Add(d)
+	e.Duration = max(d, l.pacedETA(backlog))
+	e.At = now.Add(e.Duration)
 	return e
+}
+
+// pacedETA is how long even pacing takes to let backlog sends go: PacedNow at once,
+// then one each Interval (a bound the window's own ETA may exceed, never undercut).
+func (l Ledger) pacedETA(backlog uint64) time.Duration {
+	if l.Interval <= 0 || backlog <= uint64(max(l.PacedNow, 0)) {
+		return 0
+	}
+	rest := backlog - uint64(max(l.PacedNow, 0))
+	if rest > uint64(maxETA/l.Interval) {
+		return maxETA
+	}
+	return time.Duration(rest) * l.Interval
 }
 
 // freeAt is when the k-th oldest used slot (1-based) frees, and whether that is

@@ -34,6 +34,12 @@ func TestStatusDrainETA(t *testing.T) {
 		approximate bool
 		freeNow     int
 	}{
+		{"paced: the burst at once, then one every interval", 300,
+			status.Ledger{Used: 0, Limit: 1000, Hold: h, Interval: 3600 * time.Millisecond, PacedNow: 50}, 250 * 3600 * time.Millisecond, true, false, 1000},
+		{"paced: within what pacing lets go now", 40,
+			status.Ledger{Used: 0, Limit: 1000, Hold: h, Interval: 3600 * time.Millisecond, PacedNow: 50}, 0, false, false, 1000},
+		{"paced, cap full: the window's ETA when it is the longer", 1000,
+			status.Ledger{Used: 1000, Limit: 1000, Hold: h, NextFreeAt: t0.Add(50 * time.Minute), FreesAt: burst, Interval: time.Millisecond, PacedNow: 1}, 50 * time.Minute, true, false, 0},
 		{"empty backlog", 0, status.Ledger{Used: 1000, Limit: 1000, Hold: h, NextFreeAt: t0.Add(time.Minute)}, 0, false, false, 0},
 		{"backlog below what is free", 300, status.Ledger{Used: 612, Limit: 1000, Hold: h}, 0, false, false, 388},
 		{"backlog exactly what is free", 388, status.Ledger{Used: 612, Limit: 1000, Hold: h}, 0, false, false, 388},

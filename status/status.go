@@ -41,6 +41,9 @@ type Options struct {
 	// BudgetKey is the ledger's key in the budget bucket; empty takes
 	// budget.DefaultKey.
 	BudgetKey string
+	// Burst is the burst of even pacing (config.Cap.PacedBurst), 0 when sends
+	// are not paced.
+	Burst int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log gets a debug line per object read (default: nothing).
@@ -261,6 +264,9 @@ func budgetState(ctx context.Context, js jetstream.JetStream, names topology.Nam
 	opts := []budget.Option{budget.WithClock(now), budget.WithMargin(o.margin()), budget.WithLogger(o.Log)}
 	if o.BudgetKey != "" {
 		opts = append(opts, budget.WithKey(o.BudgetKey))
+	}
+	if o.Burst > 0 {
+		opts = append(opts, budget.WithPacing(o.Burst))
 	}
 	b, err := budget.NewKV(kv, o.Limit, o.Window, opts...)
 	if err != nil {

@@ -217,7 +217,8 @@ func (s Settings) Config(base config.Config) config.Config {
 	// the defaults of SPEC §4.
 	sn.CategoryOverrides, sn.ImpactOverrides = nil, nil
 	c.Filter = config.Filter{Categories: append([]string(nil), s.Filter.Categories...), UrgencyThreshold: s.Filter.UrgencyThreshold}
-	c.Cap = config.Cap{MaxPerWindow: s.Cap.MaxPerWindow, Window: time.Duration(s.Cap.Window)}
+	// The tenant's own cap, paced as the deployment paces every tenant's.
+	c.Cap.MaxPerWindow, c.Cap.Window = s.Cap.MaxPerWindow, time.Duration(s.Cap.Window)
 	c.Consumer.ResolveOnClose = s.Consumer.ResolveOnClose
 	c.IONIX.APIURL, c.IONIX.Account, c.IONIX.Token = s.IONIX.APIURL, s.IONIX.Account, s.IONIX.Token
 	return c

@@ -200,11 +200,7 @@ func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t
 	if err != nil {
 		return pipeline{}, err
 	}
-	opts := []budget.Option{budget.WithLogger(log)}
-	if key := topo.Names.BudgetKey(); key != "" {
-		opts = append(opts, budget.WithKey(key))
-	}
-	budget, err := budget.NewKV(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, opts...)
+	budget, err := budget.NewKV(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budgetOptions(cfg.Cap, topo.Names, log)...)
 	if err != nil {
 		return pipeline{}, fmt.Errorf("budget: %w", err)
 	}
@@ -217,6 +213,18 @@ func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t
 	}
 	c, err := consumer.New(d, o)
 	return pipeline{consumer: c, budget: budget}, err
+}
+
+// budgetOptions are the options of a pipeline's budget: its key, its pacing.
+func budgetOptions(c config.Cap, names topology.Names, log zerolog.Logger) []budget.Option {
+	opts := []budget.Option{budget.WithLogger(log)}
+	if key := names.BudgetKey(); key != "" {
+		opts = append(opts, budget.WithKey(key))
+	}
+	if b := c.PacedBurst(); b > 0 {
+		opts = append(opts, budget.WithPacing(b))
+	}
+	return opts
 }
 
 // pipelineDeps are the consumer's parts over the topology, but for the durable

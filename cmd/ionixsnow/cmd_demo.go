@@ -121,6 +121,8 @@ func startDemo(ctx context.Context, log zerolog.Logger, threshold float64) (*dem
 	go func() { _ = d.http.Serve(ln) }()
 
 	d.cfg = config.Default()
+	// The demo shows the pipeline at once: its items are not spread over the hour.
+	d.cfg.Cap.Pacing = config.PacingBurst
 	d.cfg.NATS.URL = srv.URL()
 	d.cfg.Filter.UrgencyThreshold = threshold
 	d.cfg.ServiceNow.InstanceURL = "http://" + ln.Addr().String()

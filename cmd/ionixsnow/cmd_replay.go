@@ -93,11 +93,7 @@ func runReplay(e *env, args []string) int {
 		log.Error().Err(err).Msg("cannot set up the stream")
 		return exitFailed
 	}
-	bopts := []budget.Option{budget.WithLogger(log)}
-	if key := t.Names.BudgetKey(); key != "" {
-		bopts = append(bopts, budget.WithKey(key))
-	}
-	budget, err := budget.NewKV(t.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, bopts...)
+	budget, err := budget.NewKV(t.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budgetOptions(cfg.Cap, t.Names, log)...)
 	if err != nil {
 		log.Error().Err(err).Msg("budget")
 		return exitFailed

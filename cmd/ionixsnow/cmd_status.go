@@ -112,6 +112,7 @@ func collectStatus(ctx context.Context, conn *natsConn, cfg config.Config, t str
 		BudgetKey: names.BudgetKey(),
 		Limit:     cfg.Cap.MaxPerWindow,
 		Window:    cfg.Cap.Window,
+		Burst:     cfg.Cap.PacedBurst(),
 		Log:       log,
 	})
 }

@@ -25,7 +25,9 @@ func TestTenantsTakeTurnsWithTheProcessPosts(t *testing.T) {
 		in := rvNewInstance(t, id)
 		in.delay.Store(int64(10 * time.Millisecond))
 		in.inFlight.Store(posts)
-		h.put(id, in.settings(), true)
+		st := in.settings()
+		st.Cap.MaxPerWindow = 1_000_000 // the process's posts, not the cap, are shared here
+		h.put(id, st, true)
 		ins[id] = in
 	}
 	const backlog, few = 200, 6

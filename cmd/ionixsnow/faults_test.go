@@ -63,7 +63,8 @@ func (r *faultRig) withTenants(t *testing.T, simOpts emulator.Options, ids ...st
 		t.Cleanup(srv.Close)
 		r.tenantSims[id] = sim
 		file := filepath.Join(dir, id+".yaml")
-		settings := fmt.Sprintf("servicenow: {instance_url: %q, client_id: %q, username: %q}\n", srv.URL, id+"-client", "svc."+id)
+		// A cap out of the way, as the single-tenant form's (IONIXSNOW_CAP_MAX_PER_WINDOW).
+		settings := fmt.Sprintf("servicenow: {instance_url: %q, client_id: %q, username: %q}\ncap: {max_per_window: 1000000}\n", srv.URL, id+"-client", "svc."+id)
 		if err := os.WriteFile(file, []byte(settings), 0o600); err != nil {
 			t.Fatal(err)
 		}
