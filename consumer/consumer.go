@@ -77,6 +77,9 @@ type Options struct {
 	// this consumer shares with the consumers before and after it (a tenant's
 	// pipelines one after the other); nil: its own.
 	Returns *Returns
+	// Express sends High and then Medium items ahead of the stream order while the
+	// cap holds a backlog back (SPEC §10, express.go). It needs Deps.Stream.
+	Express bool
 	// Replay, when set, makes this consumer re-send a range of the stream.
 	Replay *Replay
 	// DrainTimeout bounds how long Run waits for in-flight posts after its context
@@ -167,6 +170,8 @@ type Consumer struct {
 	now   func() time.Time
 	// instance tells this consumer's ledger entries from other replicas'.
 	instance string
+	// x is the express lane (Options.Express); nil: none.
+	x *express
 	// stream identifies the stream instance (ledger.Ticket.Stream, see stream.go); read
 	// again when it may have changed (streamStale) and every streamCheckEvery.
 	stream      atomic.Pointer[string]
@@ -230,6 +235,9 @@ func New(d Deps, o Options) (*Consumer, error) {
 		c.returns = NewReturns()
 	}
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
+	if c.o.Express && d.Stream != nil && c.o.Replay == nil {
+		c.x = newExpress(c)
+	}
 	c.brk.shared = d.Halt
 	if cause := d.Halt.Cause(); cause != nil {
 		c.brk.halt(cause)

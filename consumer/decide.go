@@ -94,6 +94,9 @@ type mode struct {
 	since          time.Time // when the replay began
 	lastSeq        uint64    // the replay's last sequence; 0: no end
 	missingOnly    bool      // the replay re-sends only items whose incident is gone
+	// overtaking: the express lane may have sent items ahead of the stream order,
+	// so a first delivery may be ticketed already (or superseded).
+	overtaking bool
 }
 
 func modeOf(o Options) mode {
@@ -219,9 +222,10 @@ func decide(f eventFacts, s itemState, m mode) action {
 // delivery cannot be in the ledger under this fingerprint unless the same item was
 // published again after the duplicate window; coalesce makes that post an update.
 // Only redeliveries, posts that waited for another post of the same item, copies,
-// replays, and (with resolve_on_close) possible reopenings pay for a lookup.
+// replays, (with resolve_on_close) possible reopenings, and deliveries while the
+// express lane sends ahead pay for a lookup.
 func needsLedger(f eventFacts, m mode) bool {
-	return f.later || f.turn == turnWaited || f.copy != copyNone || m.replay || m.resolveOnClose
+	return f.later || f.turn == turnWaited || f.copy != copyNone || m.replay || m.resolveOnClose || m.overtaking
 }
 
 func decideOpened(f eventFacts, s itemState, m mode) action {

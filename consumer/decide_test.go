@@ -74,6 +74,9 @@ type row struct {
 	byReplay bool // the entry was written by this replay
 	beyond   bool // after the replay's range
 	presence presenceFact
+	// overtaking: the express lane sends items ahead of the stream order (the table
+	// enumerates rows without it; TestDecisionCases has rows with it).
+	overtaking bool
 }
 
 // The event of every row: sequence 10 of stream instance S2 (its original's, for a
@@ -142,7 +145,7 @@ func values(exists bool) []bool {
 }
 
 func (r row) modeOf() mode {
-	m := mode{resolveOnClose: r.roc, replay: r.mode != "normal", missingOnly: r.mode == "missing-only"}
+	m := mode{resolveOnClose: r.roc, replay: r.mode != "normal", missingOnly: r.mode == "missing-only", overtaking: r.overtaking}
 	if m.replay {
 		m.since, m.lastSeq = rowSince, 100
 		if r.beyond {
@@ -486,6 +489,17 @@ func TestDecisionCases(t *testing.T) {
 		{"reopening below the threshold", with(roc, func(r *row) { r.event, r.filtered, r.state, r.pos = "reopening", true, phaseResolved, posEntryOlder }),
 			"post reopen"},
 		{"reopening below the threshold, no incident", with(roc, func(r *row) { r.event, r.filtered, r.state = "reopening", true, phaseNone }), "ack filtered"},
+		// TestAHighItemOvertakesABacklog: while the express lane sends items ahead of
+		// the stream order, a first delivery reads the ledger: the lane's own post is
+		// a duplicate, an older version of an item sent ahead is superseded.
+		{"first delivery of what the lane sent ahead", with(opened, func(r *row) {
+			r.overtaking, r.state, r.pos, r.sameFP = true, phaseOpen, posSameEvent, true
+		}), "ack duplicate"},
+		{"older version of an item the lane sent ahead", with(opened, func(r *row) { r.overtaking, r.state, r.pos = true, phaseOpen, posEntryNewer }),
+			"ack superseded"},
+		{"first delivery while the lane sends ahead, nothing ticketed", with(opened, func(r *row) { r.overtaking, r.state = true, phaseNone }), "post create"},
+		{"first delivery while the lane sends ahead, an older version ticketed", with(opened, func(r *row) { r.overtaking, r.state, r.pos = true, phaseOpen, posEntryOlder }),
+			"post update"},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {

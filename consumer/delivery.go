@@ -22,6 +22,9 @@ type delivery struct {
 	decodeErr error            // why the body is not a valid item
 	turn      *turn            // the item's place among its messages (nil: none needed)
 	probe     bool             // the one message sent while sending is paused
+	// express: read ahead of its delivery by the express lane (express.go), which
+	// only posts; anything else is left to the message's own delivery.
+	express bool
 	stream    string           // the stream instance it was fetched from (see streamID)
 	// grant is the budget grant its send counts against, renewed before the send
 	// when it went stale (see Consumer.readyToSend); nil: none (the cap is off).
@@ -52,8 +55,13 @@ func (d *delivery) waitCtx(ctx context.Context) (wctx context.Context, done func
 	return wctx, func() { stop(); cancel() }
 }
 
-// mode is how the consumer runs (see modeOf).
-func (c *Consumer) mode() mode { return modeOf(c.o) }
+// mode is how the consumer runs (see modeOf), and whether the express lane may have
+// sent items ahead of the stream order.
+func (c *Consumer) mode() mode {
+	m := modeOf(c.o)
+	m.overtaking = c.x.engaged()
+	return m
+}
 
 // observe reads the facts the message itself carries: its metadata (read by the pull
 // loop already), its event, the filter's verdict, whether it is a copy, and the

@@ -34,9 +34,12 @@ func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
 	}
 	c.observe(&d)
 	m := c.mode()
+	if d.express {
+		m.overtaking = true // its own post may be in the ledger (another replica's lane)
+	}
 	a := decide(d.facts, d.state, m)
-	if a.kind != actTerminate && !a.is(ackBeyondRange) {
-		c.stats.received.Add(1)
+	if a.kind != actTerminate && !a.is(ackBeyondRange) && !d.express {
+		c.stats.received.Add(1) // counted once, at its delivery
 	}
 	for a.gathers() {
 		c.gather(ctx, &d, a.kind)
@@ -56,8 +59,12 @@ func otherTenants(prefix, subject string) bool {
 	return ok && strings.Count(rest, ".") >= 2
 }
 
-// settle does what decide answered.
+// settle does what decide answered. Read ahead by the express lane, a message is
+// only posted: anything else is for its delivery.
 func (c *Consumer) settle(ctx context.Context, d *delivery, a action) (posted bool) {
+	if d.express && a.kind != actPost {
+		return false
+	}
 	switch a.kind {
 	case actTerminate:
 		c.d.Log.Error().Err(d.cause).Str("subject", d.msg.Subject()).Msg("message without JetStream metadata; terminating it")
@@ -181,6 +188,10 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 	c.brk.record(err, started)
 	switch {
 	case err == nil:
+	case d.express:
+		// Its delivery posts it again, and dead-letters or retries it then.
+		log.Info().Err(err).Msg("sent ahead of the stream order and failed; its delivery tries again")
+		return true
 	case errors.Is(err, servicenow.ErrRejected):
 		c.deadLetter(ctx, log, msg, meta, DeadRejected, "rejected by ServiceNow: "+err.Error())
 		return true

@@ -67,6 +67,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.work(ctx, work, queue, room)
 		}()
 	}
+	if c.x != nil {
+		wg.Go(func() { c.x.run(ctx, work) })
+	}
 	// Pull failures (NATS restarting, a consumer leader moving) are retried with a
 	// capped exponential backoff, reset by the next pull that works.
 	retry := backoff.NewExponentialBackOff(
@@ -205,11 +208,23 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		giveSlots(room, free-want)
 		free = want
 	}
+	c.x.yield(ctx)
+	asked := c.now()
 	grant, err := c.d.Budget.AcquireGrant(ctx, free)
+	if c.now().Sub(asked) > engageAfter {
+		c.x.engage() // the cap, not ServiceNow, sets the pace: a backlog waits
+	}
 	granted := grant.N
 	if err != nil {
 		giveSlots(room, free)
 		return fmt.Errorf("budget: %w", err)
+	}
+	if c.x.waiting() {
+		// A Medium item came while the loop waited for its grant: the send is the
+		// express lane's.
+		c.giveBack(room, grant, granted)
+		giveSlots(room, free-granted)
+		return nil
 	}
 	giveSlots(room, free-granted)
 	if err := c.checkStream(ctx); err != nil {

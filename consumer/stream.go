@@ -78,6 +78,7 @@ func (c *Consumer) noteDelivery(ctx context.Context, msg jetstream.Msg, stream s
 		return nil, stream, nil
 	}
 	c.pendingSeen.Store(meta.NumPending)
+	c.x.noteFetched(meta.Sequence.Stream)
 	seq := meta.Sequence.Consumer
 	back := seq <= c.lastDelivery
 	c.lastDelivery = seq

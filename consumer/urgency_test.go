@@ -1,0 +1,271 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/consumer"
+	"github.com/ionix/ionixsnow/dlq"
+	"github.com/ionix/ionixsnow/embedded/natstest"
+	"github.com/ionix/ionixsnow/internal/testkit"
+	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/ledger"
+	"github.com/ionix/ionixsnow/mapping"
+	"github.com/ionix/ionixsnow/publisher"
+	"github.com/ionix/ionixsnow/servicenow"
+	"github.com/ionix/ionixsnow/servicenow/emulator"
+	"github.com/ionix/ionixsnow/topology"
+)
+
+// TestAHighItemOvertakesABacklog is the acceptance test of SPEC §10 with the cap scaled
+// down (20 per 3 s, paced, one slot held for High items): a backlog of 100 Low items
+// spends the window; a High item published then reaches ServiceNow within 3 s and
+// before any further Low item; the Low items still all arrive, in stream order, and
+// no window holds more than the cap. With one replica and with three (the order is
+// global: each follows the stream, the grants are shared).
+func TestAHighItemOvertakesABacklog(t *testing.T) {
+	t.Parallel()
+	for _, replicas := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d replicas", replicas), func(t *testing.T) {
+			t.Parallel()
+			overtake(t, replicas)
+		})
+	}
+}
+
+func overtake(t *testing.T, replicas int) {
+	const (
+		limit   = 20
+		window  = 3 * time.Second
+		backlog = 100
+	)
+	srv := natstest.Start(t)
+	sim := emulator.New(emulator.Options{})
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	js := natstest.Connect(t, srv.URL())
+	ctx := context.Background()
+	if _, err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := publisher.New(js, "")
+	publish := func(id string, urgency float64) time.Time {
+		t.Helper()
+		it := ionix.ActionItem{ID: id, Title: "Finding " + id, Type: "Vulnerability", Urgency: urgency,
+			FirstOpenedAt: "2026-01-01T00:00:00Z", Asset: id + ".example.com"}
+		raw, _ := json.Marshal(it)
+		at := time.Now()
+		if _, err := pub.Publish(ctx, raw, it, ionix.EventOpened); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	for i := range backlog {
+		publish(fmt.Sprintf("low-%03d", i), 3)
+	}
+	for range replicas {
+		expressReplica(t, srv.URL(), hs.URL, limit, window)
+	}
+	imports := func() []emulator.Request {
+		var out []emulator.Request
+		for _, r := range sim.Requests() {
+			if strings.HasPrefix(r.Path, "/api/now/import/") {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	testkit.WaitFor(t, 20*time.Second, "the backlog to spend the window", func() bool { return sim.ImportCount() >= limit-1 })
+	published := publish("high-1", 9.5)
+	testkit.WaitFor(t, 10*time.Second, "the High item imported", func() bool {
+		return slices.ContainsFunc(sim.Incidents(), func(in emulator.Incident) bool { return in.CorrelationID == "ionix:high-1" })
+	})
+	testkit.WaitForDiag(t, 60*time.Second, "every Low item imported", func() bool { return len(sim.Incidents()) == backlog+1 },
+		func() string { return fmt.Sprintf("%d of %d incidents", len(sim.Incidents()), backlog+1) })
+
+	var highAt time.Time
+	var lowOrder []string
+	lowAfterPublish := 0 // Low imports between the High item's publish and its import
+	all := imports()
+	for _, r := range all {
+		if correlationOf(r) == "high-1" && highAt.IsZero() {
+			highAt = r.At
+		}
+	}
+	for _, r := range all {
+		id := correlationOf(r)
+		if !strings.HasPrefix(id, "low-") {
+			continue
+		}
+		lowOrder = append(lowOrder, id)
+		if r.At.After(published) && r.At.Before(highAt) {
+			lowAfterPublish++
+		}
+	}
+	wait := highAt.Sub(published)
+	t.Logf("%d replica(s): High item imported %s after its publish, %d Low import(s) in between; %d imports for %d items",
+		replicas, wait.Round(time.Millisecond), lowAfterPublish, len(all), backlog+1)
+	if wait > 3*time.Second {
+		t.Errorf("the High item waited %s behind the backlog, want at most 3s", wait)
+	}
+	// One Low import may already be on its way when the High item is published.
+	if lowAfterPublish > 1 {
+		t.Errorf("%d Low items were imported after the High item was published and before it", lowAfterPublish)
+	}
+	if !slices.IsSorted(lowOrder) {
+		t.Errorf("the Low items were not imported in stream order: %v", lowOrder)
+	}
+	if n := len(lowOrder); n != backlog {
+		t.Errorf("%d Low imports for %d Low items", n, backlog)
+	}
+	at := make([]time.Time, len(all))
+	for i, r := range all {
+		at[i] = r.At
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 0; i+limit < len(at); i++ {
+		if gap := at[i+limit].Sub(at[i]); gap < window {
+			t.Errorf("imports %d..%d are %s apart: %d in a window of %s, cap %d", i, i+limit, gap, limit+1, window, limit)
+		}
+	}
+}
+
+// correlationOf is the action item id an import request was for.
+func correlationOf(r emulator.Request) string {
+	return strings.TrimPrefix(r.Fields["u_correlation_id"], "ionix:")
+}
+
+// expressReplica runs one replica with the express lane, as consume does: a paced
+// budget holding one slot for High items.
+func expressReplica(t *testing.T, natsURL, snowURL string, limit int, window time.Duration) {
+	t.Helper()
+	js := natstest.Connect(t, natsURL)
+	ctx := context.Background()
+	topo, err := topology.Ensure(ctx, js, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snow, err := servicenow.New(servicenow.Config{
+		InstanceURL: snowURL, ClientID: "ionix", ClientSecret: "ionix", Username: "ionix", Password: "ionix",
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A margin that covers a loaded machine's delay from grant to ServiceNow.
+	b, err := budget.NewKV(topo.Budget, limit, window, budget.WithMargin(300*time.Millisecond),
+		budget.WithPacing(1), budget.WithReserve(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := consumer.New(consumer.Deps{
+		Consumer: topo.Consumer, Stream: topo.Stream, Importer: snow, Ledger: ledger.New(topo.Tickets),
+		JetStream: js, DeadLetters: dlq.New(js, topo.Names), Budget: b, Log: zerolog.Nop(),
+	}, consumer.Options{Concurrency: 4, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond, Express: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// TestBandsGoInOrderAndVersionsNeverGoBack: under a backlog of Low items, a High
+// version of an item that waits in the backlog as Low goes first, then the Medium
+// items in stream order, then the rest of the Low ones in stream order; the item's
+// older Low version, delivered later, is superseded — its incident never goes back.
+func TestBandsGoInOrderAndVersionsNeverGoBack(t *testing.T) {
+	t.Parallel()
+	const (
+		limit   = 20
+		window  = 3 * time.Second
+		backlog = 60
+	)
+	srv := natstest.Start(t)
+	sim := emulator.New(emulator.Options{})
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	js := natstest.Connect(t, srv.URL())
+	ctx := context.Background()
+	if _, err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := publisher.New(js, "")
+	publish := func(id, title string, urgency float64) {
+		t.Helper()
+		it := ionix.ActionItem{ID: id, Title: title, Type: "Vulnerability", Urgency: urgency,
+			FirstOpenedAt: "2026-01-01T00:00:00Z", Asset: id + ".example.com"}
+		raw, _ := json.Marshal(it)
+		if _, err := pub.Publish(ctx, raw, it, ionix.EventOpened); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range backlog {
+		id := fmt.Sprintf("low-%03d", i)
+		if i == backlog-10 {
+			id = "x" // near the end of the backlog: still waiting when its new version comes
+		}
+		publish(id, "Finding "+id, 3)
+	}
+	expressReplica(t, srv.URL(), hs.URL, limit, window)
+	testkit.WaitFor(t, 20*time.Second, "the backlog to spend the window", func() bool { return sim.ImportCount() >= limit-1 })
+	publish("x", "Finding x, now actively exploited", 9.6)
+	publish("med-1", "Finding med-1", 7.5)
+	publish("med-2", "Finding med-2", 8)
+	testkit.WaitForDiag(t, 60*time.Second, "every item sent", func() bool { return len(sim.Incidents()) == backlog+2 },
+		func() string { return fmt.Sprintf("%d of %d incidents", len(sim.Incidents()), backlog+2) })
+
+	var order []string // the ids imported after the new items were published, in order
+	started := false
+	xTitles := []string{}
+	for _, r := range sim.Requests() {
+		if !strings.HasPrefix(r.Path, "/api/now/import/") {
+			continue
+		}
+		id := correlationOf(r)
+		if id == "x" {
+			xTitles = append(xTitles, r.Fields["u_name"])
+		}
+		if id == "x" || id == "med-1" {
+			started = true
+		}
+		if started {
+			order = append(order, id)
+		}
+	}
+	t.Logf("imports from the first overtaking one: %v", order[:min(len(order), 6)])
+	if len(order) < 3 || order[0] != "x" || order[1] != "med-1" || order[2] != "med-2" {
+		t.Errorf("imports after the new items were published begin %v, want x (High), med-1, med-2 (Medium in stream order), then Low", order[:min(len(order), 5)])
+	}
+	var lows []string
+	for _, id := range order[min(3, len(order)):] {
+		if strings.HasPrefix(id, "low-") {
+			lows = append(lows, id)
+		}
+	}
+	if !slices.IsSorted(lows) {
+		t.Errorf("the Low items after them were not in stream order: %v", lows)
+	}
+	if len(xTitles) != 1 || xTitles[0] != "Finding x, now actively exploited" {
+		t.Errorf("item x was imported as %q, want once, as its newest version", xTitles)
+	}
+	for _, in := range sim.Incidents() {
+		if in.CorrelationID == "ionix:x" && in.ShortDescription != "Finding x, now actively exploited" {
+			t.Errorf("item x's incident says %q: an older version went after the newer", in.ShortDescription)
+		}
+	}
+}
