@@ -59,7 +59,9 @@ func TestFollowIndexesThePipelinesSubjectsByBand(t *testing.T) {
 	ix := backlog.NewIndex()
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- backlog.Follow(fctx, js, topology.DefaultStream, []string{"ionix.action_items.*.*"}, 2, ix) }()
+	go func() {
+		done <- backlog.Follow(fctx, js, topology.DefaultStream, []string{"ionix.action_items.*.*"}, 2, ix)
+	}()
 	testkit.WaitFor(t, 5*time.Second, "the four items indexed", func() bool { return ix.Counts() == [3]int{1, 1, 2} })
 	publish("later", 9.9)
 	testkit.WaitFor(t, 5*time.Second, "the later High item indexed", func() bool { return ix.Counts() == [3]int{2, 1, 2} })

@@ -25,7 +25,7 @@ type delivery struct {
 	// express: read ahead of its delivery by the express lane (express.go), which
 	// only posts; anything else is left to the message's own delivery.
 	express bool
-	stream    string           // the stream instance it was fetched from (see streamID)
+	stream  string // the stream instance it was fetched from (see streamID)
 	// grant is the budget grant its send counts against, renewed before the send
 	// when it went stale (see Consumer.readyToSend); nil: none (the cap is off).
 	grant *budget.Grant
