@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,6 +31,11 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			removeConsumer(js, stream, ci.Name)
+		}
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -48,4 +54,66 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects
 		}
 		ix.Add(meta.Sequence.Stream, BandOf(item.Urgency))
 	}
+}
+
+// Scan indexes the messages on subjects from sequence from to the last one there is
+// now, reading at most limit of them; complete is false when it stopped at limit.
+func Scan(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, limit int, ix *Index) (complete bool, err error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, cfg)
+	if err != nil {
+		return false, fmt.Errorf("scan %s: %w", stream, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("scan %s: %w", stream, err)
+	}
+	// The ordered consumer makes a server-side consumer for each fetch: remove
+	// the last one.
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			removeConsumer(js, stream, ci.Name)
+		}
+	}()
+	left := info.NumPending
+	for read := 0; left > 0; {
+		if read >= limit {
+			return false, nil
+		}
+		batch, err := cons.Fetch(min(int(left), limit-read, 1000), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return false, fmt.Errorf("scan %s: %w", stream, err)
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			read++
+			meta, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			left = meta.NumPending
+			if item, err := ionix.Decode(msg.Data()); err == nil {
+				ix.Add(meta.Sequence.Stream, BandOf(item.Urgency))
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return false, fmt.Errorf("scan %s: %w", stream, err)
+		}
+		if got == 0 {
+			return false, fmt.Errorf("scan %s: no message in 2s with %d left", stream, left)
+		}
+	}
+	return true, nil
+}
+
+// removeConsumer deletes an ordered consumer at once, so that a reader leaves no
+// trace on the stream (the server would remove it after its inactivity threshold).
+func removeConsumer(js jetstream.JetStream, stream, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = js.DeleteConsumer(ctx, stream, name)
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ionix/ionixsnow/backlog"
@@ -22,17 +21,8 @@ import (
 // the subjects is indexed by its band, others' subjects and undecodable bodies not;
 // items published while it follows are added as they come.
 func TestFollowIndexesThePipelinesSubjectsByBand(t *testing.T) {
-	srv := natstest.Start(t)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js := actionItems(t)
 	ctx := context.Background()
-	if _, err := topology.EnsureStream(ctx, js, topology.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	pub := publisher.New(js, "")
 	publish := func(id string, urgency float64) {
 		t.Helper()
@@ -72,4 +62,47 @@ func TestFollowIndexesThePipelinesSubjectsByBand(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Follow: %v", err)
 	}
+}
+
+// TestScanCountsTheBacklogByBand: Scan reads from the sequence asked to the last one
+// and stops; at the limit it says it did not read everything.
+func TestScanCountsTheBacklogByBand(t *testing.T) {
+	js := actionItems(t)
+	ctx := context.Background()
+	pub := publisher.New(js, "")
+	for i, u := range []float64{9.5, 3, 3, 7, 9.9, 1} {
+		it := ionix.ActionItem{ID: fmt.Sprintf("s-%d", i), Title: "t", Type: "DNS", Urgency: u}
+		raw, _ := json.Marshal(it)
+		if _, err := pub.Publish(ctx, raw, it, ionix.EventOpened); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subjects := []string{"ionix.action_items.*.*"}
+	for _, tc := range []struct {
+		from     uint64
+		limit    int
+		counts   [3]int
+		complete bool
+	}{
+		{1, 100, [3]int{2, 1, 3}, true},
+		{3, 100, [3]int{1, 1, 2}, true},
+		{7, 100, [3]int{}, true},
+		{1, 4, [3]int{1, 1, 2}, false},
+	} {
+		ix := backlog.NewIndex()
+		complete, err := backlog.Scan(ctx, js, topology.DefaultStream, subjects, tc.from, tc.limit, ix)
+		if err != nil || complete != tc.complete || ix.Counts() != tc.counts {
+			t.Errorf("Scan from %d, limit %d: %v complete %v (%v), want %v complete %v", tc.from, tc.limit, ix.Counts(), complete, err, tc.counts, tc.complete)
+		}
+	}
+}
+
+// actionItems is a NATS server with the action-item stream, and a connection to it.
+func actionItems(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	js := natstest.Connect(t, natstest.Start(t).URL())
+	if _, err := topology.EnsureStream(context.Background(), js, topology.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -431,6 +431,8 @@ type State struct {
 	// pacing; PacedNow is how many sends pacing lets go at once now.
 	Interval time.Duration
 	PacedNow int
+	// Reserved is how many of Limit only urgent grants may take (WithReserve).
+	Reserved int
 }
 
 // MaxFreesAt bounds State.FreesAt, one time per used slot, so that reading
@@ -465,7 +467,7 @@ func (b *KV) State(ctx context.Context) (State, error) {
 	now := t.UnixMilli()
 	l, _ = b.w.live(l, now)
 	used := l.total()
-	st := State{Used: int(used), Limit: b.max, WindowSeconds: b.window.Seconds(), At: t,
+	st := State{Used: int(used), Limit: b.max, Reserved: int(b.reserve), WindowSeconds: b.window.Seconds(), At: t,
 		Hold: time.Duration(b.w.span+b.w.q-1) * time.Millisecond}
 	if used <= MaxFreesAt {
 		st.FreesAt = make([]time.Time, 0, used)

@@ -81,6 +81,20 @@ type Cap struct {
 	// Burst is how many sends go at once after idleness with even pacing; 0 is
 	// MaxPerWindow/20 (at least 1): 50 at the default cap.
 	Burst int `yaml:"burst"`
+	// HighReserve is how many of the window's sends only High items may take, so
+	// that one finds a slot when a backlog spent the rest (SPEC §10); 0 is
+	// MaxPerWindow/50: 20 at the default cap, none below a cap of 50 (2 % at most,
+	// so that a backlog without High items still uses 98 % of the cap). Below it,
+	// pacing alone keeps a High item's wait to about one interval.
+	HighReserve int `yaml:"high_reserve"`
+}
+
+// Reserve is the number of sends held for High items (HighReserve, or its default).
+func (c Cap) Reserve() int {
+	if c.HighReserve > 0 {
+		return min(c.HighReserve, max(c.MaxPerWindow-1, 0))
+	}
+	return c.MaxPerWindow / 50
 }
 
 // Pacing modes of Cap.Pacing.

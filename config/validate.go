@@ -156,6 +156,9 @@ func (c Config) problems(n Needs) Problems {
 	if c.Cap.Pacing != PacingEven && c.Cap.Pacing != PacingBurst {
 		ps.add("cap.pacing", fmt.Sprintf("must be %s or %s, got %q", PacingEven, PacingBurst, c.Cap.Pacing))
 	}
+	if c.Cap.HighReserve < 0 || c.Cap.MaxPerWindow > 0 && c.Cap.HighReserve >= c.Cap.MaxPerWindow {
+		ps.add("cap.high_reserve", fmt.Sprintf("must be 0 (max_per_window/50) up to max_per_window - 1, got %d", c.Cap.HighReserve))
+	}
 	if c.Cap.Burst < 0 {
 		ps.add("cap.burst", fmt.Sprintf("must be 0 (max_per_window/20) or more, got %d", c.Cap.Burst))
 	}

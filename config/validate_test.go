@@ -27,6 +27,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	c.Cap.Window = 500 * time.Millisecond
 	c.Cap.Pacing = "smooth"
 	c.Cap.Burst = -1
+	c.Cap.HighReserve = -2
 	c.Consumer.Concurrency = 257
 	c.Consumer.MaxBackoff = 0
 	c.Consumer.AckWait = 10 * time.Millisecond
@@ -45,7 +46,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		"servicenow.instance_url", "servicenow.import_table", "servicenow.field_prefix", "servicenow.timeout",
 		"servicenow.impact_overrides", "servicenow.category_overrides",
 		"filter.categories", "filter.urgency_threshold",
-		"cap.max_per_window", "cap.window", "cap.pacing", "cap.burst", "consumer.concurrency", "consumer.max_backoff",
+		"cap.max_per_window", "cap.window", "cap.pacing", "cap.burst", "cap.high_reserve", "consumer.concurrency", "consumer.max_backoff",
 		"consumer.ack_wait", "consumer.max_deliver", "consumer.max_ack_pending", "consumer.drain_timeout", "consumer.process_concurrency",
 		"ionix.api_url", "ionix.poll_interval", "http.listen", "log.level", "log.format",
 	)

@@ -80,6 +80,20 @@ func (x *express) engage() {
 	}
 }
 
+// engageIfWaiting engages the lane if the grant the pull loop is about to wait for
+// takes longer than engageAfter; stop the timer it returns once the grant came.
+func (x *express) engageIfWaiting() interface{ Stop() bool } {
+	if x == nil || x.on.Load() {
+		return noTimer{}
+	}
+	return time.AfterFunc(engageAfter, x.engage)
+}
+
+// noTimer is a timer that never fires.
+type noTimer struct{}
+
+func (noTimer) Stop() bool { return false }
+
 // noteFetched records that the durable consumer delivered seq to this replica.
 func (x *express) noteFetched(seq uint64) {
 	if x == nil {

@@ -209,11 +209,11 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		free = want
 	}
 	c.x.yield(ctx)
-	asked := c.now()
+	// A grant that keeps the loop waiting engages the express lane: the cap, not
+	// ServiceNow, sets the pace, and a backlog waits.
+	engage := c.x.engageIfWaiting()
 	grant, err := c.d.Budget.AcquireGrant(ctx, free)
-	if c.now().Sub(asked) > engageAfter {
-		c.x.engage() // the cap, not ServiceNow, sets the pace: a backlog waits
-	}
+	engage.Stop()
 	granted := grant.N
 	if err != nil {
 		giveSlots(room, free)

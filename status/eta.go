@@ -31,8 +31,9 @@ type Ledger struct {
 // grants hold their slot for the window plus margin.
 func LedgerOf(s budget.State, margin time.Duration) Ledger {
 	l := Ledger{
-		Used:       s.Used,
-		Limit:      s.Limit,
+		Used:  s.Used,
+		Limit: s.Limit - s.Reserved, // a backlog's ordinary sends: the reserve is for High items
+
 		Hold:       time.Duration(s.WindowSeconds*float64(time.Second)) + margin,
 		NextFreeAt: s.NextFreeAt,
 		Interval:   s.Interval,

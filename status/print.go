@@ -69,6 +69,17 @@ func Print(w io.Writer, r Report) {
 		}
 		row("drain ETA", fmt.Sprintf("%s at the cap (backlog %s, done about %s)", eta, group(d.Backlog), clock(d.At, r.GeneratedAt)))
 	}
+	if u := r.BacklogByUrgency; d.Backlog > 0 && u != nil {
+		var parts []string
+		for _, b := range []string{"high", "medium", "low"} {
+			part := fmt.Sprintf("%s %s", b, group(u[b]))
+			if u[b] > 0 && r.DrainETAByUrgency[b] > 0 {
+				part += " (sent in " + Duration(time.Duration(r.DrainETAByUrgency[b])*time.Second) + ")"
+			}
+			parts = append(parts, part)
+		}
+		row("by urgency", strings.Join(parts, "   "))
+	}
 	_ = tw.Flush()
 
 	for _, p := range r.Problems {

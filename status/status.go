@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ionix/ionixsnow/backlog"
 	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/topology"
 )
@@ -42,8 +43,11 @@ type Options struct {
 	// budget.DefaultKey.
 	BudgetKey string
 	// Burst is the burst of even pacing (config.Cap.PacedBurst), 0 when sends
-	// are not paced.
-	Burst int
+	// are not paced; Reserve the sends held for High items (config.Cap.Reserve).
+	Burst, Reserve int
+	// ScanLimit bounds the messages read to count the backlog by band (default
+	// 200,000).
+	ScanLimit int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log gets a debug line per object read (default: nothing).
@@ -61,6 +65,14 @@ type Report struct {
 	// DrainETASeconds is Drain in whole seconds.
 	DrainETASeconds int64 `json:"drain_eta_seconds"`
 	Drain           ETA   `json:"drain"`
+	// BacklogByUrgency is the messages not acknowledged yet by ServiceNow urgency
+	// band ("high", "medium", "low"; SPEC §10), read from the stream from the ack
+	// floor on (up to Options.ScanLimit of them; beyond, a problem says so).
+	BacklogByUrgency map[string]uint64 `json:"backlog_by_urgency"`
+	// DrainETAByUrgency is, per band, the seconds until its last message is sent:
+	// High ones go first, then Medium, then Low, so each band's ETA counts the
+	// bands before it.
+	DrainETAByUrgency map[string]int64 `json:"drain_eta_by_urgency"`
 	// Problems are what the operator should know: objects not created yet, a
 	// budget that could not be read. Never nil.
 	Problems []string `json:"problems"`
@@ -91,8 +103,9 @@ type ConsumerStatus struct {
 	Waiting int `json:"waiting"`
 	// DeliveredSeq is the stream sequence last delivered; AckFloorSeq the one up
 	// to which every message is acknowledged.
-	DeliveredSeq uint64 `json:"delivered_seq"`
-	AckFloorSeq  uint64 `json:"ack_floor_seq"`
+	DeliveredSeq uint64   `json:"delivered_seq"`
+	AckFloorSeq  uint64   `json:"ack_floor_seq"`
+	subjects     []string // its filter
 }
 
 // BudgetStatus is the global send budget.
@@ -186,9 +199,54 @@ func Collect(ctx context.Context, js jetstream.JetStream, o Options) (Report, er
 	}
 	o.Log.Debug().Int("used", r.Budget.Used).Int("limit", o.Limit).Msg("read budget")
 
-	r.Drain = DrainETA(backlog, LedgerOf(bs.state, o.margin()), now)
+	ledger := LedgerOf(bs.state, o.margin())
+	r.Drain = DrainETA(backlog, ledger, now)
 	r.DrainETASeconds = r.Drain.Seconds()
+	if err := r.byUrgency(ctx, js, names, o, ledger, now); err != nil {
+		return Report{}, err
+	}
 	return r, nil
+}
+
+// byUrgency counts the backlog by band and the drain ETA of each.
+func (r *Report) byUrgency(ctx context.Context, js jetstream.JetStream, names topology.Names, o Options, l Ledger, now time.Time) error {
+	r.BacklogByUrgency = map[string]uint64{}
+	r.DrainETAByUrgency = map[string]int64{}
+	subjects, from := r.Consumer.subjects, r.Consumer.AckFloorSeq+1
+	if !r.Consumer.Exists {
+		subjects, from = []string{names.ItemSubjectPrefix() + ".*.*"}, r.Stream.FirstSeq
+	}
+	limit := o.ScanLimit
+	if limit <= 0 {
+		limit = 200_000
+	}
+	ix := backlog.NewIndex()
+	complete := true
+	if r.Stream.LastSeq >= from && len(subjects) > 0 {
+		var err error
+		if complete, err = backlog.Scan(ctx, js, names.Stream, subjects, from, limit, ix); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			r.Problems = append(r.Problems, fmt.Sprintf("the backlog by urgency could not be read: %v", err))
+		}
+	}
+	if !complete {
+		r.Problems = append(r.Problems, fmt.Sprintf("the backlog by urgency counts the first %d messages only", limit))
+	}
+	counts := ix.Counts()
+	var before uint64
+	for b := backlog.High; b <= backlog.Low; b++ {
+		n := uint64(counts[b])
+		r.BacklogByUrgency[b.String()] = n
+		before += n
+		if n == 0 {
+			r.DrainETAByUrgency[b.String()] = 0
+			continue
+		}
+		r.DrainETAByUrgency[b.String()] = DrainETA(before, l, now).Seconds()
+	}
+	return nil
 }
 
 func streamStatus(name string, info *jetstream.StreamInfo) StreamStatus {
@@ -223,6 +281,10 @@ func consumerStatus(ctx context.Context, js jetstream.JetStream, names topology.
 	cs.Waiting = info.NumWaiting
 	cs.DeliveredSeq = info.Delivered.Stream
 	cs.AckFloorSeq = info.AckFloor.Stream
+	cs.subjects = info.Config.FilterSubjects
+	if len(cs.subjects) == 0 && info.Config.FilterSubject != "" {
+		cs.subjects = []string{info.Config.FilterSubject}
+	}
 	return cs, nil
 }
 
@@ -267,6 +329,9 @@ func budgetState(ctx context.Context, js jetstream.JetStream, names topology.Nam
 	}
 	if o.Burst > 0 {
 		opts = append(opts, budget.WithPacing(o.Burst))
+	}
+	if o.Reserve > 0 {
+		opts = append(opts, budget.WithReserve(o.Reserve))
 	}
 	b, err := budget.NewKV(kv, o.Limit, o.Window, opts...)
 	if err != nil {

@@ -390,3 +390,53 @@ func TestStatusReportJSONHasTheFieldsOfTheSpec(t *testing.T) {
 		t.Errorf("window_seconds is not a plain number:\n%s", b)
 	}
 }
+
+// TestStatusBacklogByUrgency: the messages not yet acknowledged, counted by band from
+// the ack floor on, each band's ETA counting the bands sent before it; beyond the
+// scan limit a problem says the count is partial.
+func TestStatusBacklogByUrgency(t *testing.T) {
+	srv := natstest.Start(t)
+	js := natstest.Connect(t, srv.URL())
+	ctx := context.Background()
+	topo, err := topology.Ensure(ctx, js, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range []float64{3, 9.5, 7.2, 3, 3, 9.1, 2} {
+		body := fmt.Sprintf(`{"id":"u-%d","title":"t","type":"DNS","urgency":%g}`, i, u)
+		if _, err := js.Publish(ctx, "ionix.action_items.opened.dns", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first is acknowledged: the floor moves past it.
+	m := fetch(t, topo.Consumer, 1)[0]
+	if err := m.DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A cap of 2 an hour, spent: each further send waits a window.
+	o := status.Options{Limit: 2, Window: window}
+	r, err := status.Collect(ctx, js, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"high": 2, "medium": 1, "low": 3}
+	if fmt.Sprint(r.BacklogByUrgency) != fmt.Sprint(want) {
+		t.Errorf("backlog_by_urgency %v, want %v", r.BacklogByUrgency, want)
+	}
+	eta := r.DrainETAByUrgency
+	if !(eta["high"] <= eta["medium"] && eta["medium"] <= eta["low"]) || eta["low"] != r.DrainETASeconds {
+		t.Errorf("drain_eta_by_urgency %v (all: %d): not in the order the bands are sent", eta, r.DrainETASeconds)
+	}
+	raw, _ := json.Marshal(r)
+	if !strings.Contains(string(raw), `"backlog_by_urgency":{"high":2,"low":3,"medium":1}`) || !strings.Contains(string(raw), `"drain_eta_by_urgency":{`) {
+		t.Errorf("status --json lacks the per-band fields: %s", raw)
+	}
+	o.ScanLimit = 2
+	r, err = status.Collect(ctx, js, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(r.Problems, func(p string) bool { return strings.Contains(p, "counts the first 2 messages only") }) {
+		t.Errorf("a partial count is not reported: %v", r.Problems)
+	}
+}

@@ -224,6 +224,9 @@ func budgetOptions(c config.Cap, names topology.Names, log zerolog.Logger) []bud
 	if b := c.PacedBurst(); b > 0 {
 		opts = append(opts, budget.WithPacing(b))
 	}
+	if r := c.Reserve(); r > 0 {
+		opts = append(opts, budget.WithReserve(r))
+	}
 	return opts
 }
 
@@ -253,6 +256,7 @@ func consumerOptions(cfg config.Config, names topology.Names) consumer.Options {
 		AckWait:        cfg.Consumer.AckWait,
 		MaxDeliver:     cfg.Consumer.MaxDeliver,
 		DrainTimeout:   cfg.Consumer.DrainTimeout,
+		Express:        true, // High, then Medium items ahead of a backlog the cap holds back
 	}
 }
 

@@ -113,6 +113,7 @@ func collectStatus(ctx context.Context, conn *natsConn, cfg config.Config, t str
 		Limit:     cfg.Cap.MaxPerWindow,
 		Window:    cfg.Cap.Window,
 		Burst:     cfg.Cap.PacedBurst(),
+		Reserve:   cfg.Cap.Reserve(),
 		Log:       log,
 	})
 }
