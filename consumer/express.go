@@ -274,3 +274,17 @@ func (m *aheadMsg) TermWithReason(string) error               { return errNotDel
 
 // errNotDelivered: a message the express lane read has no delivery to terminate.
 var errNotDelivered = errors.New("read ahead of its delivery: nothing to terminate")
+
+// BacklogByUrgency is the messages not acknowledged yet by band (High, Medium, Low:
+// backlog.Band), known only while the express lane follows the backlog; sorted is
+// false otherwise.
+func (c *Consumer) BacklogByUrgency() (counts [3]int, sorted bool) {
+	if !c.x.engaged() {
+		return counts, false
+	}
+	ix := c.x.ix.Load()
+	if ix == nil {
+		return counts, false
+	}
+	return ix.Counts(), true
+}

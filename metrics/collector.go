@@ -101,16 +101,31 @@ type consumerCollector struct {
 	budget BudgetReader
 }
 
+// BacklogSource is a Source that knows its backlog (ionixsnow_backlog{urgency}).
+type BacklogSource interface {
+	Backlog() uint64
+	BacklogByUrgency() (counts [3]int, sorted bool)
+}
+
+// plainBacklog is ionixsnow_backlog{urgency} of the single-tenant form.
+var plainBacklog = desc("backlog", backlogHelp, "urgency")
+
 func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range plain.all() {
 		if d != plain.budget || c.budget != nil {
 			ch <- d
 		}
 	}
+	if _, ok := c.src.(BacklogSource); ok {
+		ch <- plainBacklog
+	}
 }
 
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	plain.collect(ch, c.src.Stats(), c.src.Paused(), c.budget)
+	if b, ok := c.src.(BacklogSource); ok {
+		backlogSeries(ch, plainBacklog, b.Backlog, b.BacklogByUrgency)
+	}
 }
 
 func flag(b bool) float64 {

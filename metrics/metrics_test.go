@@ -133,3 +133,62 @@ func TestBudgetUnreadable(t *testing.T) {
 		t.Errorf("gather: %v, want the budget's error", err)
 	}
 }
+
+type backlogSource struct {
+	fakeSource
+	total  uint64
+	counts [3]int
+	sorted bool
+}
+
+func (b backlogSource) Backlog() uint64                  { return b.total }
+func (b backlogSource) BacklogByUrgency() ([3]int, bool) { return b.counts, b.sorted }
+
+// TestBacklogByUrgency: ionixsnow_backlog{urgency} by band while the express lane
+// sorts the backlog, the total as "unsorted" otherwise; with tenants, labelled too.
+func TestBacklogByUrgency(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  backlogSource
+		want string
+	}{
+		{"sorted", backlogSource{total: 9, counts: [3]int{1, 2, 30}, sorted: true},
+			"ionixsnow_backlog{urgency=\"high\"} 1\nionixsnow_backlog{urgency=\"low\"} 30\nionixsnow_backlog{urgency=\"medium\"} 2\n"},
+		{"unsorted", backlogSource{total: 9}, "ionixsnow_backlog{urgency=\"unsorted\"} 9\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := metrics.New()
+			m.Watch(tc.src, nil)
+			want := "# HELP ionixsnow_backlog " + backlogHelpText(t, m) + "\n# TYPE ionixsnow_backlog gauge\n" + tc.want
+			if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "ionixsnow_backlog"); err != nil {
+				t.Error(err)
+			}
+			tm := metrics.New()
+			tm.WatchTenants(tenantList{{Tenant: "acme", Source: tc.src, Backlog: tc.src.Backlog, ByUrgency: tc.src.BacklogByUrgency}})
+			got, err := testutil.GatherAndCount(tm.Registry(), "ionixsnow_backlog")
+			if err != nil || got != strings.Count(tc.want, "\n") {
+				t.Errorf("with tenants: %d series (%v), want %d", got, err, strings.Count(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+type tenantList []metrics.TenantSource
+
+func (l tenantList) Tenants() []metrics.TenantSource { return l }
+
+// backlogHelpText is the HELP of ionixsnow_backlog as registered.
+func backlogHelpText(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "ionixsnow_backlog" {
+			return mf.GetHelp()
+		}
+	}
+	t.Fatal("no ionixsnow_backlog")
+	return ""
+}

@@ -11,6 +11,9 @@ type TenantSource struct {
 	Budget BudgetReader // nil: no budget gauge for it
 	// Backlog is the messages its durable consumer has not delivered yet.
 	Backlog func() uint64
+	// ByUrgency, optional, is the backlog by band while it is known (see
+	// consumer.Consumer.BacklogByUrgency).
+	ByUrgency func() (counts [3]int, sorted bool)
 }
 
 // Tenants lists the tenants a process serves now. Its order need not be stable.
@@ -19,11 +22,30 @@ type Tenants interface {
 }
 
 // With tenants, every per-tenant series carries the label tenant (the single-tenant
-// form as "default"), and ionixsnow_backlog{tenant} is added.
+// form as "default"), and ionixsnow_backlog{tenant,urgency} is added.
 var (
 	labelled    = newDescs("tenant")
-	backlogDesc = desc("backlog", "Messages of the tenant's stream subjects its durable consumer has not delivered yet (as of its last delivery).", "tenant")
+	backlogDesc = desc("backlog", backlogHelp, "tenant", "urgency")
 )
+
+const backlogHelp = "Messages not sent yet: by ServiceNow urgency band (high, medium, low) while the cap holds a backlog back " +
+	"and the express lane sorts it (SPEC §10); otherwise, urgency=\"unsorted\", those the durable consumer has not delivered yet (as of its last delivery)."
+
+// backlogSeries sends the backlog gauges of one source: by band when sorted, else
+// the total as "unsorted".
+func backlogSeries(ch chan<- prometheus.Metric, d *prometheus.Desc, total func() uint64, byUrgency func() ([3]int, bool), labels ...string) {
+	if byUrgency != nil {
+		if counts, sorted := byUrgency(); sorted {
+			for i, band := range []string{"high", "medium", "low"} {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(counts[i]), append(labels, band)...)
+			}
+			return
+		}
+	}
+	if total != nil {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(total()), append(labels, "unsorted")...)
+	}
+}
 
 // WatchTenants registers the figures of every tenant t lists, each series labelled
 // with its tenant. It replaces Watch for a process that serves tenants: the two
@@ -47,8 +69,6 @@ func (c *tenantsCollector) Collect(ch chan<- prometheus.Metric) {
 		labelled.collect(ch, s, t.Source.Paused(), t.Budget, t.Tenant)
 		// Only a process with tenants sees another tenant's items.
 		ch <- prometheus.MustNewConstMetric(labelled.skipped, prometheus.CounterValue, float64(s.OtherTenant), t.Tenant, "other_tenant")
-		if t.Backlog != nil {
-			ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(t.Backlog()), t.Tenant)
-		}
+		backlogSeries(ch, backlogDesc, t.Backlog, t.ByUrgency, t.Tenant)
 	}
 }

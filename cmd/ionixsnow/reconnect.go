@@ -156,6 +156,14 @@ func (l *live) Backlog() uint64 {
 	return 0
 }
 
+// BacklogByUrgency implements metrics.BacklogSource.
+func (l *live) BacklogByUrgency() ([3]int, bool) {
+	if p := l.cur.Load(); p != nil && p.consumer != nil {
+		return p.consumer.BacklogByUrgency()
+	}
+	return [3]int{}, false
+}
+
 // natsStatus is the state of the connection consume runs on now.
 func (l *live) natsStatus() nats.Status {
 	if p := l.cur.Load(); p != nil {

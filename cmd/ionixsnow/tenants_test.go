@@ -194,7 +194,7 @@ func TestTenantsServedByOneConsume(t *testing.T) {
 		body := scrape(t, "http://"+listen[1]+"/metrics")
 		for _, want := range []string{`ionixsnow_items_sent_total{status="inserted",tenant="acme"} 3`,
 			`ionixsnow_items_sent_total{status="inserted",tenant="globex"} 3`, `ionixsnow_items_sent_total{status="inserted",tenant="default"} 3`,
-			`ionixsnow_backlog{tenant="acme"} 0`, `ionixsnow_consumer_paused{tenant="globex"} 0`, `ionixsnow_budget_remaining{tenant="acme"}`} {
+			`ionixsnow_backlog{tenant="acme",urgency="unsorted"} 0`, `ionixsnow_consumer_paused{tenant="globex"} 0`, `ionixsnow_budget_remaining{tenant="acme"}`} {
 			if !strings.Contains(body, want) {
 				return false
 			}
