@@ -35,7 +35,25 @@ type demoSummary struct {
 	Updated      int64 `json:"updated"`
 	DeadLettered int64 `json:"dead_lettered"`
 	Failed       int64 `json:"failed"`
+	// CriticalFirst is the second act: a backlog the cap holds back, then a
+	// critical item overtaking it (SPEC §10).
+	CriticalFirst criticalFirst `json:"critical_first"`
 }
+
+// criticalFirst is what the demo's second act showed.
+type criticalFirst struct {
+	Backlog  int    `json:"backlog"`  // low-urgency items published after the first act
+	Waiting  int    `json:"waiting"`  // of them, still held back by the cap when the critical item arrived
+	Incident string `json:"incident"` // the critical item's incident
+	WaitMs   int64  `json:"wait_ms"`  // from its publish to its import
+}
+
+// The second act: demoBacklog low-urgency items, of which the cap lets demoLetThrough
+// go; one send of the window is held for High items (cap.high_reserve).
+const (
+	demoBacklog    = 10
+	demoLetThrough = 3
+)
 
 // demoCorrupt is a message with an urgency outside 0–10, put straight on the stream
 // (publish would refuse it) to show dead-lettering.
@@ -66,7 +84,7 @@ func runDemo(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "ionixsnow demo: --urgency-threshold must be 1..10, not %g\n", *threshold)
 		return exitUsage
 	}
-	d, err := startDemo(ctx, log, *threshold)
+	d, err := startDemo(ctx, log, *threshold, *count)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ionixsnow demo: %v\n", err)
 		return exitFailed
@@ -100,7 +118,7 @@ type demo struct {
 	log  zerolog.Logger
 }
 
-func startDemo(ctx context.Context, log zerolog.Logger, threshold float64) (*demo, error) {
+func startDemo(ctx context.Context, log zerolog.Logger, threshold float64, count int) (*demo, error) {
 	d := &demo{log: log, sim: emulator.New(emulator.Options{})}
 	var err error
 	if d.dir, err = os.MkdirTemp("", "ionixsnow-demo-*"); err != nil {
@@ -122,7 +140,16 @@ func startDemo(ctx context.Context, log zerolog.Logger, threshold float64) (*dem
 
 	d.cfg = config.Default()
 	// The demo shows the pipeline at once: its items are not spread over the hour.
+	// Its cap leaves room for the first act, demoLetThrough items of the second,
+	// and one send held for a High item.
 	d.cfg.Cap.Pacing = config.PacingBurst
+	sent := 1 // the changed item of the first act
+	for _, it := range ionix.SampleItems(count, 1) {
+		if it.Urgency >= threshold {
+			sent++
+		}
+	}
+	d.cfg.Cap.MaxPerWindow, d.cfg.Cap.HighReserve = sent+demoLetThrough+1, 1
 	d.cfg.NATS.URL = srv.URL()
 	d.cfg.Filter.UrgencyThreshold = threshold
 	d.cfg.ServiceNow.InstanceURL = "http://" + ln.Addr().String()
@@ -195,14 +222,74 @@ func (d *demo) run(ctx context.Context, count int) (demoSummary, error) {
 	if err := d.waitDrained(ctx); err != nil {
 		return sum, err
 	}
+	s := d.cons.Stats()
+	sum.Filtered, sum.Created, sum.Updated = s.Filtered(), s.Created, s.Updated
+	sum.DeadLettered, sum.Failed = s.DeadLettered, s.Failed
+	if sum.CriticalFirst, err = d.criticalFirst(ctx, pub); err != nil {
+		return sum, err
+	}
 	cancel()
 	if err := <-done; err != nil {
 		return sum, err
 	}
-	s := d.cons.Stats()
-	sum.Filtered, sum.Created, sum.Updated = s.Filtered(), s.Created, s.Updated
-	sum.DeadLettered, sum.Failed = s.DeadLettered, s.Failed
 	return sum, nil
+}
+
+// criticalFirst is the second act: a backlog of low-urgency items the cap holds
+// back, then a critical item, which goes at once, ahead of them.
+func (d *demo) criticalFirst(ctx context.Context, pub *publisher.Publisher) (criticalFirst, error) {
+	cf := criticalFirst{Backlog: demoBacklog}
+	before := d.sim.ImportCount()
+	for i := range demoBacklog {
+		it := ionix.ActionItem{ID: fmt.Sprintf("demo-backlog-%02d", i+1), Title: fmt.Sprintf("Outdated TLS configuration on www%d.example.com", i+1),
+			Type: "PKI", Urgency: 5.5, FirstOpenedAt: "2026-11-30T09:00:00Z", Asset: fmt.Sprintf("www%d.example.com", i+1)}
+		raw, _ := json.Marshal(it)
+		if _, err := pub.Publish(ctx, raw, it, ionix.EventOpened); err != nil {
+			return cf, err
+		}
+	}
+	// The cap lets some through, then holds the rest back.
+	if err := waitFor(ctx, time.Minute, func() bool { return d.sim.ImportCount() >= before+demoLetThrough }); err != nil {
+		return cf, fmt.Errorf("the backlog's first items: %w", err)
+	}
+	cf.Waiting = demoBacklog - (d.sim.ImportCount() - before)
+	critical := ionix.ActionItem{ID: "demo-critical-1", Title: "Remote code execution in the VPN gateway of vpn.example.com (actively exploited)",
+		Type: "Vulnerability", Urgency: 9.8, FirstOpenedAt: "2026-12-01T22:14:00Z", Asset: "vpn.example.com", CVEs: []string{"CVE-2024-3400"}}
+	raw, _ := json.Marshal(critical)
+	published := time.Now()
+	if _, err := pub.Publish(ctx, raw, critical, ionix.EventOpened); err != nil {
+		return cf, err
+	}
+	var at time.Time
+	if err := waitFor(ctx, time.Minute, func() bool {
+		for _, r := range d.sim.Requests() {
+			if r.Fields["u_correlation_id"] == "ionix:"+critical.ID && r.Number != "" {
+				at, cf.Incident = r.At, r.Number
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return cf, fmt.Errorf("the critical item: %w", err)
+	}
+	cf.WaitMs = at.Sub(published).Milliseconds()
+	return cf, nil
+}
+
+// waitFor polls ok until it holds, or fails after limit.
+func waitFor(ctx context.Context, limit time.Duration, ok func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !ok() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // waitDrained waits until the consumer has nothing pending or unacknowledged.
@@ -276,4 +363,9 @@ func (d *demo) print(ctx context.Context, w io.Writer, count int, sum demoSummar
 	for _, dl := range dls {
 		fmt.Fprintf(w, "dead letter (stream seq %d, %s): %s\n", dl.StreamSeq, dl.Subject, dl.Reason)
 	}
+	cf := sum.CriticalFirst
+	fmt.Fprintf(w, "\ncritical first: %d more low-urgency items published; the cap (%d an hour here) let %d through and holds %d back.\n",
+		cf.Backlog, d.cfg.Cap.MaxPerWindow, cf.Backlog-cf.Waiting, cf.Waiting)
+	fmt.Fprintf(w, "then a critical item (IONIX urgency 9.8): %s created %d ms after it was published, ahead of the %d waiting.\n",
+		cf.Incident, cf.WaitMs, cf.Waiting)
 }

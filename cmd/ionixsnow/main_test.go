@@ -79,8 +79,15 @@ func TestDemoJSONSummary(t *testing.T) {
 		}
 	}
 	want := demoSummary{Published: 32, Filtered: wantFiltered, Created: wantSent, Updated: 1, DeadLettered: 1}
+	cf := sum.CriticalFirst
+	sum.CriticalFirst = criticalFirst{}
 	if sum != want {
 		t.Errorf("summary = %+v, want %+v", sum, want)
+	}
+	// The second act: of 10 low-urgency items the cap lets 3 through; the critical
+	// item goes at once, ahead of the other 7.
+	if cf.Backlog != 10 || cf.Waiting != 7 || !strings.HasPrefix(cf.Incident, "INC") || cf.WaitMs > 3000 {
+		t.Errorf("critical_first = %+v, want 10 published, 7 waiting, the critical item's incident within 3 s", cf)
 	}
 }
 
@@ -89,7 +96,8 @@ func TestDemoTableShowsIncidents(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
-	for _, want := range []string{"INC0010001", "1 - Critical", "CVE-2024-3400", "[updated]", "dead letter", "urgency 42 outside 0-10"} {
+	for _, want := range []string{"INC0010001", "1 - Critical", "CVE-2024-3400", "[updated]", "dead letter", "urgency 42 outside 0-10",
+		"critical first: 10 more low-urgency items published", "holds 7 back", "ahead of the 7 waiting"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}
