@@ -9,14 +9,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/topology"
 )
 
-// Follow adds to ix every message of the stream on subjects from sequence from on,
-// with the band of its item's urgency, until ctx ends (then it returns nil). It reads
-// through an ordered consumer: nothing it reads is held, acknowledged or delivered
-// again, so it changes nothing for the durable consumer. A message that does not
-// decode is not indexed (the durable consumer dead-letters it in its turn).
-func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, ix *Index) error {
+// Keep tells which messages to index: the item, and whether the message is its
+// closing event. Nil keeps every one.
+type Keep func(item ionix.ActionItem, closing bool) bool
+
+// Follow adds to ix every message of the stream on subjects from sequence from on
+// that keep keeps, with the band of its item's urgency, until ctx ends (then it
+// returns nil). It reads through an ordered consumer: nothing it reads is held,
+// acknowledged or delivered again, so it changes nothing for the durable consumer. A
+// message that does not decode is not indexed (the durable consumer dead-letters it
+// in its turn).
+func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, ix *Index, keep Keep) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
@@ -50,6 +56,10 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects
 		}
 		item, err := ionix.Decode(msg.Data())
 		if err != nil {
+			continue
+		}
+		closing := msg.Headers().Get(topology.HeaderEvent) == string(ionix.EventClosed)
+		if keep != nil && !keep(item, closing) {
 			continue
 		}
 		ix.Add(meta.Sequence.Stream, BandOf(item.Urgency))

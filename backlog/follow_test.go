@@ -50,7 +50,7 @@ func TestFollowIndexesThePipelinesSubjectsByBand(t *testing.T) {
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- backlog.Follow(fctx, js, topology.DefaultStream, []string{"ionix.action_items.*.*"}, 2, ix)
+		done <- backlog.Follow(fctx, js, topology.DefaultStream, []string{"ionix.action_items.*.*"}, 2, ix, nil)
 	}()
 	testkit.WaitFor(t, 5*time.Second, "the four items indexed", func() bool { return ix.Counts() == [3]int{1, 1, 2} })
 	publish("later", 9.9)

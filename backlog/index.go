@@ -50,13 +50,14 @@ func BandOf(urgency float64) Band {
 // stream order. It is safe for concurrent use.
 type Index struct {
 	mu      sync.Mutex
-	seqs    [bands][]uint64 // ascending
+	seqs    [bands][]uint64 // ascending; not taken
+	taken   map[uint64]Band // being sent (Take), not settled yet
 	floor   uint64          // every sequence at or below it is settled
-	changed chan struct{}   // closed and replaced when a sequence is added
+	changed chan struct{}   // closed and replaced when a High or Medium sequence comes
 }
 
 // NewIndex returns an empty index.
-func NewIndex() *Index { return &Index{changed: make(chan struct{})} }
+func NewIndex() *Index { return &Index{changed: make(chan struct{}), taken: map[uint64]Band{}} }
 
 // Add records a pending message. Sequences come in ascending order per band; one at
 // or below the floor, or already there, is ignored.
@@ -66,20 +67,57 @@ func (ix *Index) Add(seq uint64, b Band) {
 	if seq <= ix.floor || b < 0 || b >= bands {
 		return
 	}
+	if _, taken := ix.taken[seq]; taken {
+		return
+	}
 	s := ix.seqs[b]
 	i, found := slices.BinarySearch(s, seq)
 	if found {
 		return
 	}
 	ix.seqs[b] = slices.Insert(s, i, seq)
-	close(ix.changed)
-	ix.changed = make(chan struct{})
+	if b < Low { // what the express lane waits for
+		close(ix.changed)
+		ix.changed = make(chan struct{})
+	}
 }
 
-// Done removes a message that was settled (sent, or found sent).
+// Take marks the message at seq (of band b, as First gave it) as being sent: First
+// skips it until Done or Return.
+func (ix *Index) Take(seq uint64, b Band) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if i, found := slices.BinarySearch(ix.seqs[b], seq); found {
+		ix.seqs[b] = slices.Delete(ix.seqs[b], i, i+1)
+		ix.taken[seq] = b
+	}
+}
+
+// Return puts a taken message back, its send not made.
+func (ix *Index) Return(seq uint64) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	b, ok := ix.taken[seq]
+	if !ok {
+		return
+	}
+	delete(ix.taken, seq)
+	if seq <= ix.floor {
+		return
+	}
+	s := ix.seqs[b]
+	i, _ := slices.BinarySearch(s, seq)
+	ix.seqs[b] = slices.Insert(s, i, seq)
+}
+
+// Done removes a message that was settled (sent, or found sent), taken or not.
 func (ix *Index) Done(seq uint64) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if _, ok := ix.taken[seq]; ok {
+		delete(ix.taken, seq)
+		return
+	}
 	for b := range ix.seqs {
 		if i, found := slices.BinarySearch(ix.seqs[b], seq); found {
 			ix.seqs[b] = slices.Delete(ix.seqs[b], i, i+1)
@@ -100,6 +138,11 @@ func (ix *Index) Settled(floor uint64) {
 		i, _ := slices.BinarySearch(ix.seqs[b], floor+1)
 		ix.seqs[b] = slices.Delete(ix.seqs[b], 0, i)
 	}
+	for seq := range ix.taken {
+		if seq <= floor {
+			delete(ix.taken, seq)
+		}
+	}
 }
 
 // First is the oldest pending message of the most urgent band that has one at or
@@ -115,17 +158,20 @@ func (ix *Index) First(upTo Band) (seq uint64, b Band, ok bool) {
 	return 0, Low, false
 }
 
-// Counts is how many messages are pending in each band.
+// Counts is how many messages are pending in each band, those being sent included.
 func (ix *Index) Counts() (counts [3]int) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for b := range ix.seqs {
 		counts[b] = len(ix.seqs[b])
 	}
+	for _, b := range ix.taken {
+		counts[b]++
+	}
 	return counts
 }
 
-// Changed is closed when a message is next added.
+// Changed is closed when a High or Medium message is next added.
 func (ix *Index) Changed() <-chan struct{} {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()

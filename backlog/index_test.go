@@ -23,10 +23,15 @@ func TestIndexGivesTheOldestOfTheMostUrgentBand(t *testing.T) {
 	ix.Add(5, backlog.Low)
 	select {
 	case <-changed:
+		t.Fatal("Changed closed by a Low item, which the express lane does not wait for")
 	default:
-		t.Fatal("Changed not closed by Add")
 	}
 	ix.Add(9, backlog.Medium)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed by a Medium item")
+	}
 	ix.Add(7, backlog.Medium)
 	ix.Add(12, backlog.High)
 	ix.Add(12, backlog.High) // twice: once
@@ -59,5 +64,31 @@ func TestIndexGivesTheOldestOfTheMostUrgentBand(t *testing.T) {
 	ix.Add(3, backlog.High) // below the floor: settled already
 	if _, _, ok := ix.First(backlog.Low); ok {
 		t.Error("a sequence below the floor was added")
+	}
+}
+
+func TestIndexTakeAndReturn(t *testing.T) {
+	ix := backlog.NewIndex()
+	ix.Add(4, backlog.High)
+	ix.Add(6, backlog.High)
+	ix.Take(4, backlog.High)
+	if seq, _, _ := ix.First(backlog.Medium); seq != 6 {
+		t.Errorf("First skips the taken one: got %d, want 6", seq)
+	}
+	if got := ix.Counts(); got != [3]int{2, 0, 0} {
+		t.Errorf("counts %v: the one being sent still counts", got)
+	}
+	ix.Return(4)
+	if seq, _, _ := ix.First(backlog.Medium); seq != 4 {
+		t.Errorf("after Return: First %d, want 4 again", seq)
+	}
+	ix.Take(4, backlog.High)
+	ix.Done(4)
+	ix.Add(4, backlog.High) // read again before the floor passed it: pending again
+	ix.Take(6, backlog.High)
+	ix.Settled(6)
+	ix.Return(6) // settled meanwhile: not back
+	if got := ix.Counts(); got != [3]int{} {
+		t.Errorf("counts %v after the floor passed, want none", got)
 	}
 }

@@ -111,6 +111,9 @@ type KV struct {
 	reserve int64
 
 	warned atomic.Int64 // Unix ms of the last warning about a clock ahead
+	// holding counts the acquires asleep because the window or the pace grants
+	// nothing now (Holding).
+	holding atomic.Int32
 
 	mu   sync.Mutex
 	mine ledger // live grants this process made and has not released, per slice
@@ -266,6 +269,7 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 	if want <= 0 {
 		return Grant{}, ctx.Err()
 	}
+	waited := false
 	for conflicts := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return Grant{}, err
@@ -279,8 +283,12 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 		allow, limit, next := b.rule(l, now, urgent)
 		out, n, k := b.w.grantWithin(l, now, allow(want), limit)
 		if n == 0 {
+			waited = true
 			wait := time.Duration(next-now) * time.Millisecond
-			if !sleepCtx(ctx, min(max(wait, time.Millisecond), b.poll)) {
+			b.holding.Add(1)
+			slept := sleepCtx(ctx, min(max(wait, time.Millisecond), b.poll))
+			b.holding.Add(-1)
+			if !slept {
 				return Grant{}, ctx.Err()
 			}
 			continue
@@ -307,9 +315,13 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 		b.mine = b.w.expire(b.mine, b.now().UnixMilli())
 		b.mine = b.mine.put(k, int64(n))
 		b.mu.Unlock()
-		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q))}, nil
+		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q)), Waited: waited}, nil
 	}
 }
+
+// Holding reports whether an acquire of this budget is waiting now because the
+// window or the pace grants nothing: the cap, not the caller, sets the pace.
+func (b *KV) Holding() bool { return b.holding.Load() > 0 }
 
 // Fresh reports whether a send of g started now leaves at least half the margin for
 // the request itself to reach ServiceNow (see the proof above: grant-to-request delay

@@ -148,6 +148,9 @@ type Deps struct {
 	// (*servicenow.Client): a post waits it out before it renews a stale grant, so
 	// that the send is counted when it is made.
 	RateLimit RateLimited
+	// Claims, optional, lets one replica's express lane at a time send a message
+	// ahead (Options.Express); nil: every replica's lane may.
+	Claims *Claims
 	// Slots, optional, bounds the posts in flight over every consumer that shares
 	// it (see SendSlots); nil: only Options.Concurrency bounds them.
 	Slots SendSlots
@@ -170,8 +173,10 @@ type Consumer struct {
 	now   func() time.Time
 	// instance tells this consumer's ledger entries from other replicas'.
 	instance string
-	// x is the express lane (Options.Express); nil: none.
-	x *express
+	// x is the express lane (Options.Express); nil: none. sends orders the
+	// requests of pulled messages while it is engaged.
+	x     *express
+	sends sendOrder
 	// stream identifies the stream instance (ledger.Ticket.Stream, see stream.go); read
 	// again when it may have changed (streamStale) and every streamCheckEvery.
 	stream      atomic.Pointer[string]

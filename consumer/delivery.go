@@ -22,9 +22,12 @@ type delivery struct {
 	decodeErr error            // why the body is not a valid item
 	turn      *turn            // the item's place among its messages (nil: none needed)
 	probe     bool             // the one message sent while sending is paused
-	// express: read ahead of its delivery by the express lane (express.go), which
-	// only posts; anything else is left to the message's own delivery.
-	express bool
+	// sendTurn, when set, is its place in the send order (sendorder.go).
+	sendTurn *sendTurn
+	// express, when set, marks a message read ahead of its delivery by the express
+	// lane (express.go), which only posts; anything else is left to the message's
+	// own delivery.
+	express *expressFacts
 	stream  string // the stream instance it was fetched from (see streamID)
 	// grant is the budget grant its send counts against, renewed before the send
 	// when it went stale (see Consumer.readyToSend); nil: none (the cap is off).

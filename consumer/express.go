@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"errors"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,54 +13,66 @@ import (
 
 	"github.com/ionix/ionixsnow/backlog"
 	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/ionix"
+	"github.com/ionix/ionixsnow/topology"
 )
 
 // The express lane (SPEC §10, Options.Express): while the cap holds a backlog back,
 // High and then Medium items are sent ahead of the stream order.
 //
-//   - It engages when the pull loop waited for the budget (engageAfter): the cap, not
-//     ServiceNow, sets the pace, so the stream order would keep a new High item
-//     waiting behind the backlog. Without a backlog nothing of this runs.
+//   - It engages when the budget made the pull loop wait for a grant (Grant.Waited):
+//     the cap, not ServiceNow, sets the pace, so the stream order would keep a new
+//     High item waiting behind the backlog. Without a backlog nothing of this runs.
 //   - Engaged, it follows the pipeline's subjects from the durable consumer's ack
 //     floor (backlog.Follow, an ordered consumer that holds nothing) into an index by
-//     band, and sends, one at a time, the oldest High item, else the oldest Medium
-//     one, that the durable consumer has not delivered yet: it reads the message by
-//     sequence and hands it to the same decision and post as any delivery, marked
-//     express: it only ever posts (anything else is left to the message's own
-//     delivery) and has nothing to acknowledge.
+//     band — only what would be posted: opened events the filter lets through, and
+//     closings with resolve_on_close — and sends the oldest High item, else the
+//     oldest Medium one, that the durable consumer has not delivered, up to
+//     Options.Concurrency at once: it takes a claim on the message (Deps.Claims: each
+//     message goes ahead from one replica only), reads it by sequence and hands it to
+//     the same decision and post as any delivery, marked express: it only ever
+//     posts, and anything else — a copy, an item whose ledger says closed (a
+//     reopening keeps its place), a failure — is left to the message's own
+//     delivery; a send not made puts the item back, tried again after a pause.
 //   - A High item takes an urgent grant: the slots the budget reserves for them, not
 //     paced (budget.KV.AcquireUrgentGrant); a Medium one an ordinary grant, and the
 //     pull loop yields to it (yield), so Medium goes before Low.
-//   - While engaged, every delivery reads the ledger first (mode.overtaking): the
-//     message the lane sent is acknowledged when the durable consumer delivers it
-//     (the same event, or a newer one, is ticketed), and an older version of an item
-//     whose newer one went ahead is superseded, never posted after it. Turns keep the
-//     posts of one item in this process one at a time.
-//   - It disengages once the durable consumer's ack floor passed everything it
-//     indexed and sent ahead, and the backlog stayed empty for disengageAfter.
+//   - While engaged, and until the ack floor passed everything sent ahead, every
+//     delivery reads the ledger first (mode.overtaking): the message the lane sent is
+//     acknowledged when the durable consumer delivers it, and an older version of an
+//     item whose newer one went ahead is superseded, never posted after it. Turns
+//     keep the posts of one item in this process one at a time.
+//   - It disengages once the budget held nothing back for disengageAfter and the ack
+//     floor passed what it sent.
 type express struct {
 	c   *Consumer
 	ix  atomic.Pointer[backlog.Index] // while engaged
 	on  atomic.Bool
 	go_ chan struct{} // capacity 1: engage
-	// ahead is the highest sequence sent ahead: the ledger is read for every
-	// delivery until the ack floor passed it.
-	ahead atomic.Uint64
+	// ahead is the highest sequence sent ahead, floor the durable consumer's ack
+	// floor last read: deliveries read the ledger while ahead > floor.
+	ahead, floor atomic.Uint64
 	// delivered is the highest sequence the durable consumer is known to have
 	// delivered (this replica's fetches, the consumer's info).
 	delivered atomic.Uint64
+	waitedAt  atomic.Int64 // Unix ns of the last grant the budget made the loop wait for
+	// inOrder makes the sends of a band start in stream order: each holds its band's
+	// lock from its claim to its grant (the posts then run side by side).
+	inOrder [2]sync.Mutex
+	// ungranted counts the sends taken that have no grant yet: the pull loop
+	// yields to them too.
+	ungranted atomic.Int64
 }
 
 const (
-	// engageAfter: a budget grant the pull loop waited this long for means the cap
-	// holds a backlog back.
-	engageAfter = 50 * time.Millisecond
 	// expressRecheck is how often the engaged lane reads the durable consumer's
-	// floors, and the pull loop looks whether a Medium item still waits.
+	// floors; yieldRecheck how often the pull loop looks whether a Medium item still
+	// waits for the lane; retryAhead how long an item whose send was not made waits.
 	expressRecheck = time.Second
 	yieldRecheck   = 100 * time.Millisecond
-	// disengageAfter is how long the backlog stays empty before the lane stops.
+	retryAhead     = time.Second
+	// disengageAfter is how long the budget holds nothing back before the lane stops.
 	disengageAfter = 10 * time.Second
 )
 
@@ -66,12 +80,45 @@ func newExpress(c *Consumer) *express {
 	return &express{c: c, go_: make(chan struct{}, 1)}
 }
 
-// engaged reports whether deliveries must read the ledger: the lane is on.
-func (x *express) engaged() bool { return x != nil && x.on.Load() }
+// engaged reports whether deliveries must read the ledger: the lane is on, or what
+// it sent ahead is not all acknowledged yet.
+func (x *express) engaged() bool {
+	return x != nil && (x.on.Load() || x.ahead.Load() > x.floor.Load())
+}
 
-// engage starts the lane, once, when the budget made the pull loop wait.
-func (x *express) engage() {
-	if x == nil || !x.on.CompareAndSwap(false, true) {
+// engageAfter is how long the pull loop waits for a grant before it asks the budget
+// whether the cap holds it back (budget.KV.Holding); a write that is merely slow or
+// conflicting engages nothing.
+const engageAfter = 50 * time.Millisecond
+
+// holder is a budget that tells when the cap holds its callers back (budget.KV).
+type holder interface{ Holding() bool }
+
+// watchGrant engages the lane if the grant the pull loop waits for is held back by
+// the cap: now, when the wait lasts engageAfter, and when it ends (Grant.Waited). Stop
+// the returned timer once the grant came.
+func (x *express) watchGrant() *time.Timer {
+	if x == nil {
+		return nil
+	}
+	return time.AfterFunc(engageAfter, func() {
+		if h, ok := x.c.d.Budget.(holder); ok && h.Holding() {
+			x.held()
+		}
+	})
+}
+
+// budgetWaited engages the lane when the budget made the pull loop wait.
+func (x *express) budgetWaited(g budget.Grant) {
+	if x != nil && g.Waited {
+		x.held()
+	}
+}
+
+// held notes that the cap holds the pull loop back, and engages the lane.
+func (x *express) held() {
+	x.waitedAt.Store(time.Now().UnixNano())
+	if !x.on.CompareAndSwap(false, true) {
 		return
 	}
 	select {
@@ -79,20 +126,6 @@ func (x *express) engage() {
 	default:
 	}
 }
-
-// engageIfWaiting engages the lane if the grant the pull loop is about to wait for
-// takes longer than engageAfter; stop the timer it returns once the grant came.
-func (x *express) engageIfWaiting() interface{ Stop() bool } {
-	if x == nil || x.on.Load() {
-		return noTimer{}
-	}
-	return time.AfterFunc(engageAfter, x.engage)
-}
-
-// noTimer is a timer that never fires.
-type noTimer struct{}
-
-func (noTimer) Stop() bool { return false }
 
 // noteFetched records that the durable consumer delivered seq to this replica.
 func (x *express) noteFetched(seq uint64) {
@@ -118,7 +151,8 @@ func (x *express) run(ctx, work context.Context) {
 	}
 }
 
-// serve follows the backlog and sends ahead until it is gone or ctx ends.
+// serve follows the backlog and sends ahead until the cap holds nothing back any
+// more, or ctx ends.
 func (x *express) serve(ctx, work context.Context) {
 	c := x.c
 	log := c.d.Log.With().Str("lane", "express").Logger()
@@ -134,9 +168,13 @@ func (x *express) serve(ctx, work context.Context) {
 	ix := backlog.NewIndex()
 	x.ix.Store(ix)
 	fctx, stopFollowing := context.WithCancel(ctx)
-	defer stopFollowing()
+	followed := make(chan struct{})
+	slots := make(chan struct{}, c.o.Concurrency)
+	var sends sync.WaitGroup
+	defer func() { stopFollowing(); sends.Wait(); <-followed }()
 	go func() {
-		if err := backlog.Follow(fctx, c.d.JetStream, info.Stream, subjects, info.AckFloor.Stream+1, ix); err != nil {
+		defer close(followed)
+		if err := backlog.Follow(fctx, c.d.JetStream, info.Stream, subjects, info.AckFloor.Stream+1, ix, x.keep); err != nil {
 			log.Warn().Err(err).Msg("stopped following the backlog")
 			stopFollowing()
 		}
@@ -145,13 +183,31 @@ func (x *express) serve(ctx, work context.Context) {
 	x.floors(info, ix)
 	tick := time.NewTicker(expressRecheck)
 	defer tick.Stop()
-	emptySince := time.Now()
 	for fctx.Err() == nil {
 		if seq, band, ok := ix.First(backlog.Medium); ok {
-			if seq > x.delivered.Load() {
-				x.send(fctx, work, seq, band)
+			if seq <= x.delivered.Load() {
+				ix.Done(seq) // the durable consumer has it
+				continue
 			}
-			ix.Done(seq)
+			select {
+			case slots <- struct{}{}:
+			case <-fctx.Done():
+				continue
+			}
+			ix.Take(seq, band)
+			x.ungranted.Add(1)
+			sends.Go(func() {
+				defer func() { <-slots }()
+				if x.send(ctx, work, seq, band) {
+					ix.Done(seq)
+					return
+				}
+				// Not sent: back in its place after a pause (ServiceNow failing,
+				// sending paused, another replica's claim still held).
+				if sleep(fctx, retryAhead) {
+					ix.Return(seq)
+				}
+			})
 			continue
 		}
 		select {
@@ -163,57 +219,134 @@ func (x *express) serve(ctx, work context.Context) {
 				continue
 			}
 			x.floors(info, ix)
-			if ix.Counts() != [3]int{} || info.AckFloor.Stream < x.ahead.Load() || info.NumPending > 0 {
-				emptySince = time.Now()
-			} else if time.Since(emptySince) > disengageAfter {
-				log.Info().Msg("backlog gone: the stream order again")
+			held := time.Since(time.Unix(0, x.waitedAt.Load())) < disengageAfter
+			if !held && info.AckFloor.Stream >= x.ahead.Load() {
+				log.Info().Msg("the cap holds nothing back: the stream order again")
 				return
 			}
 		}
 	}
 }
 
+// keep is what the lane may send ahead: opened events the filter lets through, and
+// closings with resolve_on_close.
+func (x *express) keep(item ionix.ActionItem, closing bool) bool {
+	if closing {
+		return x.c.o.ResolveOnClose
+	}
+	pass, _ := x.c.o.Filter.Allows(item)
+	return pass
+}
+
 // floors takes the durable consumer's delivered sequence and ack floor.
 func (x *express) floors(info *jetstream.ConsumerInfo, ix *backlog.Index) {
 	x.noteFetched(info.Delivered.Stream)
+	x.floor.Store(info.AckFloor.Stream)
 	ix.Settled(info.AckFloor.Stream)
 }
 
 // send posts the message at seq ahead of the stream order: with an urgent grant for
-// a High item, an ordinary one for a Medium item.
-func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band) {
+// a High item, an ordinary one for a Medium item. It reports whether the item is
+// settled as far as the lane goes — posted and recorded, found posted, or left to
+// its delivery; false puts it back for a later try.
+func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band) (settled bool) {
 	c := x.c
-	var g budget.Grant
-	var err error
-	if u, ok := c.d.Budget.(urgentGranter); ok && band == backlog.High {
-		g, err = u.AcquireUrgentGrant(ctx, 1)
-	} else {
-		g, err = c.d.Budget.AcquireGrant(ctx, 1)
-	}
-	if err != nil {
-		return
-	}
-	posted := false
-	defer func() {
-		if !posted {
-			c.releaseGrant(context.Background(), g, 1)
+	x.inOrder[band].Lock()
+	locked := true
+	unlock := func() { // once the grant is held, or the send given up
+		if locked {
+			locked = false
+			x.ungranted.Add(-1)
+			x.inOrder[band].Unlock()
 		}
-	}()
+	}
+	defer unlock()
+	if c.d.Claims != nil {
+		taken, err := c.d.Claims.take(ctx, seq)
+		if err != nil || !taken {
+			return err == nil // another replica's lane has it
+		}
+		defer c.d.Claims.drop(seq)
+	}
 	raw, err := c.d.Stream.GetMsg(ctx, seq)
-	if err != nil || seq <= x.delivered.Load() {
-		return // gone, or the durable consumer delivered it meanwhile
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return true // gone from the stream
+	case err != nil:
+		return false
+	case seq <= x.delivered.Load():
+		return true // the durable consumer delivered it meanwhile
+	case raw.Header.Get(topology.HeaderRequeuedFrom) != "" || raw.Header.Get(dlq.HeaderRedrivenFrom) != "":
+		return true // a copy is posted whatever the ledger says: only by its delivery
 	}
 	item, err := ionix.Decode(raw.Data)
 	if err != nil {
-		return
+		return true // its delivery dead-letters it
 	}
+	urgent := band == backlog.High
+	g, err := x.grant(ctx, urgent)
+	if err != nil {
+		return false
+	}
+	unlock()
 	for a := x.ahead.Load(); seq > a && !x.ahead.CompareAndSwap(a, seq); a = x.ahead.Load() {
 	}
 	msg := &aheadMsg{raw: raw}
 	t := c.locks.reserve(item.ID)
 	defer t.done()
-	d := delivery{msg: msg, meta: msg.meta(), item: item, turn: t, stream: c.streamID(), express: true, grant: &g, stop: ctx}
-	posted = c.handle(work, d)
+	left := false
+	d := delivery{msg: msg, meta: msg.meta(), item: item, turn: t, stream: c.streamID(),
+		express: &expressFacts{urgent: urgent, left: &left}, grant: &g, stop: ctx}
+	if !c.handle(work, d) {
+		c.releaseGrant(context.Background(), g, 1)
+	}
+	if left {
+		return true
+	}
+	// Sent and recorded — or not: the ledger says.
+	e, found, err := c.d.Ledger.Get(ctx, item.ID)
+	return err == nil && found && e.Stream == d.stream && e.StreamSeq >= seq
+}
+
+// grant takes the send of an item going ahead.
+func (x *express) grant(ctx context.Context, urgent bool) (budget.Grant, error) {
+	if u, ok := x.c.d.Budget.(urgentGranter); ok && urgent {
+		return u.AcquireUrgentGrant(ctx, 1)
+	}
+	return x.c.d.Budget.AcquireGrant(ctx, 1)
+}
+
+// expressFacts mark a delivery read ahead by the express lane.
+type expressFacts struct {
+	urgent bool  // a High item: its grant is renewed as urgent
+	left   *bool // set when the decision left it to its delivery
+}
+
+// Claims lets one replica's express lane at a time send a message ahead: a key per
+// stream sequence in a KV bucket (the budget's), created before the send and
+// deleted after it. A claim a crashed replica left blocks only the sending ahead of
+// that one message; its delivery still sends it.
+type Claims struct {
+	KV     jetstream.KeyValue
+	Prefix string // "ahead.<budget key>." for a pipeline
+}
+
+func (c *Claims) key(seq uint64) string { return c.Prefix + strconv.FormatUint(seq, 10) }
+
+// take claims seq; false when another replica holds it.
+func (c *Claims) take(ctx context.Context, seq uint64) (bool, error) {
+	_, err := c.KV.Create(ctx, c.key(seq), nil)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// drop gives the claim on seq up.
+func (c *Claims) drop(seq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = c.KV.Delete(ctx, c.key(seq))
 }
 
 // urgentGranter is a budget with slots reserved for High items (budget.KV).
@@ -239,10 +372,13 @@ func (x *express) yield(ctx context.Context) {
 }
 
 // waiting reports whether the lane has a Medium (or High) item to send that the
-// durable consumer has not delivered.
+// durable consumer has not delivered, or one taken that has no grant yet.
 func (x *express) waiting() bool {
 	if !x.engaged() {
 		return false
+	}
+	if x.ungranted.Load() > 0 {
+		return true
 	}
 	ix := x.ix.Load()
 	if ix == nil {
@@ -287,4 +423,23 @@ func (c *Consumer) BacklogByUrgency() (counts [3]int, sorted bool) {
 		return counts, false
 	}
 	return ix.Counts(), true
+}
+
+// claimOwnTurn takes, while the express lane may send ahead, the claim on a
+// delivered message before its decision, so that a lane (of any replica) and the
+// delivery never post it both: held reports that a lane holds it now; release, when
+// set, gives the delivery's claim up. Copies are never sent ahead.
+func (c *Consumer) claimOwnTurn(ctx context.Context, d *delivery) (held bool, release func()) {
+	if d.express != nil || c.d.Claims == nil || !c.x.engaged() || d.meta == nil || d.facts.copy != copyNone {
+		return false, nil
+	}
+	seq := d.meta.Sequence.Stream
+	taken, err := c.d.Claims.take(ctx, seq)
+	switch {
+	case err != nil:
+		return false, nil // decided by the ledger alone, as without claims
+	case !taken:
+		return true, nil
+	}
+	return false, func() { c.d.Claims.drop(seq) }
 }

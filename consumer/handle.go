@@ -33,12 +33,20 @@ func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
 		return false
 	}
 	c.observe(&d)
+	if held, release := c.claimOwnTurn(ctx, &d); held {
+		// The express lane of a replica is sending it ahead: its redelivery finds it
+		// in the ledger.
+		c.nakLater(d.log, d.msg, d.meta, nil)
+		return false
+	} else if release != nil {
+		defer release()
+	}
 	m := c.mode()
-	if d.express {
+	if d.express != nil {
 		m.overtaking = true // its own post may be in the ledger (another replica's lane)
 	}
 	a := decide(d.facts, d.state, m)
-	if a.kind != actTerminate && !a.is(ackBeyondRange) && !d.express {
+	if a.kind != actTerminate && !a.is(ackBeyondRange) && d.express == nil {
 		c.stats.received.Add(1) // counted once, at its delivery
 	}
 	for a.gathers() {
@@ -62,7 +70,8 @@ func otherTenants(prefix, subject string) bool {
 // settle does what decide answered. Read ahead by the express lane, a message is
 // only posted: anything else is for its delivery.
 func (c *Consumer) settle(ctx context.Context, d *delivery, a action) (posted bool) {
-	if d.express && a.kind != actPost {
+	if d.express != nil && !expressMayPost(d, a, c.o.ResolveOnClose) {
+		*d.express.left = true
 		return false
 	}
 	switch a.kind {
@@ -155,6 +164,7 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 	// The waits end with Run's context (SIGTERM, a tenant deactivated): a post not
 	// started by then is not made.
 	wctx, waited := d.waitCtx(ctx)
+	d.sendTurn.wait(wctx.Done())
 	release, err := c.readyToSend(wctx, d)
 	waited()
 	if err != nil {
@@ -177,6 +187,7 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 		return false
 	}
 	started := c.now()
+	d.sendTurn.start()
 	res, err := c.d.Importer.Import(ctx, record)
 	release()
 	stopKeepAlive()
@@ -188,7 +199,7 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 	c.brk.record(err, started)
 	switch {
 	case err == nil:
-	case d.express:
+	case d.express != nil:
 		// Its delivery posts it again, and dead-letters or retries it then.
 		log.Info().Err(err).Msg("sent ahead of the stream order and failed; its delivery tries again")
 		return true
@@ -209,6 +220,11 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 	}
 	c.countSent(t, res)
 	prev, found, written, err := c.d.Ledger.Record(ctx, d.item.ID, t)
+	if err != nil && d.express != nil {
+		// Its delivery posts again; coalesce turns that into an update.
+		log.Warn().Err(err).Msg("sent ahead of the stream order; the ticket ledger write failed")
+		return true
+	}
 	if err != nil {
 		// Not acked: the redelivery posts again and coalesce turns it into an update.
 		c.retryLater(ctx, log, msg, meta, fmt.Errorf("ServiceNow accepted the item as %s but the ticket ledger write failed (the next attempt updates it): %w", res.Number, err))
@@ -395,4 +411,16 @@ func eventOf(msg jetstream.Msg) (ionix.Event, bool) {
 		return ionix.Event(ev), true
 	}
 	return "", false
+}
+
+// expressMayPost reports whether the express lane may post a message read ahead: a
+// post, but not over an item whose ledger says closed (resolved, or a closing
+// recorded without an incident) unless the event is a marked reopening — a
+// reopening earlier in the stream must reopen the incident first, in its place.
+func expressMayPost(d *delivery, a action, resolveOnClose bool) bool {
+	if a.kind != actPost {
+		return false
+	}
+	closed := d.state.phase == phaseResolved || d.state.phase == phaseClosedUnticketed
+	return !resolveOnClose || !closed || d.facts.reopenMarked
 }

@@ -125,6 +125,7 @@ func (c *Consumer) work(ctx, work context.Context, queue <-chan pulled, room cha
 func (c *Consumer) handlePulled(ctx, work context.Context, p pulled) {
 	p.unqueue()
 	defer p.d.turn.done()
+	defer p.d.sendTurn.start() // a message that posts nothing lets the next go
 	if ctx.Err() != nil {
 		c.stopping.Store(true) // the nak is confirmed (see nak)
 		c.returnUnstarted(p, true)
@@ -209,11 +210,14 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		free = want
 	}
 	c.x.yield(ctx)
-	// A grant that keeps the loop waiting engages the express lane: the cap, not
-	// ServiceNow, sets the pace, and a backlog waits.
-	engage := c.x.engageIfWaiting()
+	// A grant the cap holds back engages the express lane: the cap, not ServiceNow,
+	// sets the pace, and a backlog waits.
+	watch := c.x.watchGrant()
 	grant, err := c.d.Budget.AcquireGrant(ctx, free)
-	engage.Stop()
+	if watch != nil {
+		watch.Stop()
+	}
+	c.x.budgetWaited(grant)
 	granted := grant.N
 	if err != nil {
 		giveSlots(room, free)
@@ -274,6 +278,11 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 			t = c.locks.reserve(item.ID)
 		}
 		d := delivery{msg: msg, meta: meta, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream}
+		if c.x.engaged() {
+			d.sendTurn = c.sends.next()
+		} else {
+			c.sends.reset()
+		}
 		queue <- pulled{d: d, grant: grant, unqueue: c.keepAlive(msg)}
 	}
 	c.giveBack(room, grant, granted-got)

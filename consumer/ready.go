@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"time"
+
+	"github.com/ionix/ionixsnow/budget"
 )
 
 // SendSlots, when set in Deps, bounds the posts in flight over several consumers (a
@@ -54,7 +56,7 @@ func (c *Consumer) readyToSend(ctx context.Context, d *delivery) (release func()
 		c.releaseGrant(gaveBack, *d.grant, 1)
 		cancel()
 		now, cancel := context.WithTimeout(ctx, renewNow)
-		g, err := c.d.Budget.AcquireGrant(now, 1)
+		g, err := c.renew(now, d)
 		cancel()
 		*d.grant = g
 		if err == nil && g.N > 0 {
@@ -65,7 +67,7 @@ func (c *Consumer) readyToSend(ctx context.Context, d *delivery) (release func()
 			continue  // judged again
 		}
 		release()
-		g, err = c.d.Budget.AcquireGrant(ctx, 1)
+		g, err = c.renew(ctx, d)
 		*d.grant = g
 		if err != nil {
 			return nil, err
@@ -95,4 +97,15 @@ func (c *Consumer) sendSlot(ctx context.Context) (release func(), err error) {
 		return func() {}, nil
 	}
 	return c.d.Slots.Acquire(ctx)
+}
+
+// renew takes a new send for the delivery: urgent for a High item the express lane
+// sends ahead, so that it keeps its reserved slot and skips the pace.
+func (c *Consumer) renew(ctx context.Context, d *delivery) (budget.Grant, error) {
+	if d.express != nil && d.express.urgent {
+		if u, ok := c.d.Budget.(urgentGranter); ok {
+			return u.AcquireUrgentGrant(ctx, 1)
+		}
+	}
+	return c.d.Budget.AcquireGrant(ctx, 1)
 }

@@ -200,19 +200,26 @@ func newTenantPipeline(ctx context.Context, conn *natsConn, cfg config.Config, t
 	if err != nil {
 		return pipeline{}, err
 	}
-	budget, err := budget.NewKV(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budgetOptions(cfg.Cap, topo.Names, log)...)
+	sends, err := budget.NewKV(topo.Budget, cfg.Cap.MaxPerWindow, cfg.Cap.Window, budgetOptions(cfg.Cap, topo.Names, log)...)
 	if err != nil {
 		return pipeline{}, fmt.Errorf("budget: %w", err)
 	}
-	d := pipelineDeps(conn, topo, imp, budget, log)
+	d := pipelineDeps(conn, topo, imp, sends, log)
 	d.Consumer = topo.Consumer
+	// The express lanes of the pipeline's replicas claim what they send ahead in the
+	// budget's bucket, under the pipeline's budget key.
+	key := topo.Names.BudgetKey()
+	if key == "" {
+		key = budget.DefaultKey
+	}
+	d.Claims = &consumer.Claims{KV: topo.Budget, Prefix: "ahead." + key + "."}
 	d.Incidents, d.RateLimit, d.Stats, d.Halt, d.Slots = carry.Incidents, carry.RateLimit, carry.Stats, carry.Halt, carry.Slots
 	o := consumerOptions(cfg, topo.Names)
 	if tune != nil {
 		tune(&o)
 	}
 	c, err := consumer.New(d, o)
-	return pipeline{consumer: c, budget: budget}, err
+	return pipeline{consumer: c, budget: sends}, err
 }
 
 // budgetOptions are the options of a pipeline's budget: its key, its pacing.
