@@ -12,9 +12,9 @@ import (
 	"github.com/ionix/ionixsnow/topology"
 )
 
-// Keep tells which messages to index: the item, and whether the message is its
-// closing event. Nil keeps every one.
-type Keep func(item ionix.ActionItem, closing bool) bool
+// Keep tells which messages to index: the message's subject, its item, and whether
+// it is the item's closing event. Nil keeps every one.
+type Keep func(subject string, item ionix.ActionItem, closing bool) bool
 
 // Follow adds to ix every message of the stream on subjects from sequence from on
 // that keep keeps, with the band of its item's urgency, until ctx ends (then it
@@ -59,7 +59,7 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects
 			continue
 		}
 		closing := msg.Headers().Get(topology.HeaderEvent) == string(ionix.EventClosed)
-		if keep != nil && !keep(item, closing) {
+		if keep != nil && !keep(msg.Subject(), item, closing) {
 			continue
 		}
 		ix.Add(meta.Sequence.Stream, BandOf(item.Urgency))

@@ -242,6 +242,11 @@ func New(d Deps, o Options) (*Consumer, error) {
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	if c.o.Express && d.Stream != nil && c.o.Replay == nil {
 		c.x = newExpress(c)
+		if d.Claims != nil {
+			claims := *d.Claims
+			claims.owner = c.instance
+			c.d.Claims = &claims
+		}
 	}
 	c.brk.shared = d.Halt
 	if cause := d.Halt.Cause(); cause != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,12 +58,17 @@ type express struct {
 	// delivered (this replica's fetches, the consumer's info).
 	delivered atomic.Uint64
 	waitedAt  atomic.Int64 // Unix ns of the last grant the budget made the loop wait for
-	// inOrder makes the sends of a band start in stream order: each holds its band's
-	// lock from its claim to its grant (the posts then run side by side).
-	inOrder [2]sync.Mutex
+	// inOrder makes the sends of a band start in stream order: serve gives each a
+	// turn in the band's chain as it takes it, and a send waits for the one before
+	// to hold its grant (the posts then run side by side).
+	inOrder [2]sendOrder
 	// ungranted counts the sends taken that have no grant yet: the pull loop
 	// yields to them too.
 	ungranted atomic.Int64
+	// othersAt is when a claim of any replica's lane (a watch on the claims) was
+	// last seen: this replica's deliveries claim and read the ledger too, even
+	// while its own lane is off.
+	othersAt atomic.Int64
 }
 
 const (
@@ -72,6 +78,8 @@ const (
 	expressRecheck = time.Second
 	yieldRecheck   = 100 * time.Millisecond
 	retryAhead     = time.Second
+	// maxYield bounds how long the pull loop waits for the lane at a time.
+	maxYield = 30 * time.Second
 	// disengageAfter is how long the budget holds nothing back before the lane stops.
 	disengageAfter = 10 * time.Second
 )
@@ -83,7 +91,36 @@ func newExpress(c *Consumer) *express {
 // engaged reports whether deliveries must read the ledger: the lane is on, or what
 // it sent ahead is not all acknowledged yet.
 func (x *express) engaged() bool {
-	return x != nil && (x.on.Load() || x.ahead.Load() > x.floor.Load())
+	return x != nil && (x.on.Load() || x.ahead.Load() > x.floor.Load() ||
+		time.Since(time.Unix(0, x.othersAt.Load())) < disengageAfter)
+}
+
+// watchClaims notes every claim any replica's lane takes, until ctx ends: a lane
+// elsewhere makes this replica's deliveries careful too (claims, ledger reads).
+func (x *express) watchClaims(ctx context.Context) {
+	if x == nil || x.c.d.Claims == nil {
+		return
+	}
+	claims := x.c.d.Claims
+	w, err := claims.KV.Watch(ctx, claims.Prefix+">", jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		x.c.d.Log.Warn().Err(err).Msg("cannot watch the express lanes' claims; a replica whose own lane is off may post what another sent ahead (coalesce makes it an update)")
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil && strings.HasPrefix(string(e.Value()), laneClaim) {
+				x.othersAt.Store(time.Now().UnixNano())
+			}
+		}
+	}
 }
 
 // engageAfter is how long the pull loop waits for a grant before it asks the budget
@@ -179,11 +216,23 @@ func (x *express) serve(ctx, work context.Context) {
 			stopFollowing()
 		}
 	}()
+	if c.d.Claims != nil {
+		defer c.d.Claims.purge()
+	}
 	log.Info().Uint64("from_seq", info.AckFloor.Stream+1).Msg("the cap holds a backlog back: High and Medium items go ahead of it")
 	x.floors(info, ix)
 	tick := time.NewTicker(expressRecheck)
 	defer tick.Stop()
 	for fctx.Err() == nil {
+		if c.brk.isOpen() {
+			// Sending is paused: the lane sends nothing (the pull loop probes), and
+			// holds the pull loop back for nothing.
+			select {
+			case <-fctx.Done():
+			case <-tick.C:
+			}
+			continue
+		}
 		if seq, band, ok := ix.First(backlog.Medium); ok {
 			if seq <= x.delivered.Load() {
 				ix.Done(seq) // the durable consumer has it
@@ -196,9 +245,10 @@ func (x *express) serve(ctx, work context.Context) {
 			}
 			ix.Take(seq, band)
 			x.ungranted.Add(1)
+			turn := x.inOrder[band].next()
 			sends.Go(func() {
 				defer func() { <-slots }()
-				if x.send(ctx, work, seq, band) {
+				if x.send(ctx, work, seq, band, turn) {
 					ix.Done(seq)
 					return
 				}
@@ -230,12 +280,24 @@ func (x *express) serve(ctx, work context.Context) {
 
 // keep is what the lane may send ahead: opened events the filter lets through, and
 // closings with resolve_on_close.
-func (x *express) keep(item ionix.ActionItem, closing bool) bool {
-	if closing {
+func (x *express) keep(subject string, item ionix.ActionItem, closing bool) bool {
+	switch {
+	case otherTenants(x.c.itemPrefix, subject):
+		return false // the single-tenant form's filter covers tenants' subjects
+	case closing:
 		return x.c.o.ResolveOnClose
 	}
 	pass, _ := x.c.o.Filter.Allows(item)
 	return pass
+}
+
+// sendsAhead reports whether the lane would send a delivered message ahead: a
+// first version of an item it keeps, High or Medium, not a copy.
+func (x *express) sendsAhead(d *delivery) bool {
+	if d.facts.copy != copyNone || d.decodeErr != nil || backlog.BandOf(d.item.Urgency) == backlog.Low {
+		return false
+	}
+	return x.keep(d.msg.Subject(), d.item, d.facts.kind == evClosed)
 }
 
 // floors takes the durable consumer's delivered sequence and ack floor.
@@ -249,20 +311,20 @@ func (x *express) floors(info *jetstream.ConsumerInfo, ix *backlog.Index) {
 // a High item, an ordinary one for a Medium item. It reports whether the item is
 // settled as far as the lane goes — posted and recorded, found posted, or left to
 // its delivery; false puts it back for a later try.
-func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band) (settled bool) {
+func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band, turn *sendTurn) (settled bool) {
 	c := x.c
-	x.inOrder[band].Lock()
-	locked := true
+	turn.wait(ctx.Done())
+	granted := false
 	unlock := func() { // once the grant is held, or the send given up
-		if locked {
-			locked = false
+		if !granted {
+			granted = true
 			x.ungranted.Add(-1)
-			x.inOrder[band].Unlock()
+			turn.start()
 		}
 	}
 	defer unlock()
 	if c.d.Claims != nil {
-		taken, err := c.d.Claims.take(ctx, seq)
+		taken, err := c.d.Claims.take(ctx, seq, laneClaim)
 		if err != nil || !taken {
 			return err == nil // another replica's lane has it
 		}
@@ -289,14 +351,16 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band)
 		return false
 	}
 	unlock()
-	for a := x.ahead.Load(); seq > a && !x.ahead.CompareAndSwap(a, seq); a = x.ahead.Load() {
-	}
 	msg := &aheadMsg{raw: raw}
 	t := c.locks.reserve(item.ID)
 	defer t.done()
 	left := false
 	d := delivery{msg: msg, meta: msg.meta(), item: item, turn: t, stream: c.streamID(),
 		express: &expressFacts{urgent: urgent, left: &left}, grant: &g, stop: ctx}
+	// Deliveries read the ledger from before the request on (the flag is set before
+	// it, dropped by nothing if it was not made: only the ack floor lowers it).
+	for a := x.ahead.Load(); seq > a && !x.ahead.CompareAndSwap(a, seq); a = x.ahead.Load() {
+	}
 	if !c.handle(work, d) {
 		c.releaseGrant(context.Background(), g, 1)
 	}
@@ -324,22 +388,52 @@ type expressFacts struct {
 
 // Claims lets one replica's express lane at a time send a message ahead: a key per
 // stream sequence in a KV bucket (the budget's), created before the send and
-// deleted after it. A claim a crashed replica left blocks only the sending ahead of
-// that one message; its delivery still sends it.
+// deleted after it, its value the kind, the claimant and the time. A claim older than
+// claimStale (a crashed claimant's, a delete that failed) is taken over; one of this
+// consumer's own (a create whose answer was lost) is its own. Delete markers are
+// purged when the lane stops.
 type Claims struct {
 	KV     jetstream.KeyValue
 	Prefix string // "ahead.<budget key>." for a pipeline
+	// owner tells this consumer's claims from others' (set by New).
+	owner string
 }
+
+// claimStale: a claim older than this is no one's (a post and its ledger write
+// take seconds; the consumer's AckWait is minutes).
+const claimStale = 2 * time.Minute
 
 func (c *Claims) key(seq uint64) string { return c.Prefix + strconv.FormatUint(seq, 10) }
 
-// take claims seq; false when another replica holds it.
-func (c *Claims) take(ctx context.Context, seq uint64) (bool, error) {
-	_, err := c.KV.Create(ctx, c.key(seq), nil)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+// The kinds of claim, the first word of its value: a lane's, or a delivery's
+// (which the watch of the lanes' claims ignores).
+const (
+	laneClaim     = "lane "
+	deliveryClaim = "delivery "
+)
+
+// take claims seq as kind; false when another claimant holds it now.
+func (c *Claims) take(ctx context.Context, seq uint64, kind string) (bool, error) {
+	value := []byte(kind + c.owner + " " + strconv.FormatInt(time.Now().UnixMilli(), 10))
+	_, err := c.KV.Create(ctx, c.key(seq), value)
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return err == nil, err
+	}
+	e, err := c.KV.Get(ctx, c.key(seq))
+	if err != nil {
+		return false, err
+	}
+	_, rest, _ := strings.Cut(string(e.Value()), " ") // the kind
+	owner, at, _ := strings.Cut(rest, " ")
+	ms, _ := strconv.ParseInt(at, 10, 64)
+	switch {
+	case owner == c.owner:
+		return true, nil
+	case time.Since(time.UnixMilli(ms)) < claimStale:
 		return false, nil
 	}
-	return err == nil, err
+	_, err = c.KV.Update(ctx, c.key(seq), value, e.Revision())
+	return err == nil, nil // a conflict: someone else took it over first
 }
 
 // drop gives the claim on seq up.
@@ -347,6 +441,13 @@ func (c *Claims) drop(seq uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = c.KV.Delete(ctx, c.key(seq))
+}
+
+// purge removes the delete markers the claims left.
+func (c *Claims) purge() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = c.KV.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(-1))
 }
 
 // urgentGranter is a budget with slots reserved for High items (budget.KV).
@@ -362,7 +463,10 @@ func (x *express) yield(ctx context.Context) {
 	}
 	t := time.NewTicker(yieldRecheck)
 	defer t.Stop()
-	for x.waiting() {
+	// Bounded: a lane that cannot make progress holds the stream order back no
+	// longer than this.
+	deadline := time.Now().Add(maxYield)
+	for x.waiting() && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
@@ -374,7 +478,7 @@ func (x *express) yield(ctx context.Context) {
 // waiting reports whether the lane has a Medium (or High) item to send that the
 // durable consumer has not delivered, or one taken that has no grant yet.
 func (x *express) waiting() bool {
-	if !x.engaged() {
+	if !x.engaged() || x.c.brk.isOpen() {
 		return false
 	}
 	if x.ungranted.Load() > 0 {
@@ -430,11 +534,11 @@ func (c *Consumer) BacklogByUrgency() (counts [3]int, sorted bool) {
 // delivery never post it both: held reports that a lane holds it now; release, when
 // set, gives the delivery's claim up. Copies are never sent ahead.
 func (c *Consumer) claimOwnTurn(ctx context.Context, d *delivery) (held bool, release func()) {
-	if d.express != nil || c.d.Claims == nil || !c.x.engaged() || d.meta == nil || d.facts.copy != copyNone {
+	if d.express != nil || c.d.Claims == nil || !c.x.engaged() || d.meta == nil || !c.x.sendsAhead(d) {
 		return false, nil
 	}
 	seq := d.meta.Sequence.Stream
-	taken, err := c.d.Claims.take(ctx, seq)
+	taken, err := c.d.Claims.take(ctx, seq, deliveryClaim)
 	switch {
 	case err != nil:
 		return false, nil // decided by the ledger alone, as without claims

@@ -26,6 +26,10 @@ import (
 // what decide answers. Posts of one item wait for their turn (the caller ends it).
 func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
 	if otherTenants(c.itemPrefix, d.msg.Subject()) {
+		if d.express != nil {
+			*d.express.left = true
+			return false
+		}
 		// Routing, not a decision about the item: it is not this tenant's.
 		c.stats.otherTenant.Add(1)
 		c.d.Log.Debug().Str("subject", d.msg.Subject()).Msg("another tenant's item; not this consumer's to send")
@@ -34,9 +38,11 @@ func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
 	}
 	c.observe(&d)
 	if held, release := c.claimOwnTurn(ctx, &d); held {
-		// The express lane of a replica is sending it ahead: its redelivery finds it
-		// in the ledger.
-		c.nakLater(d.log, d.msg, d.meta, nil)
+		// The express lane of a replica is sending it ahead: its redelivery, soon,
+		// finds it in the ledger.
+		if err := c.nak(d.msg, retryAhead); err != nil {
+			d.log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
+		}
 		return false
 	} else if release != nil {
 		defer release()

@@ -69,6 +69,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	if c.x != nil {
 		wg.Go(func() { c.x.run(ctx, work) })
+		wg.Go(func() { c.x.watchClaims(ctx) })
 	}
 	// Pull failures (NATS restarting, a consumer leader moving) are retried with a
 	// capped exponential backoff, reset by the next pull that works.

@@ -27,7 +27,8 @@ type renewingBudget struct {
 	asked    int
 	renewing bool
 	renewed  []budget.Grant
-	blocked  chan struct{} // closed when a renewal waits
+	blocked  chan struct{} // closed when a renewal first waits
+	once     sync.Once
 	release  chan struct{}
 }
 
@@ -58,10 +59,14 @@ func (b *renewingBudget) AcquireGrant(ctx context.Context, want int) (budget.Gra
 	b.renewing = false
 	b.mu.Unlock()
 	if renewal {
-		close(b.blocked)
+		b.once.Do(func() { close(b.blocked) })
 		select {
 		case <-b.release:
 		case <-ctx.Done():
+			// Given up (the attempt in the slot is bounded): still to renew.
+			b.mu.Lock()
+			b.renewing = true
+			b.mu.Unlock()
 			return budget.Grant{}, ctx.Err()
 		}
 		g, err := b.Unlimited.AcquireGrant(ctx, want)

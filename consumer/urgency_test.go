@@ -221,8 +221,8 @@ func TestBandsGoInOrderAndVersionsNeverGoBack(t *testing.T) {
 	t.Parallel()
 	const (
 		limit   = 20
-		window  = 3 * time.Second
-		backlog = 60
+		window  = 2 * time.Second
+		backlog = 40
 	)
 	srv := natstest.Start(t)
 	sim := emulator.New(emulator.Options{})
@@ -245,7 +245,7 @@ func TestBandsGoInOrderAndVersionsNeverGoBack(t *testing.T) {
 	}
 	for i := range backlog {
 		id := fmt.Sprintf("low-%03d", i)
-		if i == backlog-10 {
+		if i == backlog-8 {
 			id = "x" // near the end of the backlog: still waiting when its new version comes
 		}
 		publish(id, "Finding "+id, 3)
