@@ -70,14 +70,14 @@ func ReadItems(r io.Reader, fn func(Raw) error) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrFormat, err)
 		}
-		return readDocument(data, skipped+1, fn)
+		return readDocument(bytes.TrimPrefix(data, byteOrderMark), skipped+1, fn)
 	}
 	lines := &lineReader{br: br, n: skipped}
 	head, err := lines.next()
 	if err != nil {
 		return readFailure(err, lines.n)
 	}
-	text := trimSpace(head.text)
+	text := lineContent(head.text)
 	if head.tooLong() || json.Valid(text) || !opensValue(text) {
 		if err := emitLine(head, fn); err != nil {
 			return err
@@ -88,35 +88,56 @@ func ReadItems(r io.Reader, fn func(Raw) error) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFormat, err)
 	}
-	return readDocument(append(append(head.text, '\n'), rest...), head.n, fn)
+	return readDocument(append(append(bytes.TrimPrefix(head.text, byteOrderMark), '\n'), rest...), head.n, fn)
 }
 
 // byteOrderMark is the UTF-8 byte order mark, which some tools write first.
 var byteOrderMark = []byte{0xEF, 0xBB, 0xBF}
 
-// firstByte skips leading white space and a byte order mark, and returns the first
-// byte of the content and how many lines were skipped.
+// lineContent is a line without its byte order mark (a file's first line, or any
+// line of files joined with cat) and the white space around it.
+func lineContent(l []byte) []byte { return trimSpace(bytes.TrimPrefix(l, byteOrderMark)) }
+
+// firstByte skips the blank lines at the start (lineContent empty) and returns the
+// first byte of the first line's content, and how many lines were skipped. That line
+// is left unread, so that it is read like any other.
 func firstByte(br *bufio.Reader) (first byte, lines int, err error) {
 	for {
-		b, err := br.Peek(1)
-		if err != nil {
-			return 0, lines, err
-		}
-		switch b[0] {
-		case '\n':
-			lines++
-			_, _ = br.ReadByte()
-		case ' ', '\t', '\r':
-			_, _ = br.ReadByte()
-		case byteOrderMark[0]:
-			if bom, _ := br.Peek(len(byteOrderMark)); bytes.Equal(bom, byteOrderMark) {
-				_, _ = br.Discard(len(byteOrderMark))
-				continue
+		// Peek the line a byte at a time, so that a reader that delivers slowly
+		// (a pipe) is read no further than the line.
+		var line []byte
+		newline := false
+		for n := 1; n <= br.Size(); n++ {
+			peeked, err := br.Peek(n)
+			if len(peeked) < n {
+				if len(peeked) == 0 && err != nil {
+					return 0, lines, err
+				}
+				line = peeked
+				break
 			}
-			return b[0], lines, nil
-		default:
-			return b[0], lines, nil
+			if peeked[n-1] == '\n' {
+				line, newline = peeked[:n-1], true
+				break
+			}
+			if c := lineContent(peeked); len(c) > 0 && !bytes.HasPrefix(byteOrderMark, peeked) {
+				return c[0], lines, nil
+			}
+			line = peeked
 		}
+		if c := lineContent(line); len(c) > 0 {
+			return c[0], lines, nil
+		}
+		if !newline {
+			if len(line) < br.Size() {
+				return 0, lines, io.EOF // blank to the end
+			}
+			// A blank stretch longer than the buffer: drop it and look on.
+			_, _ = br.Discard(len(line))
+			continue
+		}
+		_, _ = br.Discard(len(line) + 1)
+		lines++
 	}
 }
 
@@ -155,7 +176,7 @@ func emitLine(l line, fn func(Raw) error) error {
 	if l.tooLong() {
 		return fn(Raw{Pos: pos, Err: fmt.Errorf("line of %d bytes, longer than the %d MiB a line may hold; not read", l.size, maxLine>>20)})
 	}
-	text := trimSpace(bytes.TrimPrefix(l.text, byteOrderMark)) // files joined with cat keep their marks
+	text := lineContent(l.text) // files joined with cat keep their marks
 	if len(text) == 0 {
 		return nil
 	}
