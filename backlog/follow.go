@@ -23,25 +23,17 @@ type Keep func(subject string, item ionix.ActionItem, closing bool) bool
 // message that does not decode is not indexed (the durable consumer dead-letters it
 // in its turn).
 func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, ix *Index, keep Keep) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
-	}
-	cons, err := js.OrderedConsumer(ctx, stream, cfg)
+	cons, remove, err := reader(ctx, js, stream, subjects, from)
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", stream, err)
 	}
+	defer remove()
 	it, err := cons.Messages()
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", stream, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	defer func() {
-		if ci := cons.CachedInfo(); ci != nil {
-			removeConsumer(js, stream, ci.Name)
-		}
-	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -50,44 +42,22 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects
 			}
 			return fmt.Errorf("follow %s: %w", stream, err)
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			continue
-		}
-		item, err := ionix.Decode(msg.Data())
-		if err != nil {
-			continue
-		}
-		closing := msg.Headers().Get(topology.HeaderEvent) == string(ionix.EventClosed)
-		if keep != nil && !keep(msg.Subject(), item, closing) {
-			continue
-		}
-		ix.Add(meta.Sequence.Stream, BandOf(item.Urgency))
+		index(ix, msg, keep)
 	}
 }
 
 // Scan indexes the messages on subjects from sequence from to the last one there is
 // now, reading at most limit of them; complete is false when it stopped at limit.
 func Scan(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, limit int, ix *Index) (complete bool, err error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
-	}
-	cons, err := js.OrderedConsumer(ctx, stream, cfg)
+	cons, remove, err := reader(ctx, js, stream, subjects, from)
 	if err != nil {
 		return false, fmt.Errorf("scan %s: %w", stream, err)
 	}
+	defer remove()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return false, fmt.Errorf("scan %s: %w", stream, err)
 	}
-	// The ordered consumer makes a server-side consumer for each fetch: remove
-	// the last one.
-	defer func() {
-		if ci := cons.CachedInfo(); ci != nil {
-			removeConsumer(js, stream, ci.Name)
-		}
-	}()
 	left := info.NumPending
 	for read := 0; left > 0; {
 		if read >= limit {
@@ -101,14 +71,10 @@ func Scan(ctx context.Context, js jetstream.JetStream, stream string, subjects [
 		for msg := range batch.Messages() {
 			got++
 			read++
-			meta, err := msg.Metadata()
-			if err != nil {
-				continue
+			if meta, err := msg.Metadata(); err == nil {
+				left = meta.NumPending
 			}
-			left = meta.NumPending
-			if item, err := ionix.Decode(msg.Data()); err == nil {
-				ix.Add(meta.Sequence.Stream, BandOf(item.Urgency))
-			}
+			index(ix, msg, nil)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 			return false, fmt.Errorf("scan %s: %w", stream, err)
@@ -118,6 +84,42 @@ func Scan(ctx context.Context, js jetstream.JetStream, stream string, subjects [
 		}
 	}
 	return true, nil
+}
+
+// reader is an ordered consumer on the stream's subjects from sequence from on, and
+// what removes it from the server once read. An ordered consumer makes a
+// server-side consumer again for each fetch and after a gap: remove takes the last.
+func reader(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64) (cons jetstream.Consumer, remove func(), err error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	if cons, err = js.OrderedConsumer(ctx, stream, cfg); err != nil {
+		return nil, nil, err
+	}
+	return cons, func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			removeConsumer(js, stream, ci.Name)
+		}
+	}, nil
+}
+
+// index adds msg to ix with its item's band, if keep (nil: all) keeps it; a message
+// without metadata or a valid item is not indexed.
+func index(ix *Index, msg jetstream.Msg, keep Keep) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return
+	}
+	item, err := ionix.Decode(msg.Data())
+	if err != nil {
+		return
+	}
+	closing := msg.Headers().Get(topology.HeaderEvent) == string(ionix.EventClosed)
+	if keep != nil && !keep(msg.Subject(), item, closing) {
+		return
+	}
+	ix.Add(meta.Sequence.Stream, BandOf(item.Urgency))
 }
 
 // removeConsumer deletes an ordered consumer at once, so that a reader leaves no

@@ -25,9 +25,6 @@ type Budget interface {
 type Grant struct {
 	N  int
 	At time.Time
-	// Waited is true when the budget made the caller wait for it (the window
-	// was full, or the pace said not yet): the cap, not the caller, set the pace.
-	Waited bool
 }
 
 // Granter is a Budget that tells its grants apart, so that unused sends are

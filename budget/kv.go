@@ -111,9 +111,9 @@ type KV struct {
 	reserve int64
 
 	warned atomic.Int64 // Unix ms of the last warning about a clock ahead
-	// holding counts the acquires asleep because the window or the pace grants
-	// nothing now (Holding).
-	holding atomic.Int32
+	// onHold, when set, is called each time an acquire sleeps because the window or
+	// the pace grants nothing now (OnHold).
+	onHold atomic.Pointer[func()]
 
 	mu   sync.Mutex
 	mine ledger // live grants this process made and has not released, per slice
@@ -252,24 +252,26 @@ func (b *KV) AcquireUrgentGrant(ctx context.Context, want int) (Grant, error) {
 }
 
 // rule is what a grant may take at now from the live ledger l: the window's slots up
-// to limit, and (for an ordinary grant) what pacing allows; next is when one more
-// may be granted if none can now.
-func (b *KV) rule(l ledger, now int64, urgent bool) (want func(int) int64, limit int64, next int64) {
-	limit = b.w.max
-	paced, pacedNext := int64(math.MaxInt64), now
+// to limit, and at most paced (for an ordinary grant, what pacing allows); next is
+// when one more may be granted if none can now.
+func (b *KV) rule(l ledger, now int64, urgent bool) (paced, limit, next int64) {
+	limit, paced, pacedNext := b.w.max, int64(math.MaxInt64), now
 	if !urgent {
 		limit -= b.reserve
 		paced, pacedNext = b.pace.allowed(l, b.w.q, now)
 	}
-	next = max(b.w.nextFreeWithin(l, now, limit), pacedNext)
-	return func(n int) int64 { return min(int64(n), paced) }, limit, next
+	return paced, limit, max(b.w.nextFreeWithin(l, now, limit), pacedNext)
 }
+
+// OnHold has f called each time an acquire of this budget sleeps because the window
+// or the pace grants nothing now: the cap, not the caller, sets the pace. While the
+// hold lasts, it is called again at least every poll interval.
+func (b *KV) OnHold(f func()) { b.onHold.Store(&f) }
 
 func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) {
 	if want <= 0 {
 		return Grant{}, ctx.Err()
 	}
-	waited := false
 	for conflicts := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return Grant{}, err
@@ -280,15 +282,14 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 		}
 		now := b.now().UnixMilli()
 		l, folds = b.live(l, now, folds)
-		allow, limit, next := b.rule(l, now, urgent)
-		out, n, k := b.w.grantWithin(l, now, allow(want), limit)
+		paced, limit, next := b.rule(l, now, urgent)
+		out, n, k := b.w.grantWithin(l, now, min(int64(want), paced), limit)
 		if n == 0 {
-			waited = true
+			if f := b.onHold.Load(); f != nil {
+				(*f)()
+			}
 			wait := time.Duration(next-now) * time.Millisecond
-			b.holding.Add(1)
-			slept := sleepCtx(ctx, min(max(wait, time.Millisecond), b.poll))
-			b.holding.Add(-1)
-			if !slept {
+			if !sleepCtx(ctx, min(max(wait, time.Millisecond), b.poll)) {
 				return Grant{}, ctx.Err()
 			}
 			continue
@@ -315,13 +316,9 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 		b.mine = b.w.expire(b.mine, b.now().UnixMilli())
 		b.mine = b.mine.put(k, int64(n))
 		b.mu.Unlock()
-		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q)), Waited: waited}, nil
+		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q))}, nil
 	}
 }
-
-// Holding reports whether an acquire of this budget is waiting now because the
-// window or the pace grants nothing: the cap, not the caller, sets the pace.
-func (b *KV) Holding() bool { return b.holding.Load() > 0 }
 
 // Fresh reports whether a send of g started now leaves at least half the margin for
 // the request itself to reach ServiceNow (see the proof above: grant-to-request delay
@@ -490,13 +487,13 @@ func (b *KV) State(ctx context.Context) (State, error) {
 			}
 		}
 	}
-	if _, _, next := b.rule(l, now, false); next > now {
+	paced, _, next := b.rule(l, now, false)
+	if next > now {
 		st.NextFreeAt = time.UnixMilli(next)
 	}
 	if !b.pace.off() {
-		n, _ := b.pace.allowed(l, b.w.q, now)
 		st.Interval = time.Duration(b.pace.interval * float64(time.Millisecond))
-		st.PacedNow = int(n)
+		st.PacedNow = int(paced)
 	}
 	return st, nil
 }

@@ -133,6 +133,31 @@ func TestGlobalCapAcrossThreeReplicas(t *testing.T) {
 // connection, topology handles, ServiceNow client and budget.
 func capReplica(t *testing.T, natsURL, snowURL string, limit int, window time.Duration) {
 	t.Helper()
+	// The margin covers the delay from a grant to ServiceNow (a few ms here, more
+	// under -race on a loaded machine) and costs 2.5 % of the cap.
+	startReplica(t, natsURL, snowURL, replicaSpec{limit: limit, window: window,
+		budget: []budget.Option{budget.WithMargin(100 * time.Millisecond)},
+		options: consumer.Options{Concurrency: 4, Filter: mapping.Filter{UrgencyThreshold: 1},
+			Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond}})
+}
+
+// replicaSpec is a replica startReplica runs: its cap and budget options, its
+// importer (wrap, nil: the ServiceNow client), its options, and with express the
+// stream and the claims the express lane needs, as consume gives them.
+type replicaSpec struct {
+	limit   int
+	window  time.Duration
+	budget  []budget.Option
+	wrap    func(consumer.Importer) consumer.Importer
+	options consumer.Options
+	express bool
+}
+
+// startReplica runs one consumer replica as its own process would: its own NATS
+// connection, topology handles, ServiceNow client and budget over the shared
+// buckets; it stops at the end of the test.
+func startReplica(t testing.TB, natsURL, snowURL string, s replicaSpec) {
+	t.Helper()
 	js := natstest.Connect(t, natsURL)
 	ctx := context.Background()
 	topo, err := topology.Ensure(ctx, js, topology.Options{})
@@ -145,26 +170,27 @@ func capReplica(t *testing.T, natsURL, snowURL string, limit int, window time.Du
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The margin covers the delay from a grant to ServiceNow (a few ms here, more
-	// under -race on a loaded machine) and costs 2.5 % of the cap.
-	budget, err := budget.NewKV(topo.Budget, limit, window, budget.WithMargin(100*time.Millisecond))
+	b, err := budget.NewKV(topo.Budget, s.limit, s.window, s.budget...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := consumer.New(consumer.Deps{
+	var imp consumer.Importer = snow
+	if s.wrap != nil {
+		imp = s.wrap(snow)
+	}
+	d := consumer.Deps{
 		Consumer:    topo.Consumer,
-		Importer:    snow,
+		Importer:    imp,
 		Ledger:      ledger.New(topo.Tickets),
 		JetStream:   js,
 		DeadLetters: dlq.New(js, topo.Names),
-		Budget:      budget,
+		Budget:      b,
 		Log:         zerolog.Nop(),
-	}, consumer.Options{
-		Concurrency: 4,
-		Filter:      mapping.Filter{UrgencyThreshold: 1},
-		Mapping:     mapping.DefaultOptions(),
-		FetchWait:   200 * time.Millisecond,
-	})
+	}
+	if s.express {
+		d.Stream, d.Claims = topo.Stream, &consumer.Claims{KV: topo.Budget, Prefix: "ahead.window."}
+	}
+	c, err := consumer.New(d, s.options)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -242,6 +242,9 @@ func New(d Deps, o Options) (*Consumer, error) {
 	c.brk = newBreaker(c.o.ProbeInterval, c.o.MaxBackoff, c.now, d.Log)
 	if c.o.Express && d.Stream != nil && c.o.Replay == nil {
 		c.x = newExpress(c)
+		if h, ok := d.Budget.(holdNotifier); ok {
+			h.OnHold(c.x.held)
+		}
 		if d.Claims != nil {
 			claims := *d.Claims
 			claims.owner = c.instance

@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,9 +21,9 @@ import (
 // The express lane (SPEC §10, Options.Express): while the cap holds a backlog back,
 // High and then Medium items are sent ahead of the stream order.
 //
-//   - It engages when the budget made the pull loop wait for a grant (Grant.Waited):
-//     the cap, not ServiceNow, sets the pace, so the stream order would keep a new
-//     High item waiting behind the backlog. Without a backlog nothing of this runs.
+//   - It engages when the budget holds a grant back (budget.KV.OnHold): the cap, not
+//     ServiceNow, sets the pace, so the stream order would keep a new High item
+//     waiting behind the backlog. Without a backlog nothing of this runs.
 //   - Engaged, it follows the pipeline's subjects from the durable consumer's ack
 //     floor (backlog.Follow, an ordered consumer that holds nothing) into an index by
 //     band — only what would be posted: opened events the filter lets through, and
@@ -57,7 +56,7 @@ type express struct {
 	// delivered is the highest sequence the durable consumer is known to have
 	// delivered (this replica's fetches, the consumer's info).
 	delivered atomic.Uint64
-	waitedAt  atomic.Int64 // Unix ns of the last grant the budget made the loop wait for
+	waitedAt  atomic.Int64 // Unix ns the budget last said it holds a grant back
 	// inOrder makes the sends of a band start in stream order: serve gives each a
 	// turn in the band's chain as it takes it, and a send waits for the one before
 	// to hold its grant (the posts then run side by side).
@@ -123,36 +122,12 @@ func (x *express) watchClaims(ctx context.Context) {
 	}
 }
 
-// engageAfter is how long the pull loop waits for a grant before it asks the budget
-// whether the cap holds it back (budget.KV.Holding); a write that is merely slow or
-// conflicting engages nothing.
-const engageAfter = 50 * time.Millisecond
+// holdNotifier is a budget that says when the cap holds its callers back
+// (budget.KV.OnHold).
+type holdNotifier interface{ OnHold(func()) }
 
-// holder is a budget that tells when the cap holds its callers back (budget.KV).
-type holder interface{ Holding() bool }
-
-// watchGrant engages the lane if the grant the pull loop waits for is held back by
-// the cap: now, when the wait lasts engageAfter, and when it ends (Grant.Waited). Stop
-// the returned timer once the grant came.
-func (x *express) watchGrant() *time.Timer {
-	if x == nil {
-		return nil
-	}
-	return time.AfterFunc(engageAfter, func() {
-		if h, ok := x.c.d.Budget.(holder); ok && h.Holding() {
-			x.held()
-		}
-	})
-}
-
-// budgetWaited engages the lane when the budget made the pull loop wait.
-func (x *express) budgetWaited(g budget.Grant) {
-	if x != nil && g.Waited {
-		x.held()
-	}
-}
-
-// held notes that the cap holds the pull loop back, and engages the lane.
+// held notes that the cap holds a grant back (the budget calls it while it does),
+// and engages the lane.
 func (x *express) held() {
 	x.waitedAt.Store(time.Now().UnixNano())
 	if !x.on.CompareAndSwap(false, true) {
@@ -169,7 +144,12 @@ func (x *express) noteFetched(seq uint64) {
 	if x == nil {
 		return
 	}
-	for d := x.delivered.Load(); seq > d && !x.delivered.CompareAndSwap(d, seq); d = x.delivered.Load() {
+	storeMax(&x.delivered, seq)
+}
+
+// storeMax raises v to n if n is higher.
+func storeMax(v *atomic.Uint64, n uint64) {
+	for o := v.Load(); n > o && !v.CompareAndSwap(o, n); o = v.Load() {
 	}
 }
 
@@ -346,7 +326,7 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 		return true // its delivery dead-letters it
 	}
 	urgent := band == backlog.High
-	g, err := x.grant(ctx, urgent)
+	g, err := c.acquireSend(ctx, urgent)
 	if err != nil {
 		return false
 	}
@@ -359,8 +339,7 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 		express: &expressFacts{urgent: urgent, left: &left}, grant: &g, stop: ctx}
 	// Deliveries read the ledger from before the request on (the flag is set before
 	// it, dropped by nothing if it was not made: only the ack floor lowers it).
-	for a := x.ahead.Load(); seq > a && !x.ahead.CompareAndSwap(a, seq); a = x.ahead.Load() {
-	}
+	storeMax(&x.ahead, seq)
 	if !c.handle(work, d) {
 		c.releaseGrant(context.Background(), g, 1)
 	}
@@ -372,82 +351,10 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 	return err == nil && found && e.Stream == d.stream && e.StreamSeq >= seq
 }
 
-// grant takes the send of an item going ahead.
-func (x *express) grant(ctx context.Context, urgent bool) (budget.Grant, error) {
-	if u, ok := x.c.d.Budget.(urgentGranter); ok && urgent {
-		return u.AcquireUrgentGrant(ctx, 1)
-	}
-	return x.c.d.Budget.AcquireGrant(ctx, 1)
-}
-
 // expressFacts mark a delivery read ahead by the express lane.
 type expressFacts struct {
 	urgent bool  // a High item: its grant is renewed as urgent
 	left   *bool // set when the decision left it to its delivery
-}
-
-// Claims lets one replica's express lane at a time send a message ahead: a key per
-// stream sequence in a KV bucket (the budget's), created before the send and
-// deleted after it, its value the kind, the claimant and the time. A claim older than
-// claimStale (a crashed claimant's, a delete that failed) is taken over; one of this
-// consumer's own (a create whose answer was lost) is its own. Delete markers are
-// purged when the lane stops.
-type Claims struct {
-	KV     jetstream.KeyValue
-	Prefix string // "ahead.<budget key>." for a pipeline
-	// owner tells this consumer's claims from others' (set by New).
-	owner string
-}
-
-// claimStale: a claim older than this is no one's (a post and its ledger write
-// take seconds; the consumer's AckWait is minutes).
-const claimStale = 2 * time.Minute
-
-func (c *Claims) key(seq uint64) string { return c.Prefix + strconv.FormatUint(seq, 10) }
-
-// The kinds of claim, the first word of its value: a lane's, or a delivery's
-// (which the watch of the lanes' claims ignores).
-const (
-	laneClaim     = "lane "
-	deliveryClaim = "delivery "
-)
-
-// take claims seq as kind; false when another claimant holds it now.
-func (c *Claims) take(ctx context.Context, seq uint64, kind string) (bool, error) {
-	value := []byte(kind + c.owner + " " + strconv.FormatInt(time.Now().UnixMilli(), 10))
-	_, err := c.KV.Create(ctx, c.key(seq), value)
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return err == nil, err
-	}
-	e, err := c.KV.Get(ctx, c.key(seq))
-	if err != nil {
-		return false, err
-	}
-	_, rest, _ := strings.Cut(string(e.Value()), " ") // the kind
-	owner, at, _ := strings.Cut(rest, " ")
-	ms, _ := strconv.ParseInt(at, 10, 64)
-	switch {
-	case owner == c.owner:
-		return true, nil
-	case time.Since(time.UnixMilli(ms)) < claimStale:
-		return false, nil
-	}
-	_, err = c.KV.Update(ctx, c.key(seq), value, e.Revision())
-	return err == nil, nil // a conflict: someone else took it over first
-}
-
-// drop gives the claim on seq up.
-func (c *Claims) drop(seq uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = c.KV.Delete(ctx, c.key(seq))
-}
-
-// purge removes the delete markers the claims left.
-func (c *Claims) purge() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = c.KV.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(-1))
 }
 
 // urgentGranter is a budget with slots reserved for High items (budget.KV).
@@ -527,23 +434,4 @@ func (c *Consumer) BacklogByUrgency() (counts [3]int, sorted bool) {
 		return counts, false
 	}
 	return ix.Counts(), true
-}
-
-// claimOwnTurn takes, while the express lane may send ahead, the claim on a
-// delivered message before its decision, so that a lane (of any replica) and the
-// delivery never post it both: held reports that a lane holds it now; release, when
-// set, gives the delivery's claim up. Copies are never sent ahead.
-func (c *Consumer) claimOwnTurn(ctx context.Context, d *delivery) (held bool, release func()) {
-	if d.express != nil || c.d.Claims == nil || !c.x.engaged() || d.meta == nil || !c.x.sendsAhead(d) {
-		return false, nil
-	}
-	seq := d.meta.Sequence.Stream
-	taken, err := c.d.Claims.take(ctx, seq, deliveryClaim)
-	switch {
-	case err != nil:
-		return false, nil // decided by the ledger alone, as without claims
-	case !taken:
-		return true, nil
-	}
-	return false, func() { c.d.Claims.drop(seq) }
 }

@@ -29,7 +29,7 @@ import (
 
 // laneRig is a stream, an emulator and what a test publishes.
 type laneRig struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	sim *emulator.Server
 	hs  *httptest.Server
@@ -37,7 +37,7 @@ type laneRig struct {
 	pub *publisher.Publisher
 }
 
-func newLaneRig(t *testing.T) *laneRig {
+func newLaneRig(t testing.TB) *laneRig {
 	srv := natstest.Start(t)
 	sim := emulator.New(emulator.Options{})
 	hs := httptest.NewServer(sim)
@@ -51,7 +51,13 @@ func newLaneRig(t *testing.T) *laneRig {
 
 func (e *laneRig) publish(id string, urgency float64) {
 	e.t.Helper()
-	it := ionix.ActionItem{ID: id, Title: "Finding " + id, Type: "Vulnerability", Urgency: urgency,
+	e.publishTitled(id, "Finding "+id, urgency)
+}
+
+// publishTitled publishes the opened event of item id with its title and urgency.
+func (e *laneRig) publishTitled(id, title string, urgency float64) {
+	e.t.Helper()
+	it := ionix.ActionItem{ID: id, Title: title, Type: "Vulnerability", Urgency: urgency,
 		FirstOpenedAt: "2026-01-01T00:00:00Z", Asset: id + ".example.com"}
 	raw, _ := json.Marshal(it)
 	if _, err := e.pub.Publish(context.Background(), raw, it, ionix.EventOpened); err != nil {

@@ -167,12 +167,7 @@ func (c *Consumer) post(ctx context.Context, d *delivery, record map[string]stri
 		return false
 	}
 	stopKeepAlive := c.keepAlive(msg) // waiting to send and the request can both be long
-	// The waits end with Run's context (SIGTERM, a tenant deactivated): a post not
-	// started by then is not made.
-	wctx, waited := d.waitCtx(ctx)
-	d.sendTurn.wait(wctx.Done())
-	release, err := c.readyToSend(wctx, d)
-	waited()
+	release, err := c.waitToSend(ctx, d)
 	if err != nil {
 		stopKeepAlive()
 		if d.stop != nil && d.stop.Err() != nil {

@@ -211,14 +211,7 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		free = want
 	}
 	c.x.yield(ctx)
-	// A grant the cap holds back engages the express lane: the cap, not ServiceNow,
-	// sets the pace, and a backlog waits.
-	watch := c.x.watchGrant()
 	grant, err := c.d.Budget.AcquireGrant(ctx, free)
-	if watch != nil {
-		watch.Stop()
-	}
-	c.x.budgetWaited(grant)
 	granted := grant.N
 	if err != nil {
 		giveSlots(room, free)
@@ -257,6 +250,11 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 	defer func() { c.pullEndedAt = c.now() }()
 	got := 0
 	var unknown error // the stream instance went unreadable in this batch
+	// While the express lane is on, this batch's requests start in fetch order.
+	ordered := c.x.engaged()
+	if !ordered {
+		c.sends.reset()
+	}
 	for msg := range batch.Messages() {
 		got++
 		var meta *jetstream.MsgMetadata
@@ -279,10 +277,8 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 			t = c.locks.reserve(item.ID)
 		}
 		d := delivery{msg: msg, meta: meta, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream}
-		if c.x.engaged() {
+		if ordered {
 			d.sendTurn = c.sends.next()
-		} else {
-			c.sends.reset()
 		}
 		queue <- pulled{d: d, grant: grant, unqueue: c.keepAlive(msg)}
 	}

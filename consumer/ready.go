@@ -56,7 +56,7 @@ func (c *Consumer) readyToSend(ctx context.Context, d *delivery) (release func()
 		c.releaseGrant(gaveBack, *d.grant, 1)
 		cancel()
 		now, cancel := context.WithTimeout(ctx, renewNow)
-		g, err := c.renew(now, d)
+		g, err := c.acquireSend(now, d.urgent())
 		cancel()
 		*d.grant = g
 		if err == nil && g.N > 0 {
@@ -67,12 +67,26 @@ func (c *Consumer) readyToSend(ctx context.Context, d *delivery) (release func()
 			continue  // judged again
 		}
 		release()
-		g, err = c.renew(ctx, d)
+		g, err = c.acquireSend(ctx, d.urgent())
 		*d.grant = g
 		if err != nil {
 			return nil, err
 		}
 	}
+}
+
+// waitToSend is readyToSend after the delivery's turn in the send order, both ending
+// with Run's context too (SIGTERM, a tenant deactivated): a post not started by then
+// is not made. Without anything to wait for — no turn, no shared slots, no 429
+// pause, a fresh grant — it returns at once, making no context.
+func (c *Consumer) waitToSend(ctx context.Context, d *delivery) (release func(), err error) {
+	if d.sendTurn == nil && c.d.Slots == nil && !c.rateLimited() && (d.grant == nil || c.d.Budget.Fresh(*d.grant)) {
+		return func() {}, nil
+	}
+	wctx, waited := d.waitCtx(ctx)
+	defer waited()
+	d.sendTurn.wait(wctx.Done())
+	return c.readyToSend(wctx, d)
 }
 
 // rateLimited reports whether ServiceNow's 429 pause is on.
@@ -99,13 +113,15 @@ func (c *Consumer) sendSlot(ctx context.Context) (release func(), err error) {
 	return c.d.Slots.Acquire(ctx)
 }
 
-// renew takes a new send for the delivery: urgent for a High item the express lane
-// sends ahead, so that it keeps its reserved slot and skips the pace.
-func (c *Consumer) renew(ctx context.Context, d *delivery) (budget.Grant, error) {
-	if d.express != nil && d.express.urgent {
-		if u, ok := c.d.Budget.(urgentGranter); ok {
-			return u.AcquireUrgentGrant(ctx, 1)
-		}
+// acquireSend takes one send: urgent (a High item the express lane sends ahead: the
+// slots reserved for them, not paced) when the budget has such sends.
+func (c *Consumer) acquireSend(ctx context.Context, urgent bool) (budget.Grant, error) {
+	if u, ok := c.d.Budget.(urgentGranter); ok && urgent {
+		return u.AcquireUrgentGrant(ctx, 1)
 	}
 	return c.d.Budget.AcquireGrant(ctx, 1)
 }
+
+// urgent reports whether the delivery's send is urgent: a High item the express lane
+// sends ahead.
+func (d *delivery) urgent() bool { return d.express != nil && d.express.urgent }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ionix/ionixsnow/budget"
-	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/internal/testkit"
 	"github.com/ionix/ionixsnow/ionix"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
@@ -39,15 +37,8 @@ func BenchmarkHighItemBehindABacklog(b *testing.B) {
 }
 
 func highBehind(b *testing.B, backlog int) (atEngage, caughtUp time.Duration) {
-	srv := natstest.Start(b)
-	sim := emulator.New(emulator.Options{})
-	hs := httptest.NewServer(sim)
-	b.Cleanup(hs.Close)
-	js := natstest.Connect(b, srv.URL())
-	ctx := context.Background()
-	if _, err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
-		b.Fatal(err)
-	}
+	e := newLaneRig(b)
+	sim, js, ctx := e.sim, e.js, context.Background()
 	publish := func(id string, urgency float64, async bool) time.Time {
 		it := ionix.ActionItem{ID: id, Title: "Finding " + id, Type: "Vulnerability", Urgency: urgency, FirstOpenedAt: "2026-01-01T00:00:00Z"}
 		raw, _ := json.Marshal(it)
@@ -71,7 +62,7 @@ func highBehind(b *testing.B, backlog int) (atEngage, caughtUp time.Duration) {
 	}
 	<-js.PublishAsyncComplete()
 	// As consume runs it at the default cap: a burst of 50, 20 sends held for High.
-	expressReplica(b, srv.URL(), hs.URL, 1000, time.Hour, budget.WithPacing(50), budget.WithReserve(20))
+	e.replica(1000, time.Hour, nil, budget.WithPacing(50), budget.WithReserve(20))
 	imported := func(id string) time.Time {
 		for _, r := range sim.Requests() {
 			if correlationOf(r) == id {

@@ -1,29 +1,17 @@
 package consumer_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/consumer"
-	"github.com/ionix/ionixsnow/dlq"
-	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/internal/testkit"
-	"github.com/ionix/ionixsnow/ionix"
-	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/mapping"
-	"github.com/ionix/ionixsnow/publisher"
-	"github.com/ionix/ionixsnow/servicenow"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
-	"github.com/ionix/ionixsnow/topology"
 )
 
 // TestAHighItemOvertakesABacklog is the acceptance test of SPEC §10 with the cap scaled
@@ -59,32 +47,19 @@ func overtake(t *testing.T, replicas int, opts ...budget.Option) {
 		window  = 3 * time.Second
 		backlog = 100
 	)
-	srv := natstest.Start(t)
-	sim := emulator.New(emulator.Options{})
-	hs := httptest.NewServer(sim)
-	t.Cleanup(hs.Close)
-	js := natstest.Connect(t, srv.URL())
-	ctx := context.Background()
-	if _, err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	pub := publisher.New(js, "")
+	e := newLaneRig(t)
+	sim := e.sim
 	publish := func(id string, urgency float64) time.Time {
 		t.Helper()
-		it := ionix.ActionItem{ID: id, Title: "Finding " + id, Type: "Vulnerability", Urgency: urgency,
-			FirstOpenedAt: "2026-01-01T00:00:00Z", Asset: id + ".example.com"}
-		raw, _ := json.Marshal(it)
 		at := time.Now()
-		if _, err := pub.Publish(ctx, raw, it, ionix.EventOpened); err != nil {
-			t.Fatal(err)
-		}
+		e.publish(id, urgency)
 		return at
 	}
 	for i := range backlog {
 		publish(fmt.Sprintf("low-%03d", i), 3)
 	}
 	for range replicas {
-		expressReplica(t, srv.URL(), hs.URL, limit, window, opts...)
+		e.replica(limit, window, nil, opts...)
 	}
 	imports := func() []emulator.Request {
 		var out []emulator.Request
@@ -161,56 +136,15 @@ func correlationOf(r emulator.Request) string {
 	return strings.TrimPrefix(r.Fields["u_correlation_id"], "ionix:")
 }
 
-// expressReplica runs one replica with the express lane, as consume does: a paced
-// budget holding slots for High items (by default a burst of 1 and one slot), the
-// lanes' claims in the budget's bucket.
-func expressReplica(t testing.TB, natsURL, snowURL string, limit int, window time.Duration, opts ...budget.Option) {
-	t.Helper()
-	expressReplicaWith(t, natsURL, snowURL, limit, window, nil, opts...)
-}
-
-// expressReplicaWith is expressReplica with the importer wrapped by wrap (nil: none).
+// expressReplicaWith runs one replica with the express lane, as consume does: a
+// paced budget holding slots for High items (by default a burst of 1 and one slot),
+// the lanes' claims in the budget's bucket; its importer wrapped by wrap (nil: none).
 func expressReplicaWith(t testing.TB, natsURL, snowURL string, limit int, window time.Duration, wrap func(consumer.Importer) consumer.Importer, opts ...budget.Option) {
 	t.Helper()
-	js := natstest.Connect(t, natsURL)
-	ctx := context.Background()
-	topo, err := topology.Ensure(ctx, js, topology.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snow, err := servicenow.New(servicenow.Config{
-		InstanceURL: snowURL, ClientID: "ionix", ClientSecret: "ionix", Username: "ionix", Password: "ionix",
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A margin that covers a loaded machine's delay from grant to ServiceNow.
-	b, err := budget.NewKV(topo.Budget, limit, window, append([]budget.Option{budget.WithMargin(time.Second),
-		budget.WithPacing(1), budget.WithReserve(1)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var imp consumer.Importer = snow
-	if wrap != nil {
-		imp = wrap(snow)
-	}
-	c, err := consumer.New(consumer.Deps{
-		Consumer: topo.Consumer, Stream: topo.Stream, Importer: imp, Ledger: ledger.New(topo.Tickets),
-		JetStream: js, DeadLetters: dlq.New(js, topo.Names), Budget: b, Log: zerolog.Nop(),
-		Claims: &consumer.Claims{KV: topo.Budget, Prefix: "ahead.window."},
-	}, consumer.Options{Concurrency: 4, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond, Express: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	startReplica(t, natsURL, snowURL, replicaSpec{limit: limit, window: window, wrap: wrap, express: true,
+		budget:  append([]budget.Option{budget.WithMargin(time.Second), budget.WithPacing(1), budget.WithReserve(1)}, opts...),
+		options: consumer.Options{Concurrency: 4, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond, Express: true}})
 }
 
 // TestBandsGoInOrderAndVersionsNeverGoBack: under a backlog of Low items, a High
@@ -224,25 +158,8 @@ func TestBandsGoInOrderAndVersionsNeverGoBack(t *testing.T) {
 		window  = 2 * time.Second
 		backlog = 40
 	)
-	srv := natstest.Start(t)
-	sim := emulator.New(emulator.Options{})
-	hs := httptest.NewServer(sim)
-	t.Cleanup(hs.Close)
-	js := natstest.Connect(t, srv.URL())
-	ctx := context.Background()
-	if _, err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	pub := publisher.New(js, "")
-	publish := func(id, title string, urgency float64) {
-		t.Helper()
-		it := ionix.ActionItem{ID: id, Title: title, Type: "Vulnerability", Urgency: urgency,
-			FirstOpenedAt: "2026-01-01T00:00:00Z", Asset: id + ".example.com"}
-		raw, _ := json.Marshal(it)
-		if _, err := pub.Publish(ctx, raw, it, ionix.EventOpened); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e := newLaneRig(t)
+	sim, publish := e.sim, e.publishTitled
 	for i := range backlog {
 		id := fmt.Sprintf("low-%03d", i)
 		if i == backlog-8 {
@@ -250,7 +167,7 @@ func TestBandsGoInOrderAndVersionsNeverGoBack(t *testing.T) {
 		}
 		publish(id, "Finding "+id, 3)
 	}
-	expressReplica(t, srv.URL(), hs.URL, limit, window)
+	e.replica(limit, window, nil)
 	testkit.WaitFor(t, 20*time.Second, "the backlog to spend the window", func() bool { return sim.ImportCount() >= limit-1 })
 	publish("x", "Finding x, now actively exploited", 9.6)
 	publish("med-1", "Finding med-1", 7.5)

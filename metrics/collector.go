@@ -124,7 +124,7 @@ func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	plain.collect(ch, c.src.Stats(), c.src.Paused(), c.budget)
 	if b, ok := c.src.(BacklogSource); ok {
-		backlogSeries(ch, plainBacklog, b.Backlog, b.BacklogByUrgency)
+		backlogSeries(ch, plainBacklog, b)
 	}
 }
 

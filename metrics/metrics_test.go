@@ -164,7 +164,7 @@ func TestBacklogByUrgency(t *testing.T) {
 				t.Error(err)
 			}
 			tm := metrics.New()
-			tm.WatchTenants(tenantList{{Tenant: "acme", Source: tc.src, Backlog: tc.src.Backlog, ByUrgency: tc.src.BacklogByUrgency}})
+			tm.WatchTenants(tenantList{{Tenant: "acme", Source: tc.src}})
 			got, err := testutil.GatherAndCount(tm.Registry(), "ionixsnow_backlog")
 			if err != nil || got != strings.Count(tc.want, "\n") {
 				t.Errorf("with tenants: %d series (%v), want %d", got, err, strings.Count(tc.want, "\n"))

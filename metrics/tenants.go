@@ -9,11 +9,7 @@ type TenantSource struct {
 	Tenant string
 	Source Source
 	Budget BudgetReader // nil: no budget gauge for it
-	// Backlog is the messages its durable consumer has not delivered yet.
-	Backlog func() uint64
-	// ByUrgency, optional, is the backlog by band while it is known (see
-	// consumer.Consumer.BacklogByUrgency).
-	ByUrgency func() (counts [3]int, sorted bool)
+	// Source's backlog, when it is a BacklogSource, is ionixsnow_backlog{tenant,urgency}.
 }
 
 // Tenants lists the tenants a process serves now. Its order need not be stable.
@@ -33,18 +29,14 @@ const backlogHelp = "Messages not sent yet: by ServiceNow urgency band (high, me
 
 // backlogSeries sends the backlog gauges of one source: by band when sorted, else
 // the total as "unsorted".
-func backlogSeries(ch chan<- prometheus.Metric, d *prometheus.Desc, total func() uint64, byUrgency func() ([3]int, bool), labels ...string) {
-	if byUrgency != nil {
-		if counts, sorted := byUrgency(); sorted {
-			for i, band := range []string{"high", "medium", "low"} {
-				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(counts[i]), append(labels, band)...)
-			}
-			return
+func backlogSeries(ch chan<- prometheus.Metric, d *prometheus.Desc, b BacklogSource, labels ...string) {
+	if counts, sorted := b.BacklogByUrgency(); sorted {
+		for i, band := range []string{"high", "medium", "low"} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(counts[i]), append(labels, band)...)
 		}
+		return
 	}
-	if total != nil {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(total()), append(labels, "unsorted")...)
-	}
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(b.Backlog()), append(labels, "unsorted")...)
 }
 
 // WatchTenants registers the figures of every tenant t lists, each series labelled
@@ -69,6 +61,8 @@ func (c *tenantsCollector) Collect(ch chan<- prometheus.Metric) {
 		labelled.collect(ch, s, t.Source.Paused(), t.Budget, t.Tenant)
 		// Only a process with tenants sees another tenant's items.
 		ch <- prometheus.MustNewConstMetric(labelled.skipped, prometheus.CounterValue, float64(s.OtherTenant), t.Tenant, "other_tenant")
-		backlogSeries(ch, backlogDesc, t.Backlog, t.ByUrgency, t.Tenant)
+		if b, ok := t.Source.(BacklogSource); ok {
+			backlogSeries(ch, backlogDesc, b, t.Tenant)
+		}
 	}
 }

@@ -149,7 +149,7 @@ type servedTenants struct {
 func (s servedTenants) Tenants() []metrics.TenantSource {
 	out := s.fleet.Tenants()
 	if s.withDefault {
-		out = append(out, metrics.TenantSource{Tenant: tenant.Default, Source: s.cur, Budget: s.cur, Backlog: s.cur.Backlog, ByUrgency: s.cur.BacklogByUrgency})
+		out = append(out, metrics.TenantSource{Tenant: tenant.Default, Source: s.cur, Budget: s.cur})
 	}
 	return out
 }

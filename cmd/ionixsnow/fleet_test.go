@@ -133,7 +133,12 @@ type rvHarness struct {
 
 func rvStart(t *testing.T) *rvHarness {
 	t.Helper()
-	srv := natstest.Start(t)
+	return rvStartAt(t, natstest.Start(t).URL())
+}
+
+// rvStartAt is rvStart with the NATS server at natsURL (a proxy in front of one).
+func rvStartAt(t *testing.T, natsURL string) *rvHarness {
+	t.Helper()
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "keyset.json")
 	keys, err := secrets.Init(keyPath)
@@ -141,7 +146,7 @@ func rvStart(t *testing.T) *rvHarness {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.NATS.URL = srv.URL()
+	cfg.NATS.URL = natsURL
 	cfg.Secrets.KeysetFile = keyPath
 	logs := &testkit.Buffer{}
 	log := zerolog.New(logs)
@@ -373,35 +378,11 @@ func startProxiedFleet(t *testing.T, acme *rvInstance) *proxiedFleet {
 	t.Helper()
 	srv := natstest.Start(t)
 	proxy := startPoisonProxy(t, srv.URL()[len("nats://"):])
-	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "keyset.json")
-	keys, err := secrets.Init(keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.NATS.URL = proxy.url()
-	cfg.Secrets.KeysetFile = keyPath
-	logs := &testkit.Buffer{}
-	log := zerolog.New(logs)
-	conn, err := connectNATS(cfg.NATS, log, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
+	h := rvStartAt(t, proxy.url())
+	h.put("acme", acme.settings(), true)
+	cfg, conn, logs, log := h.cfg, h.conn, h.logs, h.log
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	bucket, err := topology.EnsureIntegrations(ctx, conn.js, topologyOptions(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := tenant.NewStore(bucket, keys, secrets.AssociatedData)
-	if _, err := store.Put(ctx, "acme", acme.settings(), nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.SetActive(ctx, "acme", true); err != nil {
-		t.Fatal(err)
-	}
 	fleet, err := newTenantFleet(cfg, metrics.New(), nil, log)
 	if err != nil {
 		t.Fatal(err)

@@ -454,7 +454,7 @@ func (f *tenantFleet) start(fr fleetRun, id string, revision uint64, st tenant.S
 	if f.served == nil {
 		f.served = map[string]metrics.TenantSource{}
 	}
-	f.served[id] = metrics.TenantSource{Tenant: id, Source: p.consumer, Budget: p.budget, Backlog: p.consumer.Backlog, ByUrgency: p.consumer.BacklogByUrgency}
+	f.served[id] = metrics.TenantSource{Tenant: id, Source: p.consumer, Budget: p.budget}
 	f.mu.Unlock()
 	go func() {
 		defer close(r.done)
