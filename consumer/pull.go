@@ -250,7 +250,8 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 	defer func() { c.pullEndedAt = c.now() }()
 	got := 0
 	var unknown error // the stream instance went unreadable in this batch
-	// While the express lane is on, this batch's requests start in fetch order.
+	// While the express lane is on, requests start in fetch order; the chain is
+	// dropped when it goes off (once, not per message).
 	ordered := c.x.engaged()
 	if !ordered {
 		c.sends.reset()
@@ -277,6 +278,11 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 			t = c.locks.reserve(item.ID)
 		}
 		d := delivery{msg: msg, meta: meta, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream}
+		if now := c.x.engaged(); now != ordered {
+			if ordered = now; !ordered {
+				c.sends.reset()
+			}
+		}
 		if ordered {
 			d.sendTurn = c.sends.next()
 		}
