@@ -62,8 +62,9 @@ type express struct {
 	// to hold its grant (the posts then run side by side).
 	inOrder [2]sendOrder
 	// ungranted counts the sends taken that have no grant yet: the pull loop
-	// yields to them too.
-	ungranted atomic.Int64
+	// yields to them too; highUngranted those of High items, before which no
+	// Medium send starts.
+	ungranted, highUngranted atomic.Int64
 	// othersAt is when a claim of any replica's lane (a watch on the claims) was
 	// last seen: this replica's deliveries claim and read the ledger too, even
 	// while its own lane is off.
@@ -218,6 +219,10 @@ func (x *express) serve(ctx, work context.Context) {
 				ix.Done(seq) // the durable consumer has it
 				continue
 			}
+			if band == backlog.Medium && x.highUngranted.Load() > 0 {
+				sleep(fctx, yieldRecheck/10) // High first: a High send still waits for its grant
+				continue
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-fctx.Done():
@@ -225,6 +230,9 @@ func (x *express) serve(ctx, work context.Context) {
 			}
 			ix.Take(seq, band)
 			x.ungranted.Add(1)
+			if band == backlog.High {
+				x.highUngranted.Add(1)
+			}
 			turn := x.inOrder[band].next()
 			sends.Go(func() {
 				defer func() { <-slots }()
@@ -299,6 +307,9 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 		if !granted {
 			granted = true
 			x.ungranted.Add(-1)
+			if band == backlog.High {
+				x.highUngranted.Add(-1)
+			}
 			turn.start()
 		}
 	}
