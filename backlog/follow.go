@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,23 +50,58 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, subjects
 // Scan indexes the messages on subjects from sequence from to the last one there is
 // now, reading at most limit of them; complete is false when it stopped at limit.
 func Scan(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, limit int, ix *Index) (complete bool, err error) {
-	cons, remove, err := reader(ctx, js, stream, subjects, from)
+	complete, err = visit(ctx, js, stream, subjects, from, limit, func(msg jetstream.Msg) bool {
+		index(ix, msg, nil)
+		return true
+	})
 	if err != nil {
 		return false, fmt.Errorf("scan %s: %w", stream, err)
+	}
+	return complete, nil
+}
+
+// Each hands fn every message on subjects from sequence from through to, in stream
+// order: its sequence, its item and whether the item decoded (a message that does
+// not has no band; fn decides where it goes).
+func Each(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from, to uint64, fn func(seq uint64, item ionix.ActionItem, decoded bool)) error {
+	_, err := visit(ctx, js, stream, subjects, from, math.MaxInt, func(msg jetstream.Msg) bool {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return true
+		}
+		if seq := meta.Sequence.Stream; seq <= to {
+			item, err := ionix.Decode(msg.Data())
+			fn(seq, item, err == nil)
+		}
+		return meta.Sequence.Stream < to
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	return nil
+}
+
+// visit hands fn the messages on subjects from sequence from to the last one there is
+// now, until fn returns false or limit were read; complete is false when it stopped
+// at limit.
+func visit(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, limit int, fn func(jetstream.Msg) bool) (complete bool, err error) {
+	cons, remove, err := reader(ctx, js, stream, subjects, from)
+	if err != nil {
+		return false, err
 	}
 	defer remove()
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return false, fmt.Errorf("scan %s: %w", stream, err)
+		return false, err
 	}
 	left := info.NumPending
 	for read := 0; left > 0; {
 		if read >= limit {
 			return false, nil
 		}
-		batch, err := cons.Fetch(min(int(left), limit-read, 1000), jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(int(min(left, uint64(limit-read), 1000)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
-			return false, fmt.Errorf("scan %s: %w", stream, err)
+			return false, err
 		}
 		got := 0
 		for msg := range batch.Messages() {
@@ -74,13 +110,15 @@ func Scan(ctx context.Context, js jetstream.JetStream, stream string, subjects [
 			if meta, err := msg.Metadata(); err == nil {
 				left = meta.NumPending
 			}
-			index(ix, msg, nil)
+			if !fn(msg) {
+				return true, nil
+			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-			return false, fmt.Errorf("scan %s: %w", stream, err)
+			return false, err
 		}
 		if got == 0 {
-			return false, fmt.Errorf("scan %s: no message in 2s with %d left", stream, left)
+			return false, fmt.Errorf("no message in 2s with %d left", left)
 		}
 	}
 	return true, nil

@@ -91,9 +91,10 @@ type eventFacts struct {
 type mode struct {
 	resolveOnClose bool
 	replay         bool
-	since          time.Time // when the replay began
-	lastSeq        uint64    // the replay's last sequence; 0: no end
-	missingOnly    bool      // the replay re-sends only items whose incident is gone
+	since          time.Time             // when the replay began
+	lastSeq        uint64                // the replay's last sequence; 0: no end
+	inPass         func(seq uint64) bool // the replay's pass: whether it re-sends seq; nil: all
+	missingOnly    bool                  // the replay re-sends only items whose incident is gone
 	// overtaking: the express lane may have sent items ahead of the stream order,
 	// so a first delivery may be ticketed already (or superseded).
 	overtaking bool
@@ -102,14 +103,16 @@ type mode struct {
 func modeOf(o Options) mode {
 	m := mode{resolveOnClose: o.ResolveOnClose}
 	if r := o.Replay; r != nil {
-		m.replay, m.since, m.lastSeq, m.missingOnly = true, r.Since, r.LastSeq, r.Present != nil
+		m.replay, m.since, m.lastSeq, m.missingOnly, m.inPass = true, r.Since, r.LastSeq, r.Present != nil, r.InPass
 	}
 	return m
 }
 
-// beyondRange reports whether the message at stream sequence seq lies after the
-// replay's range.
-func (m mode) beyondRange(seq uint64) bool { return m.replay && m.lastSeq != 0 && seq > m.lastSeq }
+// outsidePass reports whether the message at stream sequence seq is not the replay's
+// to re-send in this pass: it lies after the range, or it goes in another band's pass.
+func (m mode) outsidePass(seq uint64) bool {
+	return m.replay && (m.lastSeq != 0 && seq > m.lastSeq || m.inPass != nil && !m.inPass(seq))
+}
 
 // replayed reports whether the entry was written by this replay (its own re-send).
 func (m mode) replayed(s itemState) bool { return m.replay && s.sentAt.After(m.since) }
@@ -138,11 +141,11 @@ const (
 	ackSuperseded                         // the ledger records a later event of the item
 	ackDuplicate                          // the ledger records this very event as posted
 	ackPresent                            // missing-only replay: the incident exists
-	ackBeyondRange                        // after the replay's range
+	ackOutsidePass                        // after the replay's range, or in another band's pass
 	ackClosedIgnored                      // a closing while resolve_on_close is off
 )
 
-var ackReasonNames = [...]string{"", "filtered", "superseded", "duplicate", "present", "beyond range", "closed ignored"}
+var ackReasonNames = [...]string{"", "filtered", "superseded", "duplicate", "present", "outside the pass", "closed ignored"}
 
 // postKind is the record a post sends.
 type postKind uint8
@@ -198,8 +201,8 @@ func decide(f eventFacts, s itemState, m mode) action {
 	switch {
 	case f.kind == evNoMetadata:
 		return do(actTerminate)
-	case m.beyondRange(f.seq):
-		return ack(ackBeyondRange)
+	case m.outsidePass(f.seq):
+		return ack(ackOutsidePass)
 	case f.kind == evUndecodable || f.kind == evUnknown:
 		return do(actDeadLetter)
 	// The urgency filter applies to opened events only: an item's closing carries its

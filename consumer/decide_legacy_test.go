@@ -16,7 +16,7 @@ func legacyDecision(r row) string {
 	}
 	// beyondRange
 	if m.replay && m.lastSeq != 0 && f.seq > m.lastSeq {
-		return "ack beyond range"
+		return "ack outside the pass"
 	}
 	if f.kind == evUndecodable || f.kind == evUnknown {
 		return "dead-letter"

@@ -20,7 +20,7 @@ import (
 var decisionRules = []struct{ when, want string }{
 	// What the message itself says.
 	{"event=no-metadata", "terminate"},
-	{"range=beyond", "ack beyond range"},
+	{"range=beyond", "ack outside the pass"},
 	{"event=undecodable|unknown-event", "dead-letter"},
 	// Urgency filters opened events; a reopening (resolve_on_close) only once the
 	// ledger shows no incident (below). Closings are never filtered.

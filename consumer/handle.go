@@ -52,7 +52,7 @@ func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
 		m.overtaking = true // its own post may be in the ledger (another replica's lane)
 	}
 	a := decide(d.facts, d.state, m)
-	if a.kind != actTerminate && !a.is(ackBeyondRange) && d.express == nil {
+	if a.kind != actTerminate && !a.is(ackOutsidePass) && d.express == nil {
 		c.stats.received.Add(1) // counted once, at its delivery
 	}
 	for a.gathers() {
@@ -106,7 +106,7 @@ func (c *Consumer) settle(ctx context.Context, d *delivery, a action) (posted bo
 func (c *Consumer) ackUnposted(ctx context.Context, d *delivery, a action) {
 	log := d.log
 	switch a.ack {
-	case ackBeyondRange:
+	case ackOutsidePass:
 		log = c.d.Log
 	case ackFiltered:
 		c.countFiltered(d.facts.filteredBy)

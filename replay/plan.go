@@ -44,8 +44,30 @@ type Plan struct {
 	// Total is how many messages of the range match the filter subjects (the
 	// urgency filter applies when they are sent).
 	Total uint64
-	// Durable names the replay's consumer: the same range gives the same name.
+	// Durable names the replay's consumers (one a pass, named after it): the same
+	// range gives the same name.
 	Durable string
+	// Order is the send order by urgency band: nil for a replay begun in stream
+	// order (by a version that knew no passes).
+	Order *Order
+	// Resumed: the replay ran before and stopped; found are the passes whose
+	// consumers it left, started when it first began.
+	Resumed bool
+	found   []Pass
+	started time.Time
+}
+
+// passesLeft are the passes still to run, the current one first.
+func (p Plan) passesLeft() []Pass {
+	if p.Order == nil {
+		return []Pass{InStreamOrder}
+	}
+	all := p.Order.passes()
+	if len(p.found) == 0 {
+		return all
+	}
+	current := slices.Max(p.found) // the later pass's consumer is made before the earlier one is deleted
+	return slices.DeleteFunc(all, func(pass Pass) bool { return pass < current })
 }
 
 // Resolve finds the sequences of the range in the stream and counts its messages.
@@ -85,7 +107,50 @@ func Resolve(ctx context.Context, js jetstream.JetStream, stream jetstream.Strea
 		p.LastTime = m.Time
 	}
 	p.Durable = durableName(info.Config.Name, r)
+	if err := p.resume(ctx, js, info.Config.Name); err != nil {
+		return Plan{}, err
+	}
+	if p.found == nil || p.found[0] != InStreamOrder {
+		if p.Order, err = order(ctx, js, info.Config.Name, p); err != nil {
+			return Plan{}, fmt.Errorf("order the range by urgency: %w", err)
+		}
+	}
 	return p, nil
+}
+
+// resume finds the consumers a stopped run of the same replay left and takes its
+// range from them: the stream may have grown since.
+func (p *Plan) resume(ctx context.Context, js jetstream.JetStream, stream string) error {
+	p.started = time.Now().UTC()
+	for _, pass := range []Pass{InStreamOrder, PassHigh, PassMedium, PassLow} {
+		cons, err := js.Consumer(ctx, stream, pass.durable(*p))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("replay consumer %s: %w", pass.durable(*p), err)
+		}
+		if pass == InStreamOrder {
+			p.found = []Pass{InStreamOrder} // its range in one pass
+		} else {
+			p.found = append(p.found, pass)
+		}
+		md := cons.CachedInfo().Config.Metadata
+		if last, err := strconv.ParseUint(md[metaLastSeq], 10, 64); err == nil {
+			p.LastSeq = last
+		}
+		if total, err := strconv.ParseUint(md[metaTotal], 10, 64); err == nil {
+			p.Total = total
+		}
+		if p.started, err = time.Parse(time.RFC3339Nano, md[metaStartedAt]); err != nil {
+			p.started = cons.CachedInfo().Created
+		}
+		p.Resumed = true
+		if pass == InStreamOrder {
+			return nil
+		}
+	}
+	return nil
 }
 
 // durableName derives the replay consumer's name from what the operator asked, so

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,16 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	return &rig{js: js, topo: topo, sim: sim, snow: snow}
+}
+
+// slowAnswers makes ServiceNow answer after d, so that a replay can be stopped part way.
+func (r *rig) slowAnswers(t *testing.T, d time.Duration) {
+	t.Helper()
+	cfg := r.sim.Config()
+	cfg.Latency = emulator.Duration(d)
+	if err := r.sim.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func item(id, title string) ionix.ActionItem {
@@ -159,8 +170,8 @@ func TestReplayResendsEachOnce(t *testing.T) {
 	if len(r.sim.Incidents()) != 12 {
 		t.Errorf("%d incidents, want 12", len(r.sim.Incidents()))
 	}
-	if _, err := r.js.Consumer(context.Background(), r.topo.Names.Stream, p.Plan.Durable); !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		t.Errorf("the replay's consumer is still there after it finished: %v", err)
+	if left := r.replayConsumers(t, p.Plan); len(left) > 0 {
+		t.Errorf("the replay's consumers %v are still there after it finished", left)
 	}
 }
 
@@ -269,11 +280,7 @@ func TestReplayResumes(t *testing.T) {
 	r := newRig(t)
 	r.publish(t, items(20)...)
 	r.deliver(t, 20)
-	cfg := r.sim.Config()
-	cfg.Latency = emulator.Duration(30 * time.Millisecond)
-	if err := r.sim.SetConfig(cfg); err != nil {
-		t.Fatal(err)
-	}
+	r.slowAnswers(t, 30*time.Millisecond)
 	before := r.sim.ImportCount()
 	ctx, cancel := context.WithCancel(context.Background())
 	o := replay.Options{Progress: func(p replay.Progress) {
@@ -297,5 +304,184 @@ func TestReplayResumes(t *testing.T) {
 		if in.Updates < 1 || in.Inserts != 1 {
 			t.Errorf("%s: %d inserts, %d updates", in.Number, in.Inserts, in.Updates)
 		}
+	}
+}
+
+// sentSince is the item ids and names of the imports ServiceNow saw after the first
+// skip requests, in the order they came.
+func (r *rig) sentSince(skip int) (ids, names []string) {
+	var n int
+	for _, q := range r.sim.Requests() {
+		if !strings.HasPrefix(q.Path, "/api/now/import/") {
+			continue
+		}
+		if n++; n > skip {
+			ids = append(ids, strings.TrimPrefix(q.Fields["u_correlation_id"], "ionix:"))
+			names = append(names, q.Fields["u_name"])
+		}
+	}
+	return ids, names
+}
+
+// replayConsumers are the consumers of the plan's replay left on the stream.
+func (r *rig) replayConsumers(t *testing.T, plan replay.Plan) []string {
+	t.Helper()
+	var left []string
+	names := r.topo.Stream.ConsumerNames(context.Background())
+	for name := range names.Name() {
+		if strings.HasPrefix(name, plan.Durable) {
+			left = append(left, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return left
+}
+
+func urgent(id string, urgency float64) ionix.ActionItem {
+	it := item(id, "Finding "+id)
+	it.Urgency = urgency
+	return it
+}
+
+// TestReplayGoesByUrgency: a replay re-sends High items first, then Medium, then
+// Low (SPEC §10), each band in stream order; an item's versions go together in the
+// pass of its most urgent one, so an older version never follows a newer.
+func TestReplayGoesByUrgency(t *testing.T) {
+	r := newRig(t)
+	climbV1, climbV2 := urgent("climb", 4), urgent("climb", 9.6) // a Low item that became High
+	climbV2.Title = "climb v2"
+	r.publish(t, urgent("low-1", 3), urgent("high-1", 9.5), urgent("med-1", 7.5), climbV1,
+		urgent("low-2", 5), urgent("med-2", 8), urgent("high-2", 9), climbV2, urgent("low-3", 1))
+	r.deliver(t, 8)
+	before := r.sim.ImportCount()
+
+	plan, err := replay.Resolve(context.Background(), r.js, r.topo.Stream, replay.Range{FromSeq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := [3]uint64{plan.Order.Count(replay.PassHigh), plan.Order.Count(replay.PassMedium), plan.Order.Count(replay.PassLow)}; got != [3]uint64{4, 2, 3} {
+		t.Errorf("plan by band %v, want [4 2 3] (the climbing item's two versions with High)", got)
+	}
+	var passes []replay.Pass
+	o := replay.Options{Progress: func(p replay.Progress) {
+		if len(passes) == 0 || passes[len(passes)-1] != p.Pass {
+			passes = append(passes, p.Pass)
+		}
+	}}
+	o.Consumer = opts()
+	o.Consumer.Concurrency = 1 // one post at a time: they arrive in the order they start
+	p, err := r.replay(t, context.Background(), replay.Range{FromSeq: 1}, o)
+	if err != nil || !p.Finished || p.Done != 9 {
+		t.Fatalf("replay: %v, %+v", err, p)
+	}
+	ids, names := r.sentSince(before)
+	// The climbing item's first version is older than the one the ledger holds: not
+	// re-sent (TestReplaySkipsOlderVersions); its second goes in the High pass.
+	want := []string{"high-1", "high-2", "climb", "med-1", "med-2", "low-1", "low-2", "low-3"}
+	if !slices.Equal(ids, want) {
+		t.Errorf("re-sent in the order %v, want %v", ids, want)
+	}
+	if len(names) == len(want) && names[2] != "climb v2" {
+		t.Errorf("the climbing item was re-sent as %q, want its last version", names[2])
+	}
+	if !slices.Equal(passes, []replay.Pass{replay.PassHigh, replay.PassMedium, replay.PassLow}) {
+		t.Errorf("progress went through the passes %v, want high, medium, low", passes)
+	}
+	if left := r.replayConsumers(t, p.Plan); len(left) > 0 {
+		t.Errorf("the replay's consumers %v are still there after it finished", left)
+	}
+}
+
+// TestReplayResumesInItsPass: a replay stopped in its Medium pass resumes there: the
+// High items are not re-sent again, the rest each once (beyond the posts in flight
+// at the stop), the order by band kept.
+func TestReplayResumesInItsPass(t *testing.T) {
+	r := newRig(t)
+	var all []ionix.ActionItem
+	for i := range 4 {
+		all = append(all, urgent(fmt.Sprintf("low-%d", i), 2), urgent(fmt.Sprintf("high-%d", i), 9.2))
+	}
+	for i := range 8 {
+		all = append(all, urgent(fmt.Sprintf("med-%d", i), 7))
+	}
+	r.publish(t, all...)
+	r.deliver(t, 16)
+	r.slowAnswers(t, 30*time.Millisecond)
+	before := r.sim.ImportCount()
+	ctx, cancel := context.WithCancel(context.Background())
+	o := replay.Options{Progress: func(p replay.Progress) {
+		if p.Pass == replay.PassMedium && p.Stats.Created+p.Stats.Updated >= 6 {
+			cancel()
+		}
+	}}
+	o.Consumer = opts()
+	o.Consumer.Concurrency = 1
+	p, err := r.replay(t, ctx, replay.Range{FromSeq: 1}, o)
+	if !errors.Is(err, replay.ErrStopped) || p.Pass != replay.PassMedium {
+		t.Fatalf("stopped replay: %v, in pass %v", err, p.Pass)
+	}
+	if left := r.replayConsumers(t, p.Plan); !slices.Equal(left, []string{p.Plan.Durable + "_" + replay.PassMedium.String()}) {
+		t.Errorf("consumers left by the stop: %v, want the Medium pass's only", left)
+	}
+	p, err = r.replay(t, context.Background(), replay.Range{FromSeq: 1}, replay.Options{})
+	if err != nil || !p.Finished || !p.Resumed || p.Done != 16 {
+		t.Fatalf("resumed replay: %v, %+v", err, p)
+	}
+	ids, _ := r.sentSince(before)
+	count := map[string]int{}
+	for _, id := range ids {
+		count[id]++
+	}
+	for _, it := range all {
+		if n := count[it.ID]; n < 1 || n > 1 && !strings.HasPrefix(it.ID, "med-") {
+			t.Errorf("%s re-sent %d times over the two runs", it.ID, n)
+		}
+	}
+	if len(ids) > 16+1 {
+		t.Errorf("%d re-sends over the two runs, want 16 (+ the one in flight at the stop)", len(ids))
+	}
+	last := func(prefix string) int {
+		return slices.IndexFunc(ids, func(id string) bool { return strings.HasPrefix(id, prefix) })
+	}
+	if h, m, l := last("high-"), last("med-"), last("low-"); !(h < m && m < l) {
+		t.Errorf("first of each band at %d (high), %d (medium), %d (low): %v", h, m, l, ids)
+	}
+}
+
+// TestReplayBegunInStreamOrderResumesSo: a replay stopped by a version that knew no
+// passes (its one consumer named after the range) resumes in stream order, to the
+// end of the range it planned.
+func TestReplayBegunInStreamOrderResumesSo(t *testing.T) {
+	r := newRig(t)
+	r.publish(t, urgent("low-1", 2), urgent("high-1", 9.5), urgent("low-2", 2))
+	r.deliver(t, 3)
+	ctx := context.Background()
+	plan, err := replay.Resolve(ctx, r.js, r.topo.Stream, replay.Range{FromSeq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.js.CreateConsumer(ctx, r.topo.Names.Stream, jetstream.ConsumerConfig{
+		Durable: plan.Durable, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: 1,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		Metadata: map[string]string{"ionixsnow_replay_last_seq": "3", "ionixsnow_replay_total": "3",
+			"ionixsnow_replay_started_at": time.Now().UTC().Format(time.RFC3339Nano)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, urgent("after", 9.9)) // after the planned range
+	before := r.sim.ImportCount()
+	o := replay.Options{Consumer: opts()}
+	o.Consumer.Concurrency = 1
+	p, err := r.replay(t, ctx, replay.Range{FromSeq: 1}, o)
+	if err != nil || !p.Finished || !p.Resumed || p.Done != 3 || p.Plan.Order != nil {
+		t.Fatalf("resumed replay: %v, %+v", err, p)
+	}
+	if ids, _ := r.sentSince(before); !slices.Equal(ids, []string{"low-1", "high-1", "low-2"}) {
+		t.Errorf("re-sent %v, want the planned range in stream order", ids)
+	}
+	if left := r.replayConsumers(t, p.Plan); len(left) > 0 {
+		t.Errorf("the replay's consumers %v are still there after it finished", left)
 	}
 }

@@ -43,8 +43,11 @@ type Options struct {
 
 // Progress is where a replay stands.
 type Progress struct {
-	Plan     Plan
-	Done     uint64            // messages of the range handled (sent, skipped or filtered)
+	Plan Plan
+	Done uint64 // messages of the range handled (sent, skipped or filtered)
+	// Pass is the urgency band being re-sent (Plan.Order); InStreamOrder when the
+	// range goes in one pass (a replay begun by a version without passes).
+	Pass     Pass
 	Stats    consumer.Snapshot // of this run
 	Elapsed  time.Duration     // of this run
 	ETA      time.Duration     // estimated time to finish; 0 when done or unknown
@@ -64,15 +67,65 @@ func (p Progress) Remaining() uint64 {
 // the same replay again resumes it.
 var ErrStopped = errors.New("replay stopped before the end of its range")
 
-// Run replays the plan and returns the last progress. It returns ErrStopped when ctx
-// ends first (the replay's consumer is kept for a resume).
+// Run replays the plan, one pass per urgency band, and returns the last progress.
+// It returns ErrStopped when ctx ends first (the replay's consumer is kept for a
+// resume).
 func Run(ctx context.Context, js jetstream.JetStream, stream string, plan Plan, o Options) (Progress, error) {
-	cons, resumed, started, err := ensureDurable(ctx, js, stream, &plan, o.AckWait)
+	if o.Deps.Stats == nil {
+		o.Deps.Stats = &consumer.Stats{} // one count over the passes
+	}
+	r := &run{js: js, stream: stream, plan: plan, o: o, begin: time.Now()}
+	passes := plan.passesLeft()
+	if len(passes) == 0 {
+		return Progress{Plan: plan, Done: plan.Total, Finished: true}, nil
+	}
+	cons, err := r.open(ctx, passes[0])
 	if err != nil {
 		return Progress{}, err
 	}
+	for _, done := range plan.found {
+		if done != passes[0] { // a finished pass whose consumer was not deleted
+			_ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, done.durable(plan))
+		}
+	}
+	var last Progress
+	for i, pass := range passes {
+		if last, err = r.pass(ctx, cons, pass); err != nil {
+			return last, err
+		}
+		if i+1 < len(passes) {
+			// The next pass's consumer first: a resume finds the pass to go on with.
+			if cons, err = r.open(ctx, passes[i+1]); err != nil {
+				return last, err
+			}
+		}
+		_ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, pass.durable(plan))
+	}
+	last.Finished, last.ETA = true, 0
+	if o.Progress != nil {
+		o.Progress(last)
+	}
+	return last, nil
+}
+
+// run is one replay's passes.
+type run struct {
+	js     jetstream.JetStream
+	stream string
+	plan   Plan
+	o      Options
+	begin  time.Time
+}
+
+// pass re-sends what pass takes of the range through the replay consumer cons, with
+// progress, until it took all of it (or ctx ended: ErrStopped).
+func (r *run) pass(ctx context.Context, cons jetstream.Consumer, pass Pass) (Progress, error) {
+	o := r.o
 	o.Deps.Consumer = cons
-	o.Consumer.Replay = &consumer.Replay{Since: started, LastSeq: plan.LastSeq, Present: o.Present}
+	o.Consumer.Replay = &consumer.Replay{Since: r.plan.started, LastSeq: r.plan.LastSeq, Present: o.Present}
+	if pass != InStreamOrder {
+		o.Consumer.Replay.InPass = func(seq uint64) bool { return r.plan.Order.Pass(seq) == pass }
+	}
 	c, err := consumer.New(o.Deps, o.Consumer)
 	if err != nil {
 		return Progress{}, err
@@ -86,28 +139,20 @@ func Run(ctx context.Context, js jetstream.JetStream, stream string, plan Plan, 
 	if every <= 0 {
 		every = 2 * time.Second
 	}
-	begin := time.Now()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	var last Progress
+	last := Progress{Plan: r.plan, Pass: pass, Resumed: r.plan.Resumed}
 	for {
-		p, err := measure(ctx, js, stream, cons, plan)
+		m, err := r.measure(ctx, cons, pass)
 		if err == nil {
-			p.Stats, p.Elapsed, p.Resumed = c.Stats(), time.Since(begin), resumed
-			p.ETA = eta(ctx, p, o.Budget)
-			last = p
-			if p.Remaining() == 0 {
-				last.Finished, last.ETA = true, 0
-			}
+			m.Stats, m.Elapsed = c.Stats(), time.Since(r.begin)
+			m.ETA = eta(ctx, m.Progress, o.Budget)
+			last = m.Progress
 		}
-		if last.Finished {
+		if err == nil && m.passDone {
 			stop()
 			<-done
 			last.Stats = c.Stats()
-			if o.Progress != nil {
-				o.Progress(last)
-			}
-			_ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, plan.Durable)
 			return last, nil
 		}
 		if o.Progress != nil && err == nil {
@@ -123,73 +168,79 @@ func Run(ctx context.Context, js jetstream.JetStream, stream string, plan Plan, 
 	}
 }
 
-// ensureDurable finds the replay's consumer (a resume) or creates it, recording the
-// plan in its metadata.
-func ensureDurable(ctx context.Context, js jetstream.JetStream, stream string, plan *Plan, ackWait time.Duration) (jetstream.Consumer, bool, time.Time, error) {
-	cons, err := js.Consumer(ctx, stream, plan.Durable)
+// open finds the consumer of pass (a resume) or creates it, recording the plan in
+// its metadata.
+func (r *run) open(ctx context.Context, pass Pass) (jetstream.Consumer, error) {
+	name := pass.durable(r.plan)
+	cons, err := r.js.Consumer(ctx, r.stream, name)
 	if err == nil {
-		md := cons.CachedInfo().Config.Metadata
-		if last, err := strconv.ParseUint(md[metaLastSeq], 10, 64); err == nil {
-			plan.LastSeq = last
-		}
-		if total, err := strconv.ParseUint(md[metaTotal], 10, 64); err == nil {
-			plan.Total = total
-		}
-		started, err := time.Parse(time.RFC3339Nano, md[metaStartedAt])
-		if err != nil {
-			started = cons.CachedInfo().Created
-		}
-		return cons, true, started, nil
+		return cons, nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, false, time.Time{}, fmt.Errorf("replay consumer %s: %w", plan.Durable, err)
+		return nil, fmt.Errorf("replay consumer %s: %w", name, err)
 	}
-	started := time.Now().UTC()
+	ackWait := r.o.AckWait
 	if ackWait <= 0 {
 		ackWait = 2 * time.Minute
 	}
-	cons, err = js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:           plan.Durable,
-		Description:       fmt.Sprintf("ionixsnow replay of sequences %d-%d", plan.FirstSeq, plan.LastSeq),
+	p := r.plan
+	cons, err = r.js.CreateConsumer(ctx, r.stream, jetstream.ConsumerConfig{
+		Durable:           name,
+		Description:       fmt.Sprintf("ionixsnow replay of sequences %d-%d, %s", p.FirstSeq, p.LastSeq, pass.description()),
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       plan.FirstSeq,
+		OptStartSeq:       p.FirstSeq,
 		AckPolicy:         jetstream.AckExplicitPolicy,
 		AckWait:           ackWait,
-		FilterSubjects:    plan.FilterSubjects,
+		FilterSubjects:    p.FilterSubjects,
 		InactiveThreshold: durableIdle,
 		Metadata: map[string]string{
-			metaLastSeq:   strconv.FormatUint(plan.LastSeq, 10),
-			metaTotal:     strconv.FormatUint(plan.Total, 10),
-			metaStartedAt: started.Format(time.RFC3339Nano),
+			metaLastSeq:   strconv.FormatUint(p.LastSeq, 10),
+			metaTotal:     strconv.FormatUint(p.Total, 10),
+			metaStartedAt: p.started.Format(time.RFC3339Nano),
 		},
 	})
 	if err != nil {
-		return nil, false, time.Time{}, fmt.Errorf("create replay consumer %s: %w", plan.Durable, err)
+		return nil, fmt.Errorf("create replay consumer %s: %w", name, err)
 	}
-	return cons, false, started, nil
+	return cons, nil
 }
 
-// measure counts what is left of the range: the replay consumer's pending and
-// unacknowledged messages, less those after the range.
-func measure(ctx context.Context, js jetstream.JetStream, stream string, cons jetstream.Consumer, plan Plan) (Progress, error) {
+// measure counts what is done: the passes before pass, and of pass's messages
+// those the replay consumer's ack floor passed (all of them once it has nothing of
+// the range left to deliver or to be acknowledged).
+func (r *run) measure(ctx context.Context, cons jetstream.Consumer, pass Pass) (progress, error) {
+	plan := r.plan
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return Progress{}, err
+		return progress{}, err
 	}
-	beyond, err := countFrom(ctx, js, stream, plan.FilterSubjects, plan.LastSeq+1)
+	beyond, err := countFrom(ctx, r.js, r.stream, plan.FilterSubjects, plan.LastSeq+1)
 	if err != nil {
-		return Progress{}, err
+		return progress{}, err
 	}
 	left := info.NumPending + uint64(info.NumAckPending)
-	left = left - min(left, beyond)
-	p := Progress{Plan: plan}
-	if left < plan.Total {
-		p.Done = plan.Total - left
+	left -= min(left, beyond)
+	p := progress{Progress: Progress{Plan: plan, Pass: pass, Resumed: plan.Resumed}, passDone: left == 0}
+	if pass == InStreamOrder {
+		p.Done = plan.Total - min(left, plan.Total)
+		return p, nil
 	}
-	if left == 0 {
-		p.Done = plan.Total
+	for b := range pass {
+		p.Done += plan.Order.Count(b)
 	}
+	if p.passDone {
+		p.Done += plan.Order.Count(pass)
+	} else {
+		p.Done += plan.Order.Through(pass, info.AckFloor.Stream)
+	}
+	p.Done = min(p.Done, plan.Total)
 	return p, nil
+}
+
+// progress is a measure: the progress, and whether the pass is done.
+type progress struct {
+	Progress
+	passDone bool
 }
 
 // eta estimates the time to finish: the longer of the pace so far and what the

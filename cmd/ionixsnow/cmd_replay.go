@@ -190,11 +190,16 @@ func timeAtCap(n uint64, c config.Cap) time.Duration {
 
 func printPlan(w io.Writer, p replay.Plan, atCap time.Duration, dryRun, asJSON bool) {
 	if asJSON {
-		_ = json.NewEncoder(w).Encode(map[string]any{
+		out := map[string]any{
 			"first_seq": p.FirstSeq, "last_seq": p.LastSeq, "first_time": p.FirstTime, "last_time": p.LastTime,
 			"messages": p.Total, "filter_subjects": p.FilterSubjects, "missing_only": p.MissingOnly,
-			"seconds_at_cap": int64(atCap.Seconds()), "dry_run": dryRun,
-		})
+			"seconds_at_cap": int64(atCap.Seconds()), "dry_run": dryRun, "resumed": p.Resumed,
+		}
+		if p.Order != nil {
+			out["by_urgency"] = map[string]uint64{"high": p.Order.Count(replay.PassHigh),
+				"medium": p.Order.Count(replay.PassMedium), "low": p.Order.Count(replay.PassLow)}
+		}
+		_ = json.NewEncoder(w).Encode(out)
 		return
 	}
 	fmt.Fprintf(w, "replay: sequences %d-%d (%s to %s), %d messages", p.FirstSeq, p.LastSeq,
@@ -203,6 +208,12 @@ func printPlan(w io.Writer, p replay.Plan, atCap time.Duration, dryRun, asJSON b
 		fmt.Fprint(w, ", re-sending only items whose incident is gone")
 	}
 	fmt.Fprintln(w)
+	if o := p.Order; o != nil {
+		fmt.Fprintf(w, "by urgency: %d high, %d medium, %d low, re-sent in that order\n",
+			o.Count(replay.PassHigh), o.Count(replay.PassMedium), o.Count(replay.PassLow))
+	} else {
+		fmt.Fprintln(w, "resuming a replay begun in stream order: it goes on in stream order")
+	}
 	if atCap > 0 {
 		fmt.Fprintf(w, "at the cap this takes about %s\n", atCap.Round(time.Minute))
 	}
@@ -260,7 +271,7 @@ func (r *replayReporter) report(p replay.Progress) {
 	}
 	if p.Finished || time.Since(r.lastLog) >= 10*time.Second {
 		r.lastLog = time.Now()
-		r.logger.Info().Uint64("done", p.Done).Uint64("total", p.Plan.Total).Dur("eta", p.ETA).Msg(line)
+		r.logger.Info().Uint64("done", p.Done).Uint64("total", p.Plan.Total).Stringer("pass", p.Pass).Dur("eta", p.ETA).Msg(line)
 	}
 }
 
@@ -271,6 +282,9 @@ func replayLine(p replay.Progress) string {
 		pct = 100 * float64(p.Done) / float64(p.Plan.Total)
 	}
 	s := fmt.Sprintf("replay %d/%d (%.1f%%)", p.Done, p.Plan.Total, pct)
+	if !p.Finished {
+		s += ", sending " + p.Pass.String()
+	}
 	if p.Elapsed > 0 && p.Stats.Received > 0 {
 		s += fmt.Sprintf(", %.0f/h", float64(p.Stats.Received)/p.Elapsed.Hours())
 	}

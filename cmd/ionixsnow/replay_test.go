@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ionix/ionixsnow/backlog"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/servicenow/emulator"
 )
@@ -27,15 +29,17 @@ func TestReplayCommand(t *testing.T) {
 		"IONIXSNOW_LOG_FORMAT":               "json",
 	}
 	var in strings.Builder
-	for i := range 5 {
-		fmt.Fprintf(&in, `{"id":"rc-%d","title":{"label":"Finding %d"},"type":"DNS","urgency":{"urgency":7}}`+"\n", i, i)
+	urgency := []float64{7, 9.5, 2, 9.1, 5} // Medium, High, Low, High, Low
+	for i, u := range urgency {
+		fmt.Fprintf(&in, `{"id":"rc-%d","title":{"label":"Finding %d"},"type":"DNS","urgency":{"urgency":%g}}`+"\n", i, i, u)
 	}
 	if code, out, errs := runInProcess(t, vars, in.String(), "publish"); code != exitOK {
 		t.Fatalf("publish: %d %s %s", code, out, errs)
 	}
 
 	code, out, errs := runInProcess(t, vars, "", "replay", "--since", "1h", "--dry-run")
-	if code != exitOK || !strings.Contains(out, "sequences 1-5") || !strings.Contains(out, "5 messages") || !strings.Contains(out, "nothing sent") {
+	if code != exitOK || !strings.Contains(out, "sequences 1-5") || !strings.Contains(out, "5 messages") || !strings.Contains(out, "nothing sent") ||
+		!strings.Contains(out, "by urgency: 2 high, 1 medium, 2 low, re-sent in that order") {
 		t.Fatalf("dry run: exit %d\n%s%s", code, out, errs)
 	}
 	if n := sim.ImportCount(); n != 0 {
@@ -52,6 +56,16 @@ func TestReplayCommand(t *testing.T) {
 	}
 	if n := len(sim.Incidents()); n != 4 {
 		t.Errorf("%d incidents after replaying sequences 2-5, want 4", n)
+	}
+	// High items first, then Medium, then Low (SPEC §10).
+	var bands []backlog.Band
+	for _, q := range sim.Requests() {
+		if id, ok := strings.CutPrefix(q.Fields["u_correlation_id"], "ionix:rc-"); ok {
+			bands = append(bands, backlog.BandOf(urgency[id[0]-'0']))
+		}
+	}
+	if !slices.IsSorted(bands) || len(bands) != 4 {
+		t.Errorf("the replay sent the bands %v want 4 sends, most urgent first", bands)
 	}
 
 	for _, args := range [][]string{
