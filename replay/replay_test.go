@@ -37,7 +37,7 @@ type rig struct {
 	snow *servicenow.Client
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	js := natstest.Connect(t, natstest.Start(t).URL())
 	topo, err := topology.Ensure(context.Background(), js, topology.Options{})
