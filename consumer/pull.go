@@ -242,59 +242,91 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		default:
 		}
 	}
-	batch, err := c.d.Consumer.Fetch(granted, jetstream.FetchMaxWait(c.o.FetchWait))
-	if err != nil {
-		c.giveBack(room, grant, granted)
-		return fmt.Errorf("fetch: %w", err)
-	}
-	defer func() { c.pullEndedAt = c.now() }()
-	got := 0
-	var unknown error // the stream instance went unreadable in this batch
+	got := 0          // messages that took a grant: queued, or returned with it
+	var unknown error // the stream instance went unreadable in this pull
+	var fetchErr error
 	// While the express lane is on, requests start in fetch order; the chain is
 	// dropped when it goes off (once, not per message).
 	ordered := c.x.engaged()
 	if !ordered {
 		c.sends.reset()
 	}
-	for msg := range batch.Messages() {
-		got++
-		var meta *jetstream.MsgMetadata
-		if unknown == nil {
-			meta, stream, unknown = c.noteDelivery(ctx, msg, stream)
+	for first := true; ; first = false {
+		batch, err := c.d.Consumer.Fetch(granted-got, jetstream.FetchMaxWait(c.o.FetchWait))
+		if err != nil {
+			c.giveBack(room, grant, granted-got)
+			return fmt.Errorf("fetch: %w", err)
 		}
-		if unknown != nil {
-			// Not queued: its event cannot be dated against the ledger.
-			if err := c.nak(msg, 0); err != nil {
-				c.d.Log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
+		if first {
+			defer func() { c.pullEndedAt = c.now() }()
+		}
+		skipped := 0
+		for msg := range batch.Messages() {
+			var meta *jetstream.MsgMetadata
+			if unknown == nil {
+				meta, stream, unknown = c.noteDelivery(ctx, msg, stream)
 			}
-			c.giveBack(room, grant, 1)
-			continue
-		}
-		// Decoded here, in fetch order, so that posts of one item take their turns
-		// in stream order; an invalid item needs no turn (it is dead-lettered).
-		item, decodeErr := ionix.Decode(msg.Data())
-		var t *turn
-		if decodeErr == nil {
-			t = c.locks.reserve(item.ID)
-		}
-		d := delivery{msg: msg, meta: meta, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream}
-		if now := c.x.engaged(); now != ordered {
-			if ordered = now; !ordered {
-				c.sends.reset()
+			if unknown == nil && meta != nil && c.skipOutsidePass(msg, meta) {
+				skipped++
+				continue
 			}
+			got++
+			if unknown != nil {
+				// Not queued: its event cannot be dated against the ledger.
+				if err := c.nak(msg, 0); err != nil {
+					c.d.Log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
+				}
+				c.giveBack(room, grant, 1)
+				continue
+			}
+			// Decoded here, in fetch order, so that posts of one item take their turns
+			// in stream order; an invalid item needs no turn (it is dead-lettered).
+			item, decodeErr := ionix.Decode(msg.Data())
+			var t *turn
+			if decodeErr == nil {
+				t = c.locks.reserve(item.ID)
+			}
+			d := delivery{msg: msg, meta: meta, item: item, decodeErr: decodeErr, turn: t, probe: probe, stream: stream}
+			if now := c.x.engaged(); now != ordered {
+				if ordered = now; !ordered {
+					c.sends.reset()
+				}
+			}
+			if ordered {
+				d.sendTurn = c.sends.next()
+			}
+			queue <- pulled{d: d, grant: grant, unqueue: c.keepAlive(msg)}
 		}
-		if ordered {
-			d.sendTurn = c.sends.next()
+		if fetchErr = batch.Error(); fetchErr != nil && !isFetchEnd(fetchErr) {
+			break
 		}
-		queue <- pulled{d: d, grant: grant, unqueue: c.keepAlive(msg)}
+		// A replay's pass skipped messages: their grants are for the next ones.
+		if skipped == 0 || got == granted || ctx.Err() != nil {
+			break
+		}
 	}
 	c.giveBack(room, grant, granted-got)
 	c.lastPullShort = got < granted
 	c.lastPullEmpty = got == 0
-	if err := batch.Error(); err != nil && !isFetchEnd(err) {
-		return fmt.Errorf("fetch: %w", err)
+	if fetchErr != nil && !isFetchEnd(fetchErr) {
+		return fmt.Errorf("fetch: %w", fetchErr)
 	}
 	return unknown
+}
+
+// skipOutsidePass acknowledges a message a replay's pass does not re-send — another
+// band's, or one after the range — in the pull loop: it takes no grant and no worker,
+// so a pass moves through the other bands' messages at the broker's pace, not the
+// cap's. (decide would ack it unsent as well.) A lost ack is redelivered and skipped
+// again.
+func (c *Consumer) skipOutsidePass(msg jetstream.Msg, meta *jetstream.MsgMetadata) bool {
+	if c.o.Replay == nil || !modeOf(c.o).outsidePass(meta.Sequence.Stream) {
+		return false
+	}
+	if err := msg.Ack(); err != nil {
+		c.d.Log.Debug().Err(err).Uint64("stream_seq", meta.Sequence.Stream).Msg("ack of a message outside the replay's pass failed; skipped again at its redelivery")
+	}
+	return true
 }
 
 // pullSize is how many messages the next pull asks for, with free places: all of

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"hash/maphash"
 	"slices"
@@ -91,10 +92,15 @@ func order(ctx context.Context, js jetstream.JetStream, stream string, p Plan) (
 	return o, nil
 }
 
-// Count is how many messages pass re-sends.
-func (o *Order) Count(pass Pass) uint64 { return uint64(len(o.seqs[pass])) }
+// Count is how many messages pass re-sends (InStreamOrder: the whole range).
+func (o *Order) Count(pass Pass) uint64 {
+	if pass == InStreamOrder {
+		return o.Count(PassHigh) + o.Count(PassMedium) + o.Count(PassLow)
+	}
+	return uint64(len(o.seqs[pass]))
+}
 
-// Pass is the pass that re-sends the message at seq.
+// Pass is the band pass that re-sends the message at seq.
 func (o *Order) Pass(seq uint64) Pass {
 	for b := range o.seqs[:PassLow] {
 		if _, found := slices.BinarySearch(o.seqs[b], seq); found {
@@ -106,11 +112,30 @@ func (o *Order) Pass(seq uint64) Pass {
 
 // Through is how many messages of pass lie at or below seq.
 func (o *Order) Through(pass Pass, seq uint64) uint64 {
+	if pass == InStreamOrder {
+		return o.Through(PassHigh, seq) + o.Through(PassMedium, seq) + o.Through(PassLow, seq)
+	}
 	i, found := slices.BinarySearch(o.seqs[pass], seq)
 	if found {
 		i++
 	}
 	return uint64(i)
+}
+
+// Bounds are the first and the last sequence pass re-sends (0, 0 when none).
+func (o *Order) Bounds(pass Pass) (first, last uint64) {
+	if pass == InStreamOrder {
+		for b := range o.seqs {
+			if f, l := o.Bounds(Pass(b)); l > 0 {
+				first, last = cmp.Or(min(first, f), f), max(last, l)
+			}
+		}
+		return first, last
+	}
+	if s := o.seqs[pass]; len(s) > 0 {
+		return s[0], s[len(s)-1]
+	}
+	return 0, 0
 }
 
 // passes are those with messages, in the order they run.

@@ -47,9 +47,11 @@ type Plan struct {
 	// Durable names the replay's consumers (one a pass, named after it): the same
 	// range gives the same name.
 	Durable string
-	// Order is the send order by urgency band: nil for a replay begun in stream
-	// order (by a version that knew no passes).
+	// Order is the range by urgency band: the passes' messages.
 	Order *Order
+	// StreamOrder: a replay begun by a version that knew no passes goes on in one
+	// pass, in stream order.
+	StreamOrder bool
 	// Resumed: the replay ran before and stopped; found are the passes whose
 	// consumers it left, started when it first began.
 	Resumed bool
@@ -59,7 +61,7 @@ type Plan struct {
 
 // passesLeft are the passes still to run, the current one first.
 func (p Plan) passesLeft() []Pass {
-	if p.Order == nil {
+	if p.StreamOrder {
 		return []Pass{InStreamOrder}
 	}
 	all := p.Order.passes()
@@ -94,10 +96,14 @@ func Resolve(ctx context.Context, js jetstream.JetStream, stream jetstream.Strea
 	if p.FirstSeq == 0 || p.LastSeq == 0 || p.FirstSeq > p.LastSeq {
 		return Plan{}, ErrNothingToReplay
 	}
-	if p.Total, err = countRange(ctx, js, info.Config.Name, r.FilterSubjects, p.FirstSeq, p.LastSeq); err != nil {
+	p.Durable = durableName(info.Config.Name, r)
+	if err := p.resume(ctx, js, info.Config.Name); err != nil {
 		return Plan{}, err
 	}
-	if p.Total == 0 {
+	if p.Order, err = order(ctx, js, info.Config.Name, p); err != nil {
+		return Plan{}, fmt.Errorf("read the range: %w", err)
+	}
+	if p.Total = p.Order.Count(InStreamOrder); p.Total == 0 {
 		return Plan{}, ErrNothingToReplay
 	}
 	if m, err := nearest(ctx, stream, p.FirstSeq, st.LastSeq); err == nil {
@@ -105,15 +111,6 @@ func Resolve(ctx context.Context, js jetstream.JetStream, stream jetstream.Strea
 	}
 	if m, err := nearest(ctx, stream, p.LastSeq, st.LastSeq); err == nil {
 		p.LastTime = m.Time
-	}
-	p.Durable = durableName(info.Config.Name, r)
-	if err := p.resume(ctx, js, info.Config.Name); err != nil {
-		return Plan{}, err
-	}
-	if p.found == nil || p.found[0] != InStreamOrder {
-		if p.Order, err = order(ctx, js, info.Config.Name, p); err != nil {
-			return Plan{}, fmt.Errorf("order the range by urgency: %w", err)
-		}
 	}
 	return p, nil
 }
@@ -131,16 +128,13 @@ func (p *Plan) resume(ctx context.Context, js jetstream.JetStream, stream string
 			return fmt.Errorf("replay consumer %s: %w", pass.durable(*p), err)
 		}
 		if pass == InStreamOrder {
-			p.found = []Pass{InStreamOrder} // its range in one pass
+			p.found, p.StreamOrder = []Pass{InStreamOrder}, true
 		} else {
 			p.found = append(p.found, pass)
 		}
 		md := cons.CachedInfo().Config.Metadata
 		if last, err := strconv.ParseUint(md[metaLastSeq], 10, 64); err == nil {
 			p.LastSeq = last
-		}
-		if total, err := strconv.ParseUint(md[metaTotal], 10, 64); err == nil {
-			p.Total = total
 		}
 		if p.started, err = time.Parse(time.RFC3339Nano, md[metaStartedAt]); err != nil {
 			p.started = cons.CachedInfo().Created
@@ -169,43 +163,6 @@ func stamp(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// countRange counts the messages from first to last that match the filter subjects,
-// as the difference of two consumers' pending counts.
-func countRange(ctx context.Context, js jetstream.JetStream, stream string, filters []string, first, last uint64) (uint64, error) {
-	from, err := countFrom(ctx, js, stream, filters, first)
-	if err != nil {
-		return 0, err
-	}
-	after, err := countFrom(ctx, js, stream, filters, last+1)
-	if err != nil {
-		return 0, err
-	}
-	if after > from {
-		return 0, nil
-	}
-	return from - after, nil
-}
-
-// countFrom counts the messages from seq to the end that match the filter subjects:
-// the pending count of a short-lived consumer starting there.
-func countFrom(ctx context.Context, js jetstream.JetStream, stream string, filters []string, seq uint64) (uint64, error) {
-	cfg := jetstream.ConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       seq,
-		AckPolicy:         jetstream.AckNonePolicy,
-		FilterSubjects:    filters,
-		InactiveThreshold: 30 * time.Second,
-		MemoryStorage:     true,
-		Replicas:          1,
-	}
-	c, err := js.CreateConsumer(ctx, stream, cfg)
-	if err != nil {
-		return 0, fmt.Errorf("count messages from sequence %d: %w", seq, err)
-	}
-	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, c.CachedInfo().Name) }()
-	return c.CachedInfo().NumPending, nil
 }
 
 // firstAtOrAfter finds the first sequence whose message was stored at or after t

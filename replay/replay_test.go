@@ -411,7 +411,11 @@ func TestReplayResumesInItsPass(t *testing.T) {
 	r.slowAnswers(t, 30*time.Millisecond)
 	before := r.sim.ImportCount()
 	ctx, cancel := context.WithCancel(context.Background())
+	var midway []uint64 // Done as the Medium pass went
 	o := replay.Options{Progress: func(p replay.Progress) {
+		if p.Pass == replay.PassMedium {
+			midway = append(midway, p.Done)
+		}
 		if p.Pass == replay.PassMedium && p.Stats.Created+p.Stats.Updated >= 6 {
 			cancel()
 		}
@@ -424,6 +428,16 @@ func TestReplayResumesInItsPass(t *testing.T) {
 	}
 	if left := r.replayConsumers(t, p.Plan); !slices.Equal(left, []string{p.Plan.Durable + "_" + replay.PassMedium.String()}) {
 		t.Errorf("consumers left by the stop: %v, want the Medium pass's only", left)
+	}
+	if !slices.ContainsFunc(midway, func(done uint64) bool { return done > 4 && done < 12 }) {
+		t.Errorf("done as the Medium pass went: %v, want some past the 4 High items and short of the 8 Medium", midway)
+	}
+	// As if the process had died between making the Medium pass's consumer and
+	// deleting the finished High pass's: the resume goes on with Medium.
+	if _, err := r.js.CreateConsumer(context.Background(), r.topo.Names.Stream, jetstream.ConsumerConfig{
+		Durable: p.Plan.Durable + "_" + replay.PassHigh.String(), DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
 	}
 	p, err = r.replay(t, context.Background(), replay.Range{FromSeq: 1}, replay.Options{})
 	if err != nil || !p.Finished || !p.Resumed || p.Done != 16 {
@@ -442,11 +456,22 @@ func TestReplayResumesInItsPass(t *testing.T) {
 	if len(ids) > 16+1 {
 		t.Errorf("%d re-sends over the two runs, want 16 (+ the one in flight at the stop)", len(ids))
 	}
-	last := func(prefix string) int {
+	first := func(prefix string) int {
 		return slices.IndexFunc(ids, func(id string) bool { return strings.HasPrefix(id, prefix) })
 	}
-	if h, m, l := last("high-"), last("med-"), last("low-"); !(h < m && m < l) {
-		t.Errorf("first of each band at %d (high), %d (medium), %d (low): %v", h, m, l, ids)
+	last := func(prefix string) (at int) {
+		for i, id := range ids {
+			if strings.HasPrefix(id, prefix) {
+				at = i
+			}
+		}
+		return at
+	}
+	if last("high-") > first("med-") || last("med-") > first("low-") {
+		t.Errorf("the bands mixed over the stop and the resume: %v", ids)
+	}
+	if left := r.replayConsumers(t, p.Plan); len(left) > 0 {
+		t.Errorf("the replay's consumers %v are still there after it finished", left)
 	}
 }
 
@@ -475,7 +500,7 @@ func TestReplayBegunInStreamOrderResumesSo(t *testing.T) {
 	o := replay.Options{Consumer: opts()}
 	o.Consumer.Concurrency = 1
 	p, err := r.replay(t, ctx, replay.Range{FromSeq: 1}, o)
-	if err != nil || !p.Finished || !p.Resumed || p.Done != 3 || p.Plan.Order != nil {
+	if err != nil || !p.Finished || !p.Resumed || p.Done != 3 || !p.Plan.StreamOrder {
 		t.Fatalf("resumed replay: %v, %+v", err, p)
 	}
 	if ids, _ := r.sentSince(before); !slices.Equal(ids, []string{"low-1", "high-1", "low-2"}) {
@@ -484,4 +509,101 @@ func TestReplayBegunInStreamOrderResumesSo(t *testing.T) {
 	if left := r.replayConsumers(t, p.Plan); len(left) > 0 {
 		t.Errorf("the replay's consumers %v are still there after it finished", left)
 	}
+}
+
+// TestReplayPassOutlastsServiceNowErrors: while ServiceNow answers 503 the pass's
+// items are kept for another attempt, and messages after the range (the stream grew
+// since the plan) are acknowledged meanwhile: the pass still ends only once its own
+// items were re-sent.
+func TestReplayPassOutlastsServiceNowErrors(t *testing.T) {
+	r := newRig(t)
+	var high []ionix.ActionItem
+	for i := range 5 {
+		high = append(high, urgent(fmt.Sprintf("high-%d", i), 9.5))
+	}
+	r.publish(t, high...)
+	r.deliver(t, 5)
+	plan, err := replay.Resolve(context.Background(), r.js, r.topo.Stream, replay.Range{FromSeq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		r.publish(t, urgent(fmt.Sprintf("after-%d", i), 2)) // after the planned range
+	}
+	if err := r.sim.SetConfig(emulator.Config{Outage: emulator.Outage{Mode: emulator.Outage503, For: emulator.Duration(2 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	before := r.sim.ImportCount()
+	o := replay.Options{Deps: r.deps(), Consumer: opts(), ProgressEvery: 50 * time.Millisecond}
+	o.Consumer.MaxBackoff = 500 * time.Millisecond
+	p, err := replay.Run(context.Background(), r.js, r.topo.Names.Stream, plan, o)
+	if err != nil || !p.Finished || p.Done != 5 {
+		t.Fatalf("replay: %v, %+v", err, p)
+	}
+	accepted := map[string]bool{}
+	for _, q := range r.sim.Requests()[before:] {
+		if q.Status/100 == 2 && q.ImportStatus != "" {
+			accepted[strings.TrimPrefix(q.Fields["u_correlation_id"], "ionix:")] = true
+		}
+	}
+	for _, it := range high {
+		if !accepted[it.ID] {
+			t.Errorf("%s not re-sent, yet the replay finished", it.ID)
+		}
+	}
+}
+
+// TestReplayPassSkipsWithoutTheBudget: a pass goes through the other bands'
+// messages without asking the budget for them, so a High item behind a range of Low
+// ones is re-sent at once even while consume drains a backlog at the cap (scaled
+// here: 1,000 per 100 s, paced, a burst of 50 — one send every 100 ms, all of them
+// wanted).
+func TestReplayPassSkipsWithoutTheBudget(t *testing.T) {
+	r := newRig(t)
+	in := []ionix.ActionItem{urgent("high-first", 9.5)} // the High pass starts here
+	for i := range 300 {
+		in = append(in, urgent(fmt.Sprintf("low-%03d", i), 2))
+	}
+	in = append(in, urgent("high", 9.5))
+	r.publish(t, in...)
+	r.deliver(t, len(in))
+	b, err := budget.NewKV(r.topo.Budget, 1000, 100*time.Second, budget.WithPacing(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	draining := make(chan struct{})
+	go func() { // consume, draining a backlog at the cap
+		defer close(draining)
+		for ctx.Err() == nil {
+			_, _ = b.AcquireGrant(ctx, 1)
+		}
+	}()
+	testkit.WaitFor(t, 10*time.Second, "the burst spent", func() bool {
+		st, err := b.State(ctx)
+		return err == nil && st.Used >= 50
+	})
+	plan, err := replay.Resolve(ctx, r.js, r.topo.Stream, replay.Range{FromSeq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := replay.Options{Deps: r.deps(), Consumer: opts(), Budget: b}
+	o.Deps.Budget = b
+	o.Consumer.Concurrency = 1
+	before := r.sim.ImportCount()
+	start := time.Now()
+	replayed := make(chan struct{})
+	go func() {
+		defer close(replayed)
+		_, _ = replay.Run(ctx, r.js, r.topo.Names.Stream, plan, o)
+	}()
+	testkit.WaitFor(t, 5*time.Second, "the High item re-sent past 300 Low ones", func() bool {
+		ids, _ := r.sentSince(before)
+		return slices.Contains(ids, "high")
+	})
+	t.Logf("the High item re-sent %v after the replay began", time.Since(start).Round(time.Millisecond))
+	cancel()
+	<-replayed
+	<-draining
 }

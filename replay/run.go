@@ -18,7 +18,6 @@ import (
 const (
 	metaLastSeq   = "ionixsnow_replay_last_seq"
 	metaStartedAt = "ionixsnow_replay_started_at"
-	metaTotal     = "ionixsnow_replay_total"
 )
 
 // durableIdle is how long a stopped replay's consumer is kept for a resume.
@@ -76,30 +75,31 @@ func Run(ctx context.Context, js jetstream.JetStream, stream string, plan Plan, 
 	}
 	r := &run{js: js, stream: stream, plan: plan, o: o, begin: time.Now()}
 	passes := plan.passesLeft()
-	if len(passes) == 0 {
-		return Progress{Plan: plan, Done: plan.Total, Finished: true}, nil
-	}
-	cons, err := r.open(ctx, passes[0])
-	if err != nil {
-		return Progress{}, err
-	}
-	for _, done := range plan.found {
-		if done != passes[0] { // a finished pass whose consumer was not deleted
-			_ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, done.durable(plan))
+	last := Progress{Plan: plan, Done: plan.Total, Resumed: plan.Resumed}
+	var cons jetstream.Consumer
+	if len(passes) > 0 {
+		var err error
+		if cons, err = r.open(ctx, passes[0]); err != nil {
+			return Progress{}, r.stopped(ctx, err)
 		}
 	}
-	var last Progress
+	for _, done := range plan.found {
+		if len(passes) == 0 || done != passes[0] { // a finished pass whose consumer was not deleted
+			r.remove(ctx, done)
+		}
+	}
 	for i, pass := range passes {
+		var err error
 		if last, err = r.pass(ctx, cons, pass); err != nil {
 			return last, err
 		}
 		if i+1 < len(passes) {
 			// The next pass's consumer first: a resume finds the pass to go on with.
 			if cons, err = r.open(ctx, passes[i+1]); err != nil {
-				return last, err
+				return last, r.stopped(ctx, err)
 			}
 		}
-		_ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, pass.durable(plan))
+		r.remove(ctx, pass)
 	}
 	last.Finished, last.ETA = true, 0
 	if o.Progress != nil {
@@ -115,6 +115,23 @@ type run struct {
 	plan   Plan
 	o      Options
 	begin  time.Time
+}
+
+// stopped is ErrStopped when ctx ended, err otherwise.
+func (r *run) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ErrStopped
+	}
+	return err
+}
+
+// remove deletes the consumer of a finished pass. One left behind would make the
+// next replay of the same range a resume of this one.
+func (r *run) remove(ctx context.Context, pass Pass) {
+	name := pass.durable(r.plan)
+	if err := r.js.DeleteConsumer(context.WithoutCancel(ctx), r.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		r.o.Deps.Log.Warn().Err(err).Str("consumer", name).Msg("could not delete the replay's consumer of a finished pass; delete it before replaying the same range again")
+	}
 }
 
 // pass re-sends what pass takes of the range through the replay consumer cons, with
@@ -184,18 +201,18 @@ func (r *run) open(ctx context.Context, pass Pass) (jetstream.Consumer, error) {
 		ackWait = 2 * time.Minute
 	}
 	p := r.plan
+	first, _ := p.Order.Bounds(pass) // the messages before are another pass's
 	cons, err = r.js.CreateConsumer(ctx, r.stream, jetstream.ConsumerConfig{
 		Durable:           name,
 		Description:       fmt.Sprintf("ionixsnow replay of sequences %d-%d, %s", p.FirstSeq, p.LastSeq, pass.description()),
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       p.FirstSeq,
+		OptStartSeq:       max(first, p.FirstSeq),
 		AckPolicy:         jetstream.AckExplicitPolicy,
 		AckWait:           ackWait,
 		FilterSubjects:    p.FilterSubjects,
 		InactiveThreshold: durableIdle,
 		Metadata: map[string]string{
 			metaLastSeq:   strconv.FormatUint(p.LastSeq, 10),
-			metaTotal:     strconv.FormatUint(p.Total, 10),
 			metaStartedAt: p.started.Format(time.RFC3339Nano),
 		},
 	})
@@ -205,34 +222,23 @@ func (r *run) open(ctx context.Context, pass Pass) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// measure counts what is done: the passes before pass, and of pass's messages
-// those the replay consumer's ack floor passed (all of them once it has nothing of
-// the range left to deliver or to be acknowledged).
+// measure counts what is done: the passes before pass, and of pass's messages those
+// the replay consumer's ack floor passed. The pass is done once the floor passed its
+// last message: everything of it before is acknowledged, sent or dead-lettered.
 func (r *run) measure(ctx context.Context, cons jetstream.Consumer, pass Pass) (progress, error) {
 	plan := r.plan
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return progress{}, err
 	}
-	beyond, err := countFrom(ctx, r.js, r.stream, plan.FilterSubjects, plan.LastSeq+1)
-	if err != nil {
-		return progress{}, err
+	_, last := plan.Order.Bounds(pass)
+	p := progress{Progress: Progress{Plan: plan, Pass: pass, Resumed: plan.Resumed}, passDone: info.AckFloor.Stream >= last}
+	if pass != InStreamOrder {
+		for b := range pass {
+			p.Done += plan.Order.Count(b)
+		}
 	}
-	left := info.NumPending + uint64(info.NumAckPending)
-	left -= min(left, beyond)
-	p := progress{Progress: Progress{Plan: plan, Pass: pass, Resumed: plan.Resumed}, passDone: left == 0}
-	if pass == InStreamOrder {
-		p.Done = plan.Total - min(left, plan.Total)
-		return p, nil
-	}
-	for b := range pass {
-		p.Done += plan.Order.Count(b)
-	}
-	if p.passDone {
-		p.Done += plan.Order.Count(pass)
-	} else {
-		p.Done += plan.Order.Through(pass, info.AckFloor.Stream)
-	}
+	p.Done += plan.Order.Through(pass, info.AckFloor.Stream)
 	p.Done = min(p.Done, plan.Total)
 	return p, nil
 }

@@ -195,7 +195,7 @@ func printPlan(w io.Writer, p replay.Plan, atCap time.Duration, dryRun, asJSON b
 			"messages": p.Total, "filter_subjects": p.FilterSubjects, "missing_only": p.MissingOnly,
 			"seconds_at_cap": int64(atCap.Seconds()), "dry_run": dryRun, "resumed": p.Resumed,
 		}
-		if p.Order != nil {
+		if !p.StreamOrder {
 			out["by_urgency"] = map[string]uint64{"high": p.Order.Count(replay.PassHigh),
 				"medium": p.Order.Count(replay.PassMedium), "low": p.Order.Count(replay.PassLow)}
 		}
@@ -208,7 +208,7 @@ func printPlan(w io.Writer, p replay.Plan, atCap time.Duration, dryRun, asJSON b
 		fmt.Fprint(w, ", re-sending only items whose incident is gone")
 	}
 	fmt.Fprintln(w)
-	if o := p.Order; o != nil {
+	if o := p.Order; !p.StreamOrder {
 		fmt.Fprintf(w, "by urgency: %d high, %d medium, %d low, re-sent in that order\n",
 			o.Count(replay.PassHigh), o.Count(replay.PassMedium), o.Count(replay.PassLow))
 	} else {
