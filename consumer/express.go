@@ -69,6 +69,8 @@ type express struct {
 	// last seen: this replica's deliveries claim and read the ledger too, even
 	// while its own lane is off.
 	othersAt atomic.Int64
+	// stopServing ends the lane's serve (streamChanged).
+	stopServing atomic.Pointer[context.CancelFunc]
 }
 
 const (
@@ -140,6 +142,21 @@ func (x *express) held() {
 	}
 }
 
+// streamChanged forgets the sequences of a stream that was created again: the new
+// instance counts from 1, and the lane, if on, stops following the old one (the next
+// hold engages it on the new one).
+func (x *express) streamChanged() {
+	if x == nil {
+		return
+	}
+	if stop := x.stopServing.Load(); stop != nil {
+		(*stop)()
+	}
+	x.delivered.Store(0)
+	x.ahead.Store(0)
+	x.floor.Store(0)
+}
+
 // noteFetched records that the durable consumer delivered seq to this replica.
 func (x *express) noteFetched(seq uint64) {
 	if x == nil {
@@ -186,6 +203,7 @@ func (x *express) serve(ctx, work context.Context) {
 	ix := backlog.NewIndex()
 	x.ix.Store(ix)
 	fctx, stopFollowing := context.WithCancel(ctx)
+	x.stopServing.Store(&stopFollowing)
 	followed := make(chan struct{})
 	slots := make(chan struct{}, c.o.Concurrency)
 	var sends sync.WaitGroup

@@ -294,3 +294,33 @@ func TestALeftOverClaimDoesNotHoldItsItemBack(t *testing.T) {
 		t.Errorf("the Medium item went after all but %d Low items", left)
 	}
 }
+
+// TestTheLaneAfterAStreamRecreation: the stream is deleted and created again while a
+// replica runs, so its sequences start at 1 anew: a High item behind a backlog on the
+// new stream still goes ahead of it (the lane forgets the old stream's sequences).
+func TestTheLaneAfterAStreamRecreation(t *testing.T) {
+	t.Parallel()
+	e := newLaneRig(t)
+	for i := range 60 {
+		e.publish(fmt.Sprintf("old-%03d", i), 3)
+	}
+	e.replica(20, 2*time.Second, nil)
+	testkit.WaitFor(t, 30*time.Second, "the old stream drained", func() bool { return len(e.sim.Incidents()) == 60 && e.settled() })
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, topology.DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topology.Ensure(ctx, e.js, topology.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		e.publish(fmt.Sprintf("new-%03d", i), 3)
+	}
+	testkit.WaitFor(t, 30*time.Second, "the new backlog held back", func() bool { return e.imports("") >= 60+19 })
+	e.publish("high-1", 9.5)
+	testkit.WaitForDiag(t, 5*time.Second, "the High item sent", func() bool { return e.imports("high-1") == 1 },
+		func() string { return fmt.Sprintf("%d imports", e.imports("")) })
+	if left := 40 - (e.imports("") - 60 - 1); left < 10 {
+		t.Errorf("the High item went with only %d of the new stream's 40 Low items left: it did not go ahead of them", left)
+	}
+}

@@ -40,7 +40,11 @@ func (c *Consumer) streamID() string {
 	return ""
 }
 
-func (c *Consumer) setStream(id string) { c.stream.Store(&id) }
+func (c *Consumer) setStream(id string) {
+	if old := c.stream.Swap(&id); old != nil && *old != "" && *old != id {
+		c.x.streamChanged() // the new instance's sequences start at 1 again
+	}
+}
 
 // errStreamUnknown: the stream instance may have changed and could not be read.
 var errStreamUnknown = errors.New("the stream may have been created again and its instance cannot be read")
