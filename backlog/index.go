@@ -171,6 +171,13 @@ func (ix *Index) Counts() (counts [3]int) {
 	return counts
 }
 
+// Pending is band b's pending messages not being sent, in stream order.
+func (ix *Index) Pending(b Band) []uint64 {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return slices.Clone(ix.seqs[b])
+}
+
 // Changed is closed when a High or Medium message is next added.
 func (ix *Index) Changed() <-chan struct{} {
 	ix.mu.Lock()

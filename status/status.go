@@ -202,14 +202,14 @@ func Collect(ctx context.Context, js jetstream.JetStream, o Options) (Report, er
 	ledger := LedgerOf(bs.state, o.margin())
 	r.Drain = DrainETA(backlog, ledger, now)
 	r.DrainETASeconds = r.Drain.Seconds()
-	if err := r.byUrgency(ctx, js, names, o, ledger, now); err != nil {
+	if err := r.byUrgency(ctx, js, st, names, o, ledger, now); err != nil {
 		return Report{}, err
 	}
 	return r, nil
 }
 
 // byUrgency counts the backlog by band and the drain ETA of each.
-func (r *Report) byUrgency(ctx context.Context, js jetstream.JetStream, names topology.Names, o Options, l Ledger, now time.Time) error {
+func (r *Report) byUrgency(ctx context.Context, js jetstream.JetStream, st jetstream.Stream, names topology.Names, o Options, l Ledger, now time.Time) error {
 	r.BacklogByUrgency = map[string]uint64{}
 	r.DrainETAByUrgency = map[string]int64{}
 	subjects, from := r.Consumer.subjects, r.Consumer.AckFloorSeq+1
@@ -234,10 +234,10 @@ func (r *Report) byUrgency(ctx context.Context, js jetstream.JetStream, names to
 	if !complete {
 		r.Problems = append(r.Problems, fmt.Sprintf("the backlog by urgency counts the first %d messages only", limit))
 	}
-	counts := ix.Counts()
+	counts, ahead := ix.Counts(), bandsSentAhead(ctx, js, st, names, ix)
 	var before uint64
 	for b := backlog.High; b <= backlog.Low; b++ {
-		n := uint64(counts[b])
+		n := uint64(counts[b] - ahead[b])
 		r.BacklogByUrgency[b.String()] = n
 		before += n
 		if n == 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/embedded/natstest"
 	"github.com/ionix/ionixsnow/status"
+	"github.com/ionix/ionixsnow/ledger"
 	"github.com/ionix/ionixsnow/topology"
 )
 
@@ -392,8 +393,9 @@ func TestStatusReportJSONHasTheFieldsOfTheSpec(t *testing.T) {
 }
 
 // TestStatusBacklogByUrgency: the messages not yet acknowledged, counted by band from
-// the ack floor on, each band's ETA counting the bands sent before it; beyond the
-// scan limit a problem says the count is partial.
+// the ack floor on, but for those the express lane posted ahead; each band's ETA
+// counting the bands sent before it; beyond the scan limit a problem says the count
+// is partial.
 func TestStatusBacklogByUrgency(t *testing.T) {
 	srv := natstest.Start(t)
 	js := natstest.Connect(t, srv.URL())
@@ -430,6 +432,14 @@ func TestStatusBacklogByUrgency(t *testing.T) {
 	raw, _ := json.Marshal(r)
 	if !strings.Contains(string(raw), `"backlog_by_urgency":{"high":2,"low":3,"medium":1}`) || !strings.Contains(string(raw), `"drain_eta_by_urgency":{`) {
 		t.Errorf("status --json lacks the per-band fields: %s", raw)
+	}
+	// The express lane posted the first High item ahead of the backlog (the ledger
+	// records it): it waits for its acknowledgement, but it is not backlog any more.
+	if err := ledger.New(topo.Tickets).Put(ctx, "u-1", ledger.Ticket{Number: "INC0010001", StreamSeq: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = status.Collect(ctx, js, o); err != nil || r.BacklogByUrgency["high"] != 1 || r.BacklogByUrgency["low"] != 3 {
+		t.Errorf("with a High item sent ahead: backlog_by_urgency %v, %v; want high 1, low 3", r.BacklogByUrgency, err)
 	}
 	o.ScanLimit = 2
 	r, err = status.Collect(ctx, js, o)
