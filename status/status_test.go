@@ -15,8 +15,8 @@ import (
 	"github.com/ionix/ionixsnow/budget"
 	"github.com/ionix/ionixsnow/dlq"
 	"github.com/ionix/ionixsnow/embedded/natstest"
-	"github.com/ionix/ionixsnow/status"
 	"github.com/ionix/ionixsnow/ledger"
+	"github.com/ionix/ionixsnow/status"
 	"github.com/ionix/ionixsnow/topology"
 )
 
