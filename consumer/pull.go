@@ -251,6 +251,7 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 	if !ordered {
 		c.sends.reset()
 	}
+	pullStart := c.now()
 	for first := true; ; first = false {
 		batch, err := c.d.Consumer.Fetch(granted-got, jetstream.FetchMaxWait(c.o.FetchWait))
 		if err != nil {
@@ -300,8 +301,10 @@ func (c *Consumer) pullOnce(ctx context.Context, room chan struct{}, queue chan<
 		if fetchErr = batch.Error(); fetchErr != nil && !isFetchEnd(fetchErr) {
 			break
 		}
-		// A replay's pass skipped messages: their grants are for the next ones.
-		if skipped == 0 || got == granted || ctx.Err() != nil {
+		// A replay's pass skipped messages: their grants are for the next ones, for
+		// as long as one pull lasts, while nothing else changed.
+		if skipped == 0 || got == granted || unknown != nil || ctx.Err() != nil ||
+			c.brk.isOpen() != probe || c.now().Sub(pullStart) >= c.o.FetchWait {
 			break
 		}
 	}

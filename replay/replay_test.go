@@ -607,3 +607,59 @@ func TestReplayPassSkipsWithoutTheBudget(t *testing.T) {
 	<-replayed
 	<-draining
 }
+
+// TestReplayOneMessageBandOutlastsErrors: a band of one message (its first is its
+// last) amid the range, ServiceNow failing for a while: the High pass ends only once
+// its item was re-sent, and before anything of the Low pass.
+func TestReplayOneMessageBandOutlastsErrors(t *testing.T) {
+	r := newRig(t)
+	r.publish(t, urgent("low-a", 2), urgent("low-b", 2), urgent("high", 9.5), urgent("low-c", 2))
+	r.deliver(t, 4)
+	plan, err := replay.Resolve(context.Background(), r.js, r.topo.Stream, replay.Range{FromSeq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sim.SetConfig(emulator.Config{Outage: emulator.Outage{Mode: emulator.Outage503, For: emulator.Duration(1500 * time.Millisecond)}}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(r.sim.Requests())
+	o := replay.Options{Deps: r.deps(), Consumer: opts(), ProgressEvery: 20 * time.Millisecond}
+	o.Consumer.MaxBackoff = 300 * time.Millisecond
+	if p, err := replay.Run(context.Background(), r.js, r.topo.Names.Stream, plan, o); err != nil || !p.Finished {
+		t.Fatalf("replay: %v, %+v", err, p)
+	}
+	var order []string
+	for _, q := range r.sim.Requests()[before:] {
+		if q.Status/100 == 2 && q.ImportStatus != "" {
+			order = append(order, strings.TrimPrefix(q.Fields["u_correlation_id"], "ionix:"))
+		}
+	}
+	if len(order) != 4 || order[0] != "high" {
+		t.Errorf("accepted in the order %v, want the High item first, then the 3 Low", order)
+	}
+}
+
+// TestReplayPassWhoseLastMessageWasDeleted: the band's last message is deleted from
+// the stream after the plan and nothing follows it: its pass still ends.
+func TestReplayPassWhoseLastMessageWasDeleted(t *testing.T) {
+	r := newRig(t)
+	r.publish(t, urgent("low-1", 2), urgent("high-1", 9.5), urgent("low-2", 2), urgent("high-2", 9.5))
+	r.deliver(t, 4)
+	plan, err := replay.Resolve(context.Background(), r.js, r.topo.Stream, replay.Range{FromSeq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.topo.Stream.DeleteMsg(context.Background(), 4); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // the deadline
+	defer cancel()
+	o := replay.Options{Deps: r.deps(), Consumer: opts(), ProgressEvery: 50 * time.Millisecond}
+	p, err := replay.Run(ctx, r.js, r.topo.Names.Stream, plan, o)
+	if err != nil || !p.Finished {
+		t.Fatalf("replay: %v (pass %v, %d of %d)", err, p.Pass, p.Done, p.Plan.Total)
+	}
+	if ids, _ := r.sentSince(0); !slices.Contains(ids[4:], "low-2") {
+		t.Errorf("re-sent %v: the Low pass did not run", ids[4:])
+	}
+}

@@ -224,15 +224,19 @@ func (r *run) open(ctx context.Context, pass Pass) (jetstream.Consumer, error) {
 
 // measure counts what is done: the passes before pass, and of pass's messages those
 // the replay consumer's ack floor passed. The pass is done once the floor passed its
-// last message: everything of it before is acknowledged, sent or dead-lettered.
+// last message (everything of it before is acknowledged: sent or dead-lettered), or
+// the consumer has nothing left at all.
 func (r *run) measure(ctx context.Context, cons jetstream.Consumer, pass Pass) (progress, error) {
 	plan := r.plan
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return progress{}, err
 	}
+	// A pass whose last message was deleted since the plan, with nothing after it,
+	// has nothing left to deliver or to be acknowledged.
 	_, last := plan.Order.Bounds(pass)
-	p := progress{Progress: Progress{Plan: plan, Pass: pass, Resumed: plan.Resumed}, passDone: info.AckFloor.Stream >= last}
+	done := info.AckFloor.Stream >= last || info.NumPending == 0 && info.NumAckPending == 0
+	p := progress{Progress: Progress{Plan: plan, Pass: pass, Resumed: plan.Resumed}, passDone: done}
 	if pass != InStreamOrder {
 		for b := range pass {
 			p.Done += plan.Order.Count(b)
