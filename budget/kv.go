@@ -114,6 +114,9 @@ type KV struct {
 	// onHold, when set, is called each time an acquire sleeps because the window or
 	// the pace grants nothing now (OnHold).
 	onHold atomic.Pointer[func()]
+	// heldAt is when an acquire last held back (Unix ms); markedAt when this
+	// process last marked an urgent acquire waiting (urgent.go), 0 when it has no mark.
+	heldAt, markedAt atomic.Int64
 
 	mu   sync.Mutex
 	mine ledger // live grants this process made and has not released, per slice
@@ -272,6 +275,9 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 	if want <= 0 {
 		return Grant{}, ctx.Err()
 	}
+	if urgent {
+		defer b.unmarkUrgent(ctx)
+	}
 	for conflicts := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return Grant{}, err
@@ -281,15 +287,22 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 			return Grant{}, err
 		}
 		now := b.now().UnixMilli()
+		if !urgent {
+			if until := b.urgentWaits(ctx, now); until > 0 {
+				if !b.holdFor(ctx, now, time.Duration(until-now)*time.Millisecond) {
+					return Grant{}, ctx.Err()
+				}
+				continue
+			}
+		}
 		l, folds = b.live(l, now, folds)
 		paced, limit, next := b.rule(l, now, urgent)
 		out, n, k := b.w.grantWithin(l, now, min(int64(want), paced), limit)
 		if n == 0 {
-			if f := b.onHold.Load(); f != nil {
-				(*f)()
+			if urgent {
+				b.markUrgent(ctx, now)
 			}
-			wait := time.Duration(next-now) * time.Millisecond
-			if !sleepCtx(ctx, min(max(wait, time.Millisecond), b.poll)) {
+			if !b.holdFor(ctx, now, time.Duration(next-now)*time.Millisecond) {
 				return Grant{}, ctx.Err()
 			}
 			continue

@@ -2,11 +2,13 @@ package budget_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ionix/ionixsnow/budget"
+	"github.com/ionix/ionixsnow/internal/testkit"
 )
 
 // fakeClock is a clock the test moves.
@@ -90,5 +92,66 @@ func TestUrgentGrantsTakeTheReserveAndAreNotPaced(t *testing.T) {
 	}
 	if g, err := p.AcquireUrgentGrant(context.Background(), 1); err != nil || g.N != 1 {
 		t.Errorf("urgent grant right after a paced one: %d (%v), want 1 at once", g.N, err)
+	}
+}
+
+// TestAnUrgentGrantWaitingComesBeforeOrdinaryOnesOfEveryReplica: two replicas drain
+// a backlog with ordinary grants under a spent, paced window with nothing reserved;
+// a third asks for an urgent grant: the ordinary acquires of every replica hold back
+// while it waits, so it takes the next slot the window frees (SPEC §10: the order is
+// global). Without the mark each slot went to whichever replica asked first.
+func TestAnUrgentGrantWaitingComesBeforeOrdinaryOnesOfEveryReplica(t *testing.T) {
+	kv := budgetBucket(t, budgetServer(t, t.TempDir(), "").ClientURL())
+	// 10 per second, paced (one every 100 ms), nothing reserved for urgent grants.
+	replica := func() *budget.KV { return newBudget(t, kv, 10, time.Second, budget.WithPacing(1)) }
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var ordinary []time.Time // when each ordinary grant came back
+	var drains sync.WaitGroup
+	for range 2 {
+		b := replica()
+		for range 2 {
+			drains.Go(func() {
+				for ctx.Err() == nil {
+					if g, err := b.AcquireGrant(ctx, 1); err == nil && g.N > 0 {
+						mu.Lock()
+						ordinary = append(ordinary, time.Now())
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	defer func() { cancel(); drains.Wait() }()
+	testkit.WaitFor(t, 5*time.Second, "the window spent", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ordinary) >= 15
+	})
+	urgent := replica()
+	const rounds = 8
+	overtaken := 0
+	for range rounds {
+		start := time.Now()
+		g, err := urgent.AcquireUrgentGrant(ctx, 1)
+		end := time.Now()
+		if err != nil || g.N != 1 {
+			t.Fatalf("urgent grant: %d (%v)", g.N, err)
+		}
+		if wait := end.Sub(start); wait > time.Second {
+			t.Errorf("the urgent grant waited %s, more than the window", wait)
+		}
+		mu.Lock()
+		for _, at := range ordinary {
+			if at.After(start) && at.Before(end) {
+				overtaken++
+			}
+		}
+		mu.Unlock()
+	}
+	t.Logf("%d ordinary grants while urgent ones waited", overtaken)
+	// An ordinary acquire may have read the budget just before a mark came.
+	if overtaken > 1 {
+		t.Errorf("%d ordinary grants came while %d urgent ones waited, want at most 1", overtaken, rounds)
 	}
 }
