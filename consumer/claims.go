@@ -47,17 +47,38 @@ func (c *Claims) take(ctx context.Context, seq uint64, kind string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	_, rest, _ := strings.Cut(string(e.Value()), " ") // the kind
-	owner, at, _ := strings.Cut(rest, " ")
-	ms, _ := strconv.ParseInt(at, 10, 64)
+	_, owner, fresh := c.parse(e.Value())
 	switch {
 	case owner == c.owner:
 		return true, nil
-	case time.Since(time.UnixMilli(ms)) < claimStale:
+	case fresh:
 		return false, nil
 	}
 	_, err = c.KV.Update(ctx, c.key(seq), value, e.Revision())
 	return err == nil, nil // a conflict: someone else took it over first
+}
+
+// laneHolds reports whether another consumer's express lane holds the claim on seq
+// now, taking none.
+func (c *Claims) laneHolds(ctx context.Context, seq uint64) (bool, error) {
+	e, err := c.KV.Get(ctx, c.key(seq))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	kind, owner, fresh := c.parse(e.Value())
+	return kind == laneClaim && owner != c.owner && fresh, nil
+}
+
+// parse reads a claim's value: its kind (with its space), its owner, and whether it
+// is younger than claimStale.
+func (c *Claims) parse(value []byte) (kind, owner string, fresh bool) {
+	kind, rest, _ := strings.Cut(string(value), " ")
+	owner, at, _ := strings.Cut(rest, " ")
+	ms, _ := strconv.ParseInt(at, 10, 64)
+	return kind + " ", owner, time.Since(time.UnixMilli(ms)) < claimStale
 }
 
 // drop gives the claim on seq up.
@@ -74,21 +95,35 @@ func (c *Claims) purge() {
 	_ = c.KV.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(-1))
 }
 
-// claimOwnTurn takes, while the express lane may send ahead, the claim on a
-// delivered message before its decision, so that a lane (of any replica) and the
-// delivery never post it both: held reports that a lane holds it now; release, when
-// set, gives the delivery's claim up. Copies are never sent ahead.
-func (c *Consumer) claimOwnTurn(ctx context.Context, d *delivery) (held bool, release func()) {
-	if d.express != nil || c.d.Claims == nil || !c.x.engaged() || d.meta == nil || !c.x.sendsAhead(d) {
-		return false, nil
+// claimOwnTurn keeps a delivered message that an express lane (of any replica) may
+// send ahead from being posted by both: held reports that a lane holds it now;
+// careful that the decision must read the ledger (a lane may have posted it
+// already); release, when set, gives the delivery's claim up. Copies are never
+// sent ahead.
+//
+// While a lane may send ahead (engaged), the delivery takes the claim itself. With
+// this replica's lane off, another replica's may be on all the same: the watch of
+// the claims tells that late (or not at all for claims made before it started), so
+// the delivery looks at the claim, taking none, and reads the ledger. That is enough
+// because a lane sends only what the durable consumer had not delivered once its
+// claim was in place (express.send): a lane that claims after this look finds the
+// message delivered, and one that claimed before it either still holds the claim or
+// has recorded its post in the ledger.
+func (c *Consumer) claimOwnTurn(ctx context.Context, d *delivery) (held, careful bool, release func()) {
+	if d.express != nil || c.d.Claims == nil || c.x == nil || d.meta == nil || !c.x.sendsAhead(d) {
+		return false, false, nil
 	}
 	seq := d.meta.Sequence.Stream
+	if !c.x.engaged() {
+		held, err := c.d.Claims.laneHolds(ctx, seq)
+		return held && err == nil, true, nil // on an error, decided by the ledger alone
+	}
 	taken, err := c.d.Claims.take(ctx, seq, deliveryClaim)
 	switch {
 	case err != nil:
-		return false, nil // decided by the ledger alone, as without claims
+		return false, true, nil // decided by the ledger alone, as without claims
 	case !taken:
-		return true, nil
+		return true, true, nil
 	}
-	return false, func() { c.d.Claims.drop(seq) }
+	return false, true, func() { c.d.Claims.drop(seq) }
 }

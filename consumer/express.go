@@ -42,7 +42,10 @@ import (
 //     delivery reads the ledger first (mode.overtaking): the message the lane sent is
 //     acknowledged when the durable consumer delivers it, and an older version of an
 //     item whose newer one went ahead is superseded, never posted after it. Turns
-//     keep the posts of one item in this process one at a time.
+//     keep the posts of one item in this process one at a time. A replica whose
+//     own lane is off still looks at the claim of each message a lane would send
+//     and reads the ledger for it (claimOwnTurn): another replica's lane may be
+//     sending it, and the watch of the claims tells that only later.
 //   - It disengages once the budget held nothing back for disengageAfter and the ack
 //     floor passed what it sent.
 type express struct {
@@ -106,7 +109,7 @@ func (x *express) watchClaims(ctx context.Context) {
 	claims := x.c.d.Claims
 	w, err := claims.KV.Watch(ctx, claims.Prefix+">", jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
 	if err != nil {
-		x.c.d.Log.Warn().Err(err).Msg("cannot watch the express lanes' claims; a replica whose own lane is off may post what another sent ahead (coalesce makes it an update)")
+		x.c.d.Log.Warn().Err(err).Msg("cannot watch the express lanes' claims; while its own lane is off, this replica may post an older version of an item after the newer one another sent ahead (it requeues the newer one then)")
 		return
 	}
 	defer func() { _ = w.Stop() }()
@@ -338,6 +341,14 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 			return err == nil // another replica's lane has it
 		}
 		defer c.d.Claims.drop(seq)
+		// Only what the durable consumer had not delivered once the claim was in
+		// place goes ahead: a replica whose lane is off looks at the claim, taking
+		// none (claimOwnTurn), and its delivery from now on finds it.
+		info, err := c.d.Consumer.Info(ctx)
+		if err != nil {
+			return false
+		}
+		x.noteFetched(info.Delivered.Stream)
 	}
 	raw, err := c.d.Stream.GetMsg(ctx, seq)
 	switch {

@@ -324,3 +324,41 @@ func TestTheLaneAfterAStreamRecreation(t *testing.T) {
 		t.Errorf("the High item went with only %d of the new stream's 40 Low items left: it did not go ahead of them", left)
 	}
 }
+
+// TestAReplicaWhoseLaneIsOffLeavesAClaimedItem: another replica's lane holds the
+// claim on a Medium item; a replica whose own lane is off (no backlog, and its
+// watch started after the claim was made) delivers the item: it posts nothing
+// while the claim is held, and posts it once when the claim is gone. (Its delivery
+// used to post at once, while the other lane posted the same message.)
+func TestAReplicaWhoseLaneIsOffLeavesAClaimedItem(t *testing.T) {
+	t.Parallel()
+	e := newLaneRig(t)
+	e.publish("med-1", 8) // sequence 1
+	kv, err := e.js.KeyValue(context.Background(), topology.DefaultNames().BudgetBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := fmt.Sprintf("lane other-replica %d", time.Now().UnixMilli())
+	if _, err := kv.Create(context.Background(), "ahead.window.1", []byte(claim)); err != nil {
+		t.Fatal(err)
+	}
+	e.replica(100, 2*time.Second, nil) // a cap that holds nothing back: its lane stays off
+	dc, err := e.js.Consumer(context.Background(), topology.DefaultStream, topology.DefaultConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "the item delivered twice (or posted)", func() bool {
+		info, err := dc.Info(context.Background())
+		return err == nil && info.Delivered.Consumer >= 2 || e.imports("med-1") > 0
+	})
+	if n := e.imports("med-1"); n != 0 {
+		t.Fatalf("med-1 imported %d times while another replica's lane held its claim", n)
+	}
+	if err := kv.Delete(context.Background(), "ahead.window.1"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "the item sent", func() bool { return e.imports("med-1") > 0 && e.settled() })
+	if n := e.imports("med-1"); n != 1 {
+		t.Errorf("med-1 imported %d times, want 1", n)
+	}
+}

@@ -37,18 +37,20 @@ func (c *Consumer) handle(ctx context.Context, d delivery) (posted bool) {
 		return false
 	}
 	c.observe(&d)
-	if held, release := c.claimOwnTurn(ctx, &d); held {
+	held, careful, release := c.claimOwnTurn(ctx, &d)
+	if held {
 		// The express lane of a replica is sending it ahead: its redelivery, soon,
 		// finds it in the ledger.
 		if err := c.nak(d.msg, retryAhead); err != nil {
 			d.log.Warn().Err(err).Msg("nak failed; the message is redelivered after AckWait")
 		}
 		return false
-	} else if release != nil {
+	}
+	if release != nil {
 		defer release()
 	}
 	m := c.mode()
-	if d.express != nil {
+	if d.express != nil || careful {
 		m.overtaking = true // its own post may be in the ledger (another replica's lane)
 	}
 	a := decide(d.facts, d.state, m)
