@@ -36,26 +36,27 @@ const (
 	deliveryClaim = "delivery "
 )
 
-// take claims seq as kind; false when another claimant holds it now.
-func (c *Claims) take(ctx context.Context, seq uint64, kind string) (bool, error) {
+// take claims seq as kind; false when another claimant holds it now, held then
+// being the kind of its claim ("" when unknown).
+func (c *Claims) take(ctx context.Context, seq uint64, kind string) (taken bool, held string, err error) {
 	value := []byte(kind + c.owner + " " + strconv.FormatInt(time.Now().UnixMilli(), 10))
-	_, err := c.KV.Create(ctx, c.key(seq), value)
+	_, err = c.KV.Create(ctx, c.key(seq), value)
 	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return err == nil, err
+		return err == nil, "", err
 	}
 	e, err := c.KV.Get(ctx, c.key(seq))
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	_, owner, fresh := c.parse(e.Value())
+	held, owner, fresh := c.parse(e.Value())
 	switch {
 	case owner == c.owner:
-		return true, nil
+		return true, "", nil
 	case fresh:
-		return false, nil
+		return false, held, nil
 	}
 	_, err = c.KV.Update(ctx, c.key(seq), value, e.Revision())
-	return err == nil, nil // a conflict: someone else took it over first
+	return err == nil, "", nil // a conflict: someone else took it over first
 }
 
 // laneHolds reports whether another consumer's express lane holds the claim on seq
@@ -118,7 +119,7 @@ func (c *Consumer) claimOwnTurn(ctx context.Context, d *delivery) (held, careful
 		held, err := c.d.Claims.laneHolds(ctx, seq)
 		return held && err == nil, true, nil // on an error, decided by the ledger alone
 	}
-	taken, err := c.d.Claims.take(ctx, seq, deliveryClaim)
+	taken, _, err := c.d.Claims.take(ctx, seq, deliveryClaim)
 	switch {
 	case err != nil:
 		return false, true, nil // decided by the ledger alone, as without claims

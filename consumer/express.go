@@ -37,7 +37,10 @@ import (
 //     delivery; a send not made puts the item back, tried again after a pause.
 //   - A High item takes an urgent grant: the slots the budget reserves for them, not
 //     paced (budget.KV.AcquireUrgentGrant); a Medium one an ordinary grant, and the
-//     pull loop yields to it (yield), so Medium goes before Low.
+//     pull loop yields to it (yield), so Medium goes before Low. The order is
+//     global: a lane that finds another replica's lane holding the claim waits, as
+//     for a send of its own, until that claim is gone (awaitLane), so that no
+//     replica's pull loop takes the slot the other lane's send waits for.
 //   - While engaged, and until the ack floor passed everything sent ahead, every
 //     delivery reads the ledger first (mode.overtaking): the message the lane sent is
 //     acknowledged when the durable consumer delivers it, and an older version of an
@@ -256,15 +259,21 @@ func (x *express) serve(ctx, work context.Context) {
 			}
 			turn := x.inOrder[band].next()
 			sends.Go(func() {
-				defer func() { <-slots }()
-				if x.send(ctx, work, seq, band, turn) {
+				free := sync.OnceFunc(func() { <-slots })
+				defer free()
+				switch x.send(ctx, work, seq, band, turn) {
+				case aheadSettled:
 					ix.Done(seq)
-					return
-				}
-				// Not sent: back in its place after a pause (ServiceNow failing,
-				// sending paused, another replica's claim still held).
-				if sleep(fctx, retryAhead) {
-					ix.Return(seq)
+				case aheadElsewhere:
+					free() // not a send of this lane's
+					x.awaitLane(fctx, seq, band)
+					ix.Done(seq)
+				default:
+					// Not sent: back in its place after a pause (ServiceNow failing,
+					// sending paused, the claim unreadable).
+					if sleep(fctx, retryAhead) {
+						ix.Return(seq)
+					}
 				}
 			})
 			continue
@@ -316,11 +325,45 @@ func (x *express) floors(info *jetstream.ConsumerInfo, ix *backlog.Index) {
 	ix.Settled(info.AckFloor.Stream)
 }
 
+// aheadOutcome is what became of a send ahead.
+type aheadOutcome int
+
+const (
+	// aheadSettled: posted and recorded, found posted, or left to its delivery.
+	aheadSettled aheadOutcome = iota
+	// aheadRetry: not sent; the item goes back for a later try.
+	aheadRetry
+	// aheadElsewhere: another replica's lane holds the claim and sends it. The
+	// send's counts of what waits for a grant (ungranted, highUngranted) are
+	// handed on to awaitLane, which gives them up.
+	aheadElsewhere
+)
+
+// awaitLane waits, while another replica's lane holds the claim on seq (at most
+// maxYield, until ctx ends), as for a send of this lane's that has no grant yet:
+// the order of the bands is global, so this replica's pull loop yields to it, and
+// after a High item no Medium send starts here either (the grants are shared:
+// whichever replica asks when a slot frees takes it). It then gives up the counts
+// send handed on.
+func (x *express) awaitLane(ctx context.Context, seq uint64, band backlog.Band) {
+	defer func() {
+		x.ungranted.Add(-1)
+		if band == backlog.High {
+			x.highUngranted.Add(-1)
+		}
+	}()
+	deadline := time.Now().Add(maxYield)
+	for time.Now().Before(deadline) {
+		held, err := x.c.d.Claims.laneHolds(ctx, seq)
+		if err != nil || !held || !sleep(ctx, yieldRecheck) {
+			return
+		}
+	}
+}
+
 // send posts the message at seq ahead of the stream order: with an urgent grant for
-// a High item, an ordinary one for a Medium item. It reports whether the item is
-// settled as far as the lane goes — posted and recorded, found posted, or left to
-// its delivery; false puts it back for a later try.
-func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band, turn *sendTurn) (settled bool) {
+// a High item, an ordinary one for a Medium item.
+func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band, turn *sendTurn) aheadOutcome {
 	c := x.c
 	turn.wait(ctx.Done())
 	granted := false
@@ -336,9 +379,16 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 	}
 	defer unlock()
 	if c.d.Claims != nil {
-		taken, err := c.d.Claims.take(ctx, seq, laneClaim)
-		if err != nil || !taken {
-			return err == nil // another replica's lane has it
+		taken, held, err := c.d.Claims.take(ctx, seq, laneClaim)
+		switch {
+		case err != nil:
+			return aheadRetry
+		case !taken && held == laneClaim:
+			granted = true // its counts go on to awaitLane
+			turn.start()
+			return aheadElsewhere
+		case !taken:
+			return aheadSettled // its delivery has it
 		}
 		defer c.d.Claims.drop(seq)
 		// Only what the durable consumer had not delivered once the claim was in
@@ -346,29 +396,29 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 		// none (claimOwnTurn), and its delivery from now on finds it.
 		info, err := c.d.Consumer.Info(ctx)
 		if err != nil {
-			return false
+			return aheadRetry
 		}
 		x.noteFetched(info.Delivered.Stream)
 	}
 	raw, err := c.d.Stream.GetMsg(ctx, seq)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return true // gone from the stream
+		return aheadSettled // gone from the stream
 	case err != nil:
-		return false
+		return aheadRetry
 	case seq <= x.delivered.Load():
-		return true // the durable consumer delivered it meanwhile
+		return aheadSettled // the durable consumer delivered it meanwhile
 	case raw.Header.Get(topology.HeaderRequeuedFrom) != "" || raw.Header.Get(dlq.HeaderRedrivenFrom) != "":
-		return true // a copy is posted whatever the ledger says: only by its delivery
+		return aheadSettled // a copy is posted whatever the ledger says: only by its delivery
 	}
 	item, err := ionix.Decode(raw.Data)
 	if err != nil {
-		return true // its delivery dead-letters it
+		return aheadSettled // its delivery dead-letters it
 	}
 	urgent := band == backlog.High
 	g, err := c.acquireSend(ctx, urgent)
 	if err != nil {
-		return false
+		return aheadRetry
 	}
 	unlock()
 	msg := &aheadMsg{raw: raw}
@@ -384,11 +434,13 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 		c.releaseGrant(context.Background(), g, 1)
 	}
 	if left {
-		return true
+		return aheadSettled
 	}
 	// Sent and recorded — or not: the ledger says.
-	e, found, err := c.d.Ledger.Get(ctx, item.ID)
-	return err == nil && found && e.Stream == d.stream && e.StreamSeq >= seq
+	if e, found, err := c.d.Ledger.Get(ctx, item.ID); err == nil && found && e.Stream == d.stream && e.StreamSeq >= seq {
+		return aheadSettled
+	}
+	return aheadRetry
 }
 
 // expressFacts mark a delivery read ahead by the express lane.
