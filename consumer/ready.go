@@ -20,6 +20,10 @@ type SendSlots interface {
 // gives the slot back first.
 const renewNow = 50 * time.Millisecond
 
+// giveBackTimeout bounds the give-back of a stale grant when no shared send slot is
+// held (a budget write's own bound).
+const giveBackTimeout = 5 * time.Second
+
 // readyToSend waits until the delivery may be posted, and returns what frees its
 // send slot (call it when ServiceNow answered):
 //   - the pause ServiceNow imposed with a 429 is over (waited here, not inside the
@@ -50,9 +54,16 @@ func (c *Consumer) readyToSend(ctx context.Context, d *delivery) (release func()
 		if d.grant == nil || c.d.Budget.Fresh(*d.grant) {
 			return release, nil
 		}
-		// In the slot, both bounded: a busy budget key holds up no other tenant's
-		// posts. A give-back cut short leaves the send counted: conservative.
-		gaveBack, cancel := context.WithTimeout(context.Background(), renewNow)
+		// In a shared slot, both bounded: a busy budget key holds up no other
+		// tenant's posts. A give-back cut short leaves the send counted
+		// (conservative), its slot lost for a window; so without shared slots,
+		// where it holds up nothing, the give-back is not cut short (a budget
+		// write on a loaded machine can take longer than renewNow).
+		giveBackFor := renewNow
+		if c.d.Slots == nil {
+			giveBackFor = giveBackTimeout
+		}
+		gaveBack, cancel := context.WithTimeout(context.Background(), giveBackFor)
 		c.releaseGrant(gaveBack, *d.grant, 1)
 		cancel()
 		now, cancel := context.WithTimeout(ctx, renewNow)

@@ -230,3 +230,43 @@ func TestShutdownAfterARenewalGivesEveryGrantBack(t *testing.T) {
 		t.Errorf("over-released: %v", b.over)
 	}
 }
+
+// slowGiveBack is a scriptBudget whose give-backs take 80ms (the KV write on a
+// loaded machine); one whose context ends first is cut short, and counted.
+type slowGiveBack struct {
+	*scriptBudget
+	cut atomic.Int64
+}
+
+func (b *slowGiveBack) ReleaseGrant(ctx context.Context, g budget.Grant, n int) error {
+	t := time.NewTimer(80 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		b.cut.Add(1)
+		return ctx.Err()
+	}
+	return b.scriptBudget.ReleaseGrant(ctx, g, n)
+}
+
+// TestAStaleGrantsGiveBackIsNotCutShortWithoutSharedSlots: a stale grant is given
+// back before its renewal; without shared send slots that give-back holds up no
+// one, and is not cut short when the budget's write is slow — cut short it would
+// leave the stale send counted, and the window a send short.
+func TestAStaleGrantsGiveBackIsNotCutShortWithoutSharedSlots(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, mapping.Filter{}, emulator.Options{})
+	b := &slowGiveBack{scriptBudget: newScriptBudget(10*time.Second, func(int, context.Context) (time.Duration, error) { return 0, nil })}
+	d := r.deps(r.topo.Consumer)
+	d.Budget = b
+	c := r.run(t, d, consumer.Options{Concurrency: 1, PullAhead: -1, Mapping: mapping.DefaultOptions(), FetchWait: 200 * time.Millisecond})
+	r.publish(t, item("slowback-1", "Open SMB", "Vulnerability", 8, "2026-10-01T08:00:00Z"))
+	testkit.WaitFor(t, 10*time.Second, "posted", func() bool { return c.Stats().Created == 1 })
+	if n := b.cut.Load(); n != 0 {
+		t.Errorf("%d give-backs of a stale grant cut short", n)
+	}
+	if len(b.over) > 0 {
+		t.Errorf("over-released: %v", b.over)
+	}
+}
