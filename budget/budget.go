@@ -25,6 +25,9 @@ type Budget interface {
 type Grant struct {
 	N  int
 	At time.Time
+	// Tight: right after it, an ordinary grant would have had to wait — the cap
+	// binds, so a backlog is likely and an express lane may send ahead (SPEC §10).
+	Tight bool
 }
 
 // Granter is a Budget that tells its grants apart, so that unused sends are

@@ -329,7 +329,9 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 		b.mine = b.w.expire(b.mine, b.now().UnixMilli())
 		b.mine = b.mine.put(k, int64(n))
 		b.mu.Unlock()
-		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q))}, nil
+		paced, limit, _ = b.rule(out, now, false)
+		tight := paced < 1 || out.total() >= limit
+		return Grant{N: n, At: time.UnixMilli(max(now, k*b.w.q)), Tight: tight}, nil
 	}
 }
 

@@ -115,6 +115,10 @@ func (c *Consumer) claimOwnTurn(ctx context.Context, d *delivery) (held, careful
 		return false, false, nil
 	}
 	seq := d.meta.Sequence.Stream
+	if !c.x.engaged() && (d.grant == nil || !d.grant.Tight) {
+		// The cap does not bind: no lane of any replica has engaged for this send.
+		return false, false, nil
+	}
 	if !c.x.engaged() {
 		held, err := c.d.Claims.laneHolds(ctx, seq)
 		return held && err == nil, true, nil // on an error, decided by the ledger alone

@@ -342,7 +342,9 @@ func TestAReplicaWhoseLaneIsOffLeavesAClaimedItem(t *testing.T) {
 	if _, err := kv.Create(context.Background(), "ahead.window.1", []byte(claim)); err != nil {
 		t.Fatal(err)
 	}
-	e.replica(100, 2*time.Second, nil) // a cap that holds nothing back: its lane stays off
+	// Its lane stays off (nothing held back yet), but its grant leaves no room
+	// (paced, a burst of 1): the cap binds, another replica's lane may be on.
+	e.replica(100, 2*time.Second, nil)
 	dc, err := e.js.Consumer(context.Background(), topology.DefaultStream, topology.DefaultConsumer)
 	if err != nil {
 		t.Fatal(err)
