@@ -114,9 +114,8 @@ type KV struct {
 	// onHold, when set, is called each time an acquire sleeps because the window or
 	// the pace grants nothing now (OnHold).
 	onHold atomic.Pointer[func()]
-	// heldAt is when an acquire last held back (Unix ms); markedAt when this
-	// process last marked an urgent acquire waiting (urgent.go), 0 when it has no mark.
-	heldAt, markedAt atomic.Int64
+	// urgent is the mark of urgent acquires that wait (urgent.go).
+	urgent urgentMark
 
 	mu   sync.Mutex
 	mine ledger // live grants this process made and has not released, per slice
@@ -275,9 +274,12 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 	if want <= 0 {
 		return Grant{}, ctx.Err()
 	}
-	if urgent {
-		defer b.unmarkUrgent(ctx)
-	}
+	marked := false // an urgent acquire that waits, counted until it returns
+	defer func() {
+		if marked {
+			b.unmarkUrgent(ctx)
+		}
+	}()
 	for conflicts := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return Grant{}, err
@@ -287,22 +289,23 @@ func (b *KV) acquire(ctx context.Context, want int, urgent bool) (Grant, error) 
 			return Grant{}, err
 		}
 		now := b.now().UnixMilli()
-		if !urgent {
-			if until := b.urgentWaits(ctx, now); until > 0 {
-				if !b.holdFor(ctx, now, time.Duration(until-now)*time.Millisecond) {
-					return Grant{}, ctx.Err()
-				}
-				continue
-			}
-		}
 		l, folds = b.live(l, now, folds)
+		// Where the window is nearly spent, an ordinary grant could take the slot an
+		// urgent acquire waits for.
+		if !urgent && l.total()+int64(want) >= int64(b.max)-b.reserve && b.urgentWaits(ctx) {
+			if !b.hold(ctx, b.poll) {
+				return Grant{}, ctx.Err()
+			}
+			continue
+		}
 		paced, limit, next := b.rule(l, now, urgent)
 		out, n, k := b.w.grantWithin(l, now, min(int64(want), paced), limit)
 		if n == 0 {
 			if urgent {
-				b.markUrgent(ctx, now)
+				b.markUrgent(ctx, !marked)
+				marked = true
 			}
-			if !b.holdFor(ctx, now, time.Duration(next-now)*time.Millisecond) {
+			if !b.hold(ctx, time.Duration(next-now)*time.Millisecond) {
 				return Grant{}, ctx.Err()
 			}
 			continue

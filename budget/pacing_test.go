@@ -2,6 +2,7 @@ package budget_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,5 +154,30 @@ func TestAnUrgentGrantWaitingComesBeforeOrdinaryOnesOfEveryReplica(t *testing.T)
 	// An ordinary acquire may have read the budget just before a mark came.
 	if overtaken > 1 {
 		t.Errorf("%d ordinary grants came while %d urgent ones waited, want at most 1", overtaken, rounds)
+	}
+}
+
+// TestALeftBehindUrgentMarkHoldsBackForAFewPollsOnly: a mark whose writer died (or
+// whose clock runs ahead) holds ordinary grants back for three polls of the
+// reader's clock at most, whatever it says.
+func TestALeftBehindUrgentMarkHoldsBackForAFewPollsOnly(t *testing.T) {
+	kv := budgetBucket(t, budgetServer(t, t.TempDir(), "").ClientURL())
+	const poll = 50 * time.Millisecond
+	b := newBudget(t, kv, 10, time.Minute, budget.WithPoll(poll))
+	if g, err := b.AcquireGrant(context.Background(), 9); err != nil || g.N != 9 {
+		t.Fatalf("the window nearly spent: %d (%v)", g.N, err)
+	}
+	ahead := time.Now().Add(time.Hour).UnixMilli() // a writer an hour ahead
+	if _, err := kv.Put(context.Background(), "urgent.window", []byte(strconv.FormatInt(ahead, 10))); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if g, err := b.AcquireGrant(ctx, 1); err != nil || g.N != 1 {
+		t.Fatalf("the last slot: %d (%v)", g.N, err)
+	}
+	if waited := time.Since(start); waited < poll || waited > 3*poll+time.Second {
+		t.Errorf("held back %s by a mark nobody renews, want about three polls (%s)", waited, 3*poll)
 	}
 }
