@@ -75,8 +75,10 @@ type express struct {
 	// last seen: this replica's deliveries claim and read the ledger too, even
 	// while its own lane is off.
 	othersAt atomic.Int64
-	// stopServing ends the lane's serve (streamChanged).
+	// stopServing ends the lane's serve (streamChanged); gen counts the changes of
+	// the stream instance.
 	stopServing atomic.Pointer[context.CancelFunc]
+	gen         atomic.Uint64
 }
 
 const (
@@ -150,17 +152,40 @@ func (x *express) held() {
 
 // streamChanged forgets the sequences of a stream that was created again: the new
 // instance counts from 1, and the lane, if on, stops following the old one (the next
-// hold engages it on the new one).
+// hold engages it on the new one); its sends not made yet are dropped (send).
 func (x *express) streamChanged() {
 	if x == nil {
 		return
 	}
+	x.gen.Add(1)
 	if stop := x.stopServing.Load(); stop != nil {
 		(*stop)()
 	}
+	x.ix.Store(nil)
 	x.delivered.Store(0)
 	x.ahead.Store(0)
 	x.floor.Store(0)
+}
+
+// instanceAt is a stream instance as the lane saw it: its id, and the count of
+// streamChanged then.
+type instanceAt struct {
+	stream string
+	gen    uint64
+}
+
+// instanceNow reads the instance with the count it belongs to: setStream stores a
+// new instance before it counts the change, so an instance read between the two
+// goes with the count of before, and what the lane takes with it is dropped for
+// nothing at worst; a change counted while it was read is read again.
+func (x *express) instanceNow() instanceAt {
+	for {
+		gen := x.gen.Load()
+		stream := x.c.streamID()
+		if x.gen.Load() == gen {
+			return instanceAt{stream: stream, gen: gen}
+		}
+	}
 }
 
 // noteFetched records that the durable consumer delivered seq to this replica.
@@ -197,10 +222,21 @@ func (x *express) run(ctx, work context.Context) {
 func (x *express) serve(ctx, work context.Context) {
 	c := x.c
 	log := c.d.Log.With().Str("lane", "express").Logger()
-	info, err := c.d.Consumer.Info(ctx)
+	// The stream instance this serve is for: what it reads and sends is that
+	// instance's (streamChanged ends it, and drops what it has not sent yet).
+	at := x.instanceNow()
+	fctx, stopFollowing := context.WithCancel(ctx)
+	x.stopServing.Store(&stopFollowing)
+	defer stopFollowing()
+	info, err := c.d.Consumer.Info(fctx)
 	if err != nil {
-		log.Warn().Err(err).Msg("cannot read the durable consumer; High items keep the stream order")
+		if fctx.Err() == nil {
+			log.Warn().Err(err).Msg("cannot read the durable consumer; High items keep the stream order")
+		}
 		return
+	}
+	if x.gen.Load() != at.gen {
+		return // the stream was created again while its consumer was read
 	}
 	subjects := info.Config.FilterSubjects
 	if len(subjects) == 0 && info.Config.FilterSubject != "" {
@@ -208,8 +244,6 @@ func (x *express) serve(ctx, work context.Context) {
 	}
 	ix := backlog.NewIndex()
 	x.ix.Store(ix)
-	fctx, stopFollowing := context.WithCancel(ctx)
-	x.stopServing.Store(&stopFollowing)
 	followed := make(chan struct{})
 	slots := make(chan struct{}, c.o.Concurrency)
 	var sends sync.WaitGroup
@@ -261,7 +295,7 @@ func (x *express) serve(ctx, work context.Context) {
 			sends.Go(func() {
 				free := sync.OnceFunc(func() { <-slots })
 				defer free()
-				switch x.send(ctx, work, seq, band, turn) {
+				switch x.send(ctx, work, at, seq, band, turn) {
 				case aheadSettled:
 					ix.Done(seq)
 				case aheadElsewhere:
@@ -363,7 +397,7 @@ func (x *express) awaitLane(ctx context.Context, seq uint64, band backlog.Band) 
 
 // send posts the message at seq ahead of the stream order: with an urgent grant for
 // a High item, an ordinary one for a Medium item.
-func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band, turn *sendTurn) aheadOutcome {
+func (x *express) send(ctx, work context.Context, at instanceAt, seq uint64, band backlog.Band, turn *sendTurn) aheadOutcome {
 	c := x.c
 	turn.wait(ctx.Done())
 	granted := false
@@ -400,6 +434,9 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 		}
 		x.noteFetched(info.Delivered.Stream)
 	}
+	if x.gen.Load() != at.gen {
+		return aheadSettled // seq counts in a stream that was since created again
+	}
 	raw, err := c.d.Stream.GetMsg(ctx, seq)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -421,11 +458,15 @@ func (x *express) send(ctx, work context.Context, seq uint64, band backlog.Band,
 		return aheadRetry
 	}
 	unlock()
+	if x.gen.Load() != at.gen {
+		c.releaseGrant(context.Background(), g, 1)
+		return aheadSettled // the message is the old instance's: not posted as the new one's
+	}
 	msg := &aheadMsg{raw: raw}
 	t := c.locks.reserve(item.ID)
 	defer t.done()
 	left := false
-	d := delivery{msg: msg, meta: msg.meta(), item: item, turn: t, stream: c.streamID(),
+	d := delivery{msg: msg, meta: msg.meta(), item: item, turn: t, stream: at.stream,
 		express: &expressFacts{urgent: urgent, left: &left}, grant: &g, stop: ctx}
 	// Deliveries read the ledger from before the request on (the flag is set before
 	// it, dropped by nothing if it was not made: only the ack floor lowers it).
