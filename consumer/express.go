@@ -432,6 +432,9 @@ func (x *express) send(ctx, work context.Context, at instanceAt, seq uint64, ban
 		if err != nil {
 			return aheadRetry
 		}
+		if x.gen.Load() != at.gen {
+			return aheadSettled // the info may be the old instance's consumer's
+		}
 		x.noteFetched(info.Delivered.Stream)
 	}
 	if x.gen.Load() != at.gen {
