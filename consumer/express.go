@@ -295,7 +295,9 @@ func (x *express) serve(ctx, work context.Context) {
 			sends.Go(func() {
 				free := sync.OnceFunc(func() { <-slots })
 				defer free()
-				switch x.send(ctx, work, at, seq, band, turn) {
+				// The waits end with the serve (a disengage, a stream created again);
+				// a post under way goes on, on work.
+				switch x.send(fctx, work, at, seq, band, turn) {
 				case aheadSettled:
 					ix.Done(seq)
 				case aheadElsewhere:
